@@ -1,0 +1,60 @@
+"""A folder of the user's own images (PNG, JPEG, ...): resized, grey or RGB, labelled by subfolder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vaekit.data.errors import DataError
+
+__all__ = ["IMAGE_SUFFIXES", "load_folder_arrays"]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def _read_image(path: Path, size: int, channels: int) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: not a readable image ({e}); remove or replace it") from None
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+def load_folder_arrays(folder: str | Path, size: int = 28, channels: int = 1, seed: int = 0,
+                       valid_fraction: float = 0.1, test_fraction: float = 0.1
+                       ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Images (N, C, size, size) in [0, 1], split train/valid/test by a seeded shuffle.
+
+    Labels come from first-level subfolders (class names, sorted); images directly in the folder get
+    one class named after the folder.
+    """
+    root = Path(folder).expanduser()
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if not root.is_dir():
+        raise DataError(f"{root}: image folder not found; pass an existing folder with --data-dir")
+    try:
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    except OSError as e:
+        raise DataError(f"{root}: cannot list the folder ({e.strerror}); check its permissions") from None
+    if not files:
+        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
+                        "point --data-dir at a folder of images")
+    if len(files) < 3:
+        raise DataError(f"{root}: only {len(files)} image(s); at least 3 are needed for train/valid/test splits")
+    class_of = [p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else root.name for p in files]
+    classes = sorted(set(class_of))
+    index = {c: i for i, c in enumerate(classes)}
+    images = np.stack([_read_image(p, size, channels) for p in files])
+    labels = np.array([index[c] for c in class_of], dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(len(files))
+    n_valid = max(1, int(round(valid_fraction * len(files))))
+    n_test = max(1, int(round(test_fraction * len(files))))
+    parts = {"valid": order[:n_valid], "test": order[n_valid:n_valid + n_test], "train": order[n_valid + n_test:]}
+    return {k: (images[v], labels[v]) for k, v in parts.items()}, classes

@@ -1,0 +1,98 @@
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from torch.distributions import Categorical, Independent, Normal, kl_divergence
+
+from vaekit import math as vm
+
+
+def test_kl_discrete_worked_example():
+    assert vm.kl_discrete([0.2, 0.4, 0.4], [0.4, 0.2, 0.4]) == pytest.approx(0.2 * math.log(0.5) + 0.4 * math.log(2))
+    assert round(vm.kl_discrete([0.2, 0.4, 0.4], [0.4, 0.2, 0.4]), 4) == 0.1386
+
+
+def test_kl_discrete_matches_torch_and_scipy_on_random_distributions():
+    g = torch.Generator().manual_seed(3)
+    p = torch.softmax(torch.randn(50, 7, generator=g, dtype=torch.float64), -1)
+    q = torch.softmax(torch.randn(50, 7, generator=g, dtype=torch.float64), -1)
+    ours = vm.kl_discrete(p, q)
+    torch_kl = kl_divergence(Categorical(probs=p), Categorical(probs=q))
+    scipy_kl = torch.tensor([scipy.stats.entropy(a, b) for a, b in zip(p.numpy(), q.numpy(), strict=True)])
+    torch.testing.assert_close(ours, torch_kl)
+    torch.testing.assert_close(ours, scipy_kl)
+    assert (ours >= 0).all()
+
+
+def test_kl_discrete_zero_terms_and_infinite_support_mismatch():
+    assert vm.kl_discrete([0.0, 1.0], [0.5, 0.5]) == pytest.approx(math.log(2))
+    assert vm.kl_discrete([0.5, 0.5], [1.0, 0.0]) == math.inf
+    assert vm.kl_discrete([0.3, 0.7], [0.3, 0.7]) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("p", "q", "message"),
+    [
+        ([0.5, -0.1, 0.6], [0.3, 0.3, 0.4], "negative"),
+        ([0.5, 0.6], [0.5, 0.5], "sum to 1"),
+        ([0.5, 0.5], [0.2, 0.3, 0.5], "same shape"),
+        ([float("nan"), 1.0], [0.5, 0.5], "NaN"),
+    ],
+)
+def test_kl_discrete_rejects_non_distributions(p, q, message):
+    with pytest.raises(ValueError, match=message):
+        vm.kl_discrete(p, q)
+
+
+def _diag(mu, logvar):
+    return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+
+
+def test_kl_normal_std_matches_torch_in_float64():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(64, 8, generator=g, dtype=torch.float64) * 2
+    logvar = torch.randn(64, 8, generator=g, dtype=torch.float64)
+    expected = kl_divergence(_diag(mu, logvar), _diag(torch.zeros_like(mu), torch.zeros_like(mu)))
+    torch.testing.assert_close(vm.kl_normal_std(mu, logvar), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_kl_normal_general_matches_torch_and_reduces_to_std():
+    g = torch.Generator().manual_seed(1)
+    a, b, c, d = (torch.randn(32, 5, generator=g, dtype=torch.float64) for _ in range(4))
+    torch.testing.assert_close(vm.kl_normal(a, b, c, d), kl_divergence(_diag(a, b), _diag(c, d)), rtol=1e-12, atol=1e-12)
+    zeros = torch.zeros_like(a)
+    torch.testing.assert_close(vm.kl_normal(a, b, zeros, zeros), vm.kl_normal_std(a, b))
+
+
+def test_kl_normal_std_agrees_with_monte_carlo():
+    mu = torch.tensor([0.7, -1.2], dtype=torch.float64)
+    logvar = torch.tensor([-0.5, 0.4], dtype=torch.float64)
+    q = _diag(mu, logvar)
+    z = q.sample((200_000,))
+    mc = q.log_prob(z) - _diag(torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)).log_prob(z)
+    se = mc.std() / math.sqrt(len(mc))
+    assert abs(mc.mean() - vm.kl_normal_std(mu, logvar)) < 4 * se
+
+
+def test_log_normal_pdf_matches_torch_and_scipy():
+    g = torch.Generator().manual_seed(2)
+    x, mean, logvar = (torch.randn(100, generator=g, dtype=torch.float64) for _ in range(3))
+    ours = vm.log_normal_pdf(x, mean, logvar)
+    torch.testing.assert_close(ours, Normal(mean, torch.exp(0.5 * logvar)).log_prob(x))
+    sp = scipy.stats.norm.logpdf(x.numpy(), mean.numpy(), np.exp(0.5 * logvar.numpy()))
+    np.testing.assert_allclose(ours.numpy(), sp, rtol=1e-12)
+
+
+def test_reparameterize_has_the_right_moments_and_gradients():
+    mu = torch.tensor([1.0, -2.0], requires_grad=True)
+    logvar = torch.tensor([0.0, math.log(4.0)], requires_grad=True)
+    eps = torch.randn(100_000, 2, generator=torch.Generator().manual_seed(0))
+    z = vm.reparameterize(mu, logvar, eps)
+    torch.testing.assert_close(z.mean(0), mu.detach(), atol=0.03, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.tensor([1.0, 2.0]), atol=0.03, rtol=0)
+    z.sum().backward()
+    # d z / d mu = 1 per sample; d z / d logvar = 0.5 sigma eps, which averages to ~0
+    torch.testing.assert_close(mu.grad, torch.full((2,), 100_000.0))
+    assert abs(logvar.grad[1].item()) < 0.05 * 100_000
