@@ -1,0 +1,319 @@
+"""The `vaekit` command. Each subcommand is a few lines over the library; bad input exits 2 with one sentence."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from vaekit import __version__
+
+TRAIN_HELP = {
+    "run_dir": "where the run is written (config.json, model.safetensors, metrics.jsonl, figures/)",
+    "dataset": "mnist (embedded), fashion-mnist, or folder (with --data-dir)",
+    "data_dir": "folder with IDX files (MNIST/Fashion-MNIST) or images (folder); also $VAEKIT_DATA",
+    "image_size": "side of the square images for --dataset folder",
+    "channels": "1 (grey) or 3 (RGB) for --dataset folder",
+    "binarization": "dynamic (fresh draw each epoch), static (one draw), none (grey levels)",
+    "train_size": "train on the first N training images only (quick runs)",
+    "eval_size": "evaluate each epoch on the first N validation images (default all)",
+    "model": "ae, vae (beta-VAE with --beta), iwae (trains on iwae_bound with --k), cvae",
+    "arch": "mlp, conv (two stride-2 convs), resnet (deeper residual conv net)",
+    "latent_dim": "dimensions of z",
+    "hidden": "MLP layer widths, comma-separated, e.g. 400 or 512,256",
+    "width": "channels of the resnet arch",
+    "likelihood": "bernoulli (binary pixels), gaussian (squared error), continuous_bernoulli",
+    "gaussian_scale": "standard deviation of the gaussian likelihood (its starting value with --learn-scale)",
+    "learn_scale": "learn the gaussian likelihood's scale (one scalar)",
+    "conditioning": "cvae: input (label to encoder and decoder) or prior (learned class means, Su's scheme)",
+    "beta": "KL weight; > 1 makes a beta-VAE",
+    "kl": "analytic (closed form) or mc (Monte Carlo on the sample)",
+    "k": "importance samples for --model iwae",
+    "epochs": "passes over the training set",
+    "batch_size": "global batch size (split over processes under torchrun)",
+    "lr": "AdamW learning rate",
+    "weight_decay": "AdamW weight decay (0 gives Adam)",
+    "grad_clip": "clip the gradient norm at this value (0: off)",
+    "schedule": "learning-rate schedule: cosine or constant",
+    "kl_warmup": "epochs over which the KL weight ramps from 0 to --beta",
+    "max_minutes": "stop after this many minutes of training, saving the model",
+    "seed": "seed for shuffling, binarization and initialisation",
+    "device": "auto (CUDA, then MPS, then CPU), cpu, cuda, mps",
+    "tensorboard": "also write TensorBoard logs (if tensorboard is installed)",
+    "keep_checkpoints": "how many epoch checkpoints to keep",
+}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 512,256, got {text!r}") from None
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    from vaekit.config import TrainConfig
+
+    parser.add_argument("--config", help="TOML file whose keys are these options; flags given here win")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    for f in fields(TrainConfig):
+        if f.name not in TRAIN_HELP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if kind == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=TRAIN_HELP[f.name])
+            continue
+        convert = _int_list if "list" in kind else int if "int" in kind else float if "float" in kind else str
+        parser.add_argument(flag, type=convert, default=None, help=TRAIN_HELP[f.name])
+
+
+def _train_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from vaekit.config import TrainConfig, load_config_file
+
+    given = {k: v for k, v in vars(args).items() if k in TRAIN_HELP and v is not None}
+    values = load_config_file(args.config) if args.config else {}
+    values.update(given)
+    return TrainConfig.from_dict(values, source=args.config or "command line"), given
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from vaekit.train import Trainer, resume_config
+
+    if args.resume:
+        given = {k: v for k, v in vars(args).items() if k in TRAIN_HELP and v is not None and k != "run_dir"}
+        config = resume_config(args.run_dir or "runs/vae", given)
+    else:
+        config, _ = _train_config(args)
+    trainer = Trainer(config, resume=args.resume)
+    trainer.fit()
+    if trainer.dist.is_main:
+        from vaekit.plots import save_reconstructions, save_samples
+
+        figures = Path(config.run_dir) / "figures"
+        x, y = trainer.valid_images[:32], trainer.valid_labels[:32]
+        trainer.model.eval()
+        print(save_samples(trainer.model, figures / "samples.png", 64, label=None if config.model != "cvae" else 0))
+        print(save_reconstructions(trainer.model, x, y, figures / "reconstructions.png"))
+
+
+def _open_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The model of RUN, its settings, and its dataset."""
+    import torch
+
+    from vaekit.data import load_dataset
+    from vaekit.runs import load, read_run_config
+    from vaekit.train import select_device
+
+    config = read_run_config(Path(args.run))
+    device = select_device(getattr(args, "device", "cpu") or "cpu")
+    model = load(args.run, device=device)
+    if getattr(args, "seed", None) is not None:
+        torch.manual_seed(args.seed)
+    data = load_dataset(config["dataset"], config.get("data_dir"), config["image_size"], config["channels"],
+                        config["seed"])
+    return model, config, data
+
+
+def _test_images(config: dict[str, Any], data: Any, n: int | None) -> tuple[Any, Any]:
+    from vaekit.evaluate import eval_images
+
+    return eval_images(data.test, config["binarization"], n)
+
+
+def _figure_path(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.out) if args.out else Path(args.run) / "figures" / name
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from vaekit.evaluate import elbo_metrics, estimate_nll, protocol_name
+    from vaekit.runs import atomic_write_text
+
+    model, config, data = _open_run(args)
+    x, y = _test_images(config, data, args.limit)
+    device = next(model.parameters()).device
+    result: dict[str, Any] = {"run": str(args.run), "split": "test", "images": len(x),
+                              "protocol": protocol_name(config["binarization"]), "seed": args.seed}
+    metrics = elbo_metrics(model, x, y, device=device)
+    result.update(metrics)
+    if "elbo" in metrics:
+        print(f"elbo: {metrics['elbo']:.2f} nats (log-likelihood {metrics['log_likelihood']:.2f}, "
+              f"kl {metrics['kl']:.2f}; {len(x)} test images)")
+    else:
+        print(f"reconstruction log-likelihood: {metrics['log_likelihood']:.2f} nats ({len(x)} test images); "
+              "an autoencoder has no ELBO or NLL")
+    if config["model"] != "ae" and args.k > 0:
+        with tqdm(total=len(x), desc=f"nll k={args.k}", disable=not sys.stderr.isatty(), leave=False) as bar:
+            nll = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                               protocol=protocol_name(config["binarization"]),
+                               continuous=config["binarization"] == "none", device=device, progress=bar.update)
+        print(nll.line())
+        result["nll"] = nll.to_dict()
+    out = Path(args.run) / "eval.json"
+    atomic_write_text(out, json.dumps(result, indent=2))
+    print(out)
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from vaekit.plots import save_samples
+
+    model, _, _ = _open_run(args)
+    name = "samples.png" if args.label is None else f"samples-label{args.label}.png"
+    print(save_samples(model, _figure_path(args, name), args.n, label=args.label))
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from vaekit.plots import save_reconstructions
+
+    model, config, data = _open_run(args)
+    x, y = _test_images(config, data, args.n)
+    print(save_reconstructions(model, x, y, _figure_path(args, "reconstructions.png")))
+
+
+def cmd_interpolate(args: argparse.Namespace) -> None:
+    from vaekit.plots import save_interpolation
+
+    model, config, data = _open_run(args)
+    x, y = _test_images(config, data, 2 * args.rows)
+    print(save_interpolation(model, x, y, _figure_path(args, "interpolation.png"), steps=args.steps))
+
+
+def cmd_manifold(args: argparse.Namespace) -> None:
+    from vaekit.plots import save_manifold
+
+    model, config, data = _open_run(args)
+    x, y = _test_images(config, data, 2000)
+    path, axes = save_manifold(model, _figure_path(args, "manifold.png"), n=args.n, images=x, labels=y)
+    print(f"grid over {axes}", file=sys.stderr)
+    print(path)
+
+
+def cmd_latent(args: argparse.Namespace) -> None:
+    from vaekit.plots import save_latent_scatter
+
+    model, config, data = _open_run(args)
+    x, y = _test_images(config, data, args.n)
+    print(save_latent_scatter(model, x, y, _figure_path(args, "latent.png"), data.class_names))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from vaekit.config import TrainConfig
+    from vaekit.evaluate import elbo_metrics, eval_images, protocol_name
+    from vaekit.plots import save_manifold, save_reconstructions, save_samples
+    from vaekit.train import Trainer
+
+    base = Path(args.run_dir)
+    run_dir, i = base, 1
+    while (run_dir / "config.json").exists():
+        i += 1
+        run_dir = base.with_name(f"{base.name}-{i}")
+    print(f"training the flagship: conv VAE, Bernoulli likelihood, dynamic binarization, MNIST, "
+          f"{args.minutes:g} minutes -> {run_dir}")
+    config = TrainConfig(run_dir=str(run_dir), model="vae", arch="conv", latent_dim=16, epochs=args.epochs,
+                         max_minutes=args.minutes, device=args.device)
+    trainer = Trainer(config)
+    trainer.fit()
+    model = trainer.model.eval()
+    figures = run_dir / "figures"
+    print(save_samples(model, figures / "samples.png", 64))
+    print(save_reconstructions(model, trainer.valid_images[:32], trainer.valid_labels[:32], figures / "reconstructions.png"))
+    x, y = eval_images(trainer.data.test, config.binarization)
+    print(save_manifold(model, figures / "manifold.png", images=x[:2000], labels=y[:2000])[0])
+    m = elbo_metrics(model, x, y, device=trainer.device)
+    print(f"test elbo: {m['elbo']:.2f} nats (log-likelihood {m['log_likelihood']:.2f}, kl {m['kl']:.2f}; "
+          f"{len(x)} test images, {protocol_name(config.binarization)})")
+    print(f"next: vaekit evaluate {run_dir} --k 1000 --limit 1000   (test NLL by importance sampling)")
+
+
+def _run_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("run", help="run directory written by `vaekit train`")
+    p.add_argument("--out", help="where to write the PNG (default RUN/figures/...)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random draws")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `vaekit` command."""
+    parser = argparse.ArgumentParser(prog="vaekit", description="Train, evaluate and explore the VAE family.")
+    parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model", description="Train a model of the VAE family.")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = _run_parser(sub, "evaluate", "test ELBO, and test NLL in nats by importance sampling")
+    p.add_argument("--k", type=int, default=5000, help="importance samples per image (5000: the standard; 0: skip NLL)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test images (default all)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per batch")
+    p.add_argument("--chunk-size", type=int, default=500, help="samples per chunk (bounds memory)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = _run_parser(sub, "sample", "a grid of samples from the model")
+    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("--label", type=int, default=None, help="class to draw (cvae runs)")
+    p.set_defaults(func=cmd_sample)
+
+    p = _run_parser(sub, "reconstruct", "test images and their reconstructions")
+    p.add_argument("-n", type=int, default=32, help="number of test images")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = _run_parser(sub, "interpolate", "decoded straight lines between pairs of test images' codes")
+    p.add_argument("--rows", type=int, default=8, help="number of pairs")
+    p.add_argument("--steps", type=int, default=10, help="images per line")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = _run_parser(sub, "manifold", "the 2-D latent grid decoded (principal plane for larger latents)")
+    p.add_argument("-n", type=int, default=20, help="grid side")
+    p.set_defaults(func=cmd_manifold)
+
+    p = _run_parser(sub, "latent", "test codes scattered and coloured by label (PCA above 2-D)")
+    p.add_argument("-n", type=int, default=5000, help="number of test images")
+    p.set_defaults(func=cmd_latent)
+
+    p = sub.add_parser("demo", help="train the flagship conv VAE on MNIST for a few minutes and draw it")
+    p.add_argument("--run-dir", default="runs/demo")
+    p.add_argument("--minutes", type=float, default=4.0)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a subcommand; known bad input prints `vaekit: error: ...` and exits 2."""
+    from vaekit.config import ConfigError
+    from vaekit.data import DataError
+    from vaekit.runs import RunError
+    from vaekit.train import TrainingDiverged
+
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        args.func(args)
+    except (DataError, ConfigError, RunError) as e:
+        print(f"vaekit: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"vaekit: training stopped: {e}", file=sys.stderr)
+        return 3
+    except ValueError as e:  # bad values caught by the library's own checks (labels, sizes, ...)
+        print(f"vaekit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vaekit: interrupted after {time.perf_counter() - start:.0f}s; "
+              "the last checkpoint is intact (resume with --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""What defines a model: saved as JSON in the run directory, so `vaekit.load` can rebuild it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "ModelConfig"]
+
+MODELS = ("ae", "vae", "iwae", "cvae")
+CONDITIONINGS = ("input", "prior")
+KL_ESTIMATORS = ("analytic", "mc")
+
+
+@dataclass
+class ModelConfig:
+    """The network and objective of one model; `beta` > 1 makes a beta-VAE, `k` is IWAE's sample count."""
+
+    model: str = "vae"
+    arch: str = "conv"
+    latent_dim: int = 16
+    hidden: list[int] = field(default_factory=lambda: [512, 256])
+    width: int = 64
+    likelihood: str = "bernoulli"
+    gaussian_scale: float = 0.1
+    learn_scale: bool = False
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    num_classes: int = 10
+    conditioning: str = "input"
+    beta: float = 1.0
+    kl: str = "analytic"
+    k: int = 5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "image_shape" in kwargs:
+            kwargs["image_shape"] = tuple(kwargs["image_shape"])
+        return cls(**kwargs)

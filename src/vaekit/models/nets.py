@@ -1,0 +1,183 @@
+"""Encoder and decoder networks: MLP, the classic two-stride conv net, and a deeper residual conv net.
+
+Encoders map (B, C, H, W) to a flat vector of `out_dim`; decoders map (B, in_dim) to (B, C', H, W)
+parameters. What the numbers mean (mean, log-variance, logits) is the model's business, not the net's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ARCHS", "build_encoder", "build_decoder"]
+
+ARCHS = ("mlp", "conv", "resnet")
+
+
+class MLPEncoder(nn.Module):
+    """Flatten, then Linear-ReLU layers, then a linear output."""
+
+    def __init__(self, in_shape: Sequence[int], out_dim: int, hidden: Sequence[int], cond_dim: int = 0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = math.prod(in_shape) + cond_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        x = x.flatten(1)
+        return self.net(x if cond is None else torch.cat([x, cond.to(x.dtype)], dim=1))
+
+
+class MLPDecoder(nn.Module):
+    """Linear-ReLU layers from the code, then a linear map to every output parameter."""
+
+    def __init__(self, in_dim: int, out_shape: Sequence[int], hidden: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, math.prod(out_shape)))
+        self.net = nn.Sequential(*layers)
+        self.out_shape = tuple(out_shape)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(-1, *self.out_shape)
+
+
+def _check_conv_size(h: int, w: int, factor: int) -> None:
+    if h % factor or w % factor:
+        raise ValueError(f"conv nets need image sides divisible by {factor}, got {h}x{w}; "
+                         "choose --image-size accordingly or use --arch mlp")
+
+
+class _LabelPlanes(nn.Module):
+    """Conv encoders see a label as constant one-hot planes stacked on the image channels."""
+
+    def with_planes(self, x: Tensor, cond: Tensor | None) -> Tensor:
+        if cond is None:
+            return x
+        planes = cond.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[-2], x.shape[-1])
+        return torch.cat([x, planes], dim=1)
+
+
+class ConvEncoder(_LabelPlanes):
+    """The classic encoder: two stride-2 3x3 convolutions (32, 64 channels), then a linear output."""
+
+    def __init__(self, in_shape: Sequence[int], out_dim: int, channels: Sequence[int] = (32, 64), cond_dim: int = 0):
+        super().__init__()
+        c, h, w = in_shape
+        c += cond_dim
+        _check_conv_size(h, w, 2 ** len(channels))
+        layers: list[nn.Module] = []
+        for ch in channels:
+            layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.ReLU()]
+            c = ch
+        scale = 2 ** len(channels)
+        layers += [nn.Flatten(), nn.Linear(c * (h // scale) * (w // scale), out_dim)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        return self.net(self.with_planes(x, cond))
+
+
+class ConvDecoder(nn.Module):
+    """The mirror: a linear map to a (64, H/4, W/4) map, then stride-2 transposed convolutions."""
+
+    def __init__(self, in_dim: int, out_shape: Sequence[int], channels: Sequence[int] = (64, 32)):
+        super().__init__()
+        c_out, h, w = out_shape
+        scale = 2 ** len(channels)
+        _check_conv_size(h, w, scale)
+        self.start = (channels[0], h // scale, w // scale)
+        self.fc = nn.Sequential(nn.Linear(in_dim, math.prod(self.start)), nn.ReLU())
+        layers: list[nn.Module] = []
+        widths = list(channels) + [channels[-1]]
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
+        layers.append(nn.Conv2d(widths[-1], c_out, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(self.fc(z).view(-1, *self.start))
+
+
+class ResBlock(nn.Module):
+    """x + conv(relu(conv(relu(x)))): a pre-activation residual block at constant width."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class ResNetEncoder(_LabelPlanes):
+    """Stem conv, then (residual block, stride-2 conv) twice, a residual block, and a linear output."""
+
+    def __init__(self, in_shape: Sequence[int], out_dim: int, width: int = 64, cond_dim: int = 0):
+        super().__init__()
+        c, h, w = in_shape
+        c += cond_dim
+        _check_conv_size(h, w, 4)
+        self.net = nn.Sequential(
+            nn.Conv2d(c, width, 3, padding=1), ResBlock(width),
+            nn.Conv2d(width, width, 4, stride=2, padding=1), ResBlock(width),
+            nn.Conv2d(width, width, 4, stride=2, padding=1), ResBlock(width),
+            nn.ReLU(), nn.Flatten(), nn.Linear(width * (h // 4) * (w // 4), out_dim),
+        )
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        return self.net(self.with_planes(x, cond))
+
+
+class ResNetDecoder(nn.Module):
+    """The mirror of ResNetEncoder, upsampling with stride-2 transposed convolutions."""
+
+    def __init__(self, in_dim: int, out_shape: Sequence[int], width: int = 64):
+        super().__init__()
+        c_out, h, w = out_shape
+        _check_conv_size(h, w, 4)
+        self.start = (width, h // 4, w // 4)
+        self.fc = nn.Linear(in_dim, math.prod(self.start))
+        self.net = nn.Sequential(
+            ResBlock(width), nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
+            ResBlock(width), nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
+            ResBlock(width), nn.ReLU(), nn.Conv2d(width, c_out, 3, padding=1),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(self.fc(z).view(-1, *self.start))
+
+
+def build_encoder(arch: str, in_shape: Sequence[int], out_dim: int, hidden: Sequence[int], width: int = 64,
+                  cond_dim: int = 0) -> nn.Module:
+    """An encoder `forward(x, cond=None)`; `hidden` sizes the MLP, `width` the ResNet, `cond_dim` the label input."""
+    if arch == "mlp":
+        return MLPEncoder(in_shape, out_dim, hidden, cond_dim)
+    if arch == "conv":
+        return ConvEncoder(in_shape, out_dim, cond_dim=cond_dim)
+    if arch == "resnet":
+        return ResNetEncoder(in_shape, out_dim, width=width, cond_dim=cond_dim)
+    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+def build_decoder(arch: str, in_dim: int, out_shape: Sequence[int], hidden: Sequence[int], width: int = 64) -> nn.Module:
+    """The decoder that mirrors `build_encoder(arch, ...)` (MLP hidden sizes reversed)."""
+    if arch == "mlp":
+        return MLPDecoder(in_dim, out_shape, list(reversed(hidden)))
+    if arch == "conv":
+        return ConvDecoder(in_dim, out_shape)
+    if arch == "resnet":
+        return ResNetDecoder(in_dim, out_shape, width=width)
+    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+

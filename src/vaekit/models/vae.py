@@ -1,0 +1,101 @@
+"""The VAE (and beta-VAE, and IWAE, which differs only in the objective it trains on).
+
+A model is its three distributions, q(z|x), p(z) and p(x|z); `forward` hands them to the shared
+objective in `vaekit.objectives` and returns the per-example terms. Subclasses change only what differs:
+the autoencoder's posterior is a point, the CVAE conditions on a label.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from vaekit.distributions import diagonal_gaussian, standard_normal
+from vaekit.models.config import ModelConfig
+from vaekit.models.likelihoods import ImageLikelihood
+from vaekit.models.nets import build_decoder, build_encoder
+from vaekit.objectives import ELBOTerms, elbo, iwae_bound
+
+__all__ = ["VAE"]
+
+
+class VAE(nn.Module):
+    """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) from `config.likelihood`."""
+
+    posterior_params = 2  # the encoder emits mu and log-variance
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c, h, w = config.image_shape
+        self.latent_dim = config.latent_dim
+        self.label_inputs = self._label_inputs()
+        self.encoder = build_encoder(config.arch, (c, h, w), self.posterior_params * config.latent_dim, config.hidden,
+                                     config.width, cond_dim=self.label_inputs)
+        self.decoder = build_decoder(config.arch, config.latent_dim + self.label_inputs, (c, h, w), config.hidden,
+                                     config.width)
+        self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale)
+
+    def _label_inputs(self) -> int:
+        """How many one-hot label inputs encoder and decoder take (0 for unconditional models)."""
+        return 0
+
+    def _onehot(self, y: Tensor | None) -> Tensor:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} with label inputs needs labels y")
+        return F.one_hot(y, self.config.num_classes).float()
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The encoder's raw output for x (and the label planes when the model takes labels)."""
+        return self.encoder(x, self._onehot(y) if self.label_inputs else None).float()
+
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        mu, logvar = self.encode(x, y).chunk(2, dim=-1)
+        return diagonal_gaussian(mu, logvar.clamp(-30.0, 20.0))
+
+    def prior(self, y: Tensor | None = None) -> Distribution:
+        return standard_normal(self.latent_dim, device=self.head.log_scale.device)
+
+    def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution:
+        lead = z.shape[:-1]
+        flat = z.reshape(-1, z.shape[-1])
+        if self.label_inputs:
+            onehot = self._onehot(y).expand(*lead, -1).reshape(-1, self.config.num_classes)
+            flat = torch.cat([flat, onehot.to(flat.dtype)], dim=-1)
+        params = self.decoder(flat)
+        return self.head(params.reshape(*lead, *params.shape[1:]))
+
+    def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
+        """The training terms under this model's objective (DDP calls this, so gradients synchronise)."""
+        cfg = self.config
+        if cfg.model == "iwae":
+            bound = iwae_bound(self, x, cfg.k, y=y)
+            nan = torch.full_like(bound, math.nan)
+            return ELBOTerms(log_likelihood=nan, kl=nan, elbo=bound, loss=-bound.mean())
+        return elbo(self, x, y, kl=cfg.kl, beta=cfg.beta if beta is None else beta)
+
+    @torch.no_grad()
+    def sample(self, n: int, label: int | None = None) -> Tensor:
+        """n images drawn from the model: z ~ p(z) (p(z|y) for a label), shown as the mean of p(x|z)."""
+        if label is None:
+            return self.decode(self.prior().sample((n,)))
+        if not 0 <= label < self.config.num_classes:
+            raise ValueError(f"label must be in 0..{self.config.num_classes - 1}, got {label}")
+        y = torch.full((n,), label, dtype=torch.long, device=self.head.log_scale.device)
+        prior = self.prior(y)
+        z = prior.sample() if prior.batch_shape == torch.Size([n]) else prior.sample((n,))
+        return self.decode(z, y)
+
+    @torch.no_grad()
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """The mean of p(x|z): images in [0, 1] for display."""
+        return self.likelihood(z, y).mean.clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Decode the posterior mean of each input."""
+        return self.decode(self.posterior(x, y).mean, y)

@@ -1,0 +1,181 @@
+"""The run directory on disk: atomic writes, checkpoints, and `load(run_dir)` for outside code.
+
+    runs/NAME/config.json          every setting (JSON: configs are never pickled)
+    runs/NAME/model.safetensors    the latest weights
+    runs/NAME/metrics.jsonl        one line of metrics per epoch
+    runs/NAME/checkpoints/epoch-000N/{model.safetensors, state.pt, progress.json}, and `latest`
+    runs/NAME/figures/             PNGs
+
+A checkpoint directory is written under a temporary name and renamed into place, so a kill at any
+moment leaves the previous checkpoint whole; optimizer state is read back with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = ["RUN_FORMAT", "RunError", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
+           "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "load"]
+
+RUN_FORMAT = "vaekit-run/1"
+
+
+class RunError(ValueError):
+    """A run directory or checkpoint that cannot be used; the message names the file and the fix."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to a temporary file beside `path`, fsync it, and rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def atomic_save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Save a model's state dict as safetensors via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        save_file(_state_tensors(model), tmp, metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any], progress: dict[str, Any],
+                    keep: int = 2) -> Path:
+    """Write checkpoints/epoch-N whole (temp dir + rename), point `latest` at it, refresh model.safetensors."""
+    ckpt_root = run_dir / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    for stale in ckpt_root.glob(".tmp-epoch-*"):  # left by a process killed while writing
+        shutil.rmtree(stale, ignore_errors=True)
+    name = f"epoch-{progress['epoch']:04d}"
+    tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".tmp-{name}-"))
+    try:
+        atomic_save_weights(model, tmp / "model.safetensors")
+        torch.save(state, tmp / "state.pt")
+        atomic_write_text(tmp / "progress.json", json.dumps(progress, indent=2))
+        final = ckpt_root / name
+        if final.exists():  # a re-run of the same epoch after a resume: replace it only once the new one is whole
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(ckpt_root)
+    atomic_write_text(ckpt_root / "latest", name + "\n")
+    atomic_save_weights(model, run_dir / "model.safetensors", metadata={"epoch": str(progress["epoch"])})
+    older = sorted(p for p in ckpt_root.glob("epoch-*") if p.is_dir() and p.name != name)
+    for old in older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The directory `checkpoints/latest` names, or None when the run has none yet."""
+    pointer = run_dir / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    path = run_dir / "checkpoints" / pointer.read_text().strip()
+    if not path.is_dir():
+        raise RunError(f"{pointer} names {path.name}, which is missing; the run directory was edited by hand")
+    return path
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(optimizer/scheduler state, progress) of one checkpoint directory; state loaded with weights_only=True."""
+    try:
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        progress = json.loads((path / "progress.json").read_text())
+    except (OSError, RuntimeError, json.JSONDecodeError, EOFError) as e:
+        raise RunError(f"{path}: checkpoint is unreadable ({e}); delete that folder to fall back to an older one") from None
+    return state, progress
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The settings a run was trained with, checked to be a vaekit run's."""
+    path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise RunError(f"{run_dir}: no such run directory; train one with `vaekit train --run-dir {run_dir}`")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; {run_dir} is not a vaekit run (train one with `vaekit train`)") from None
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); restore it or retrain") from None
+    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+        raise RunError(f"{path}: not a vaekit run config (expected format {RUN_FORMAT!r}); "
+                       "point to a directory written by `vaekit train`")
+    return data
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights into `model`, refusing files that do not match its architecture."""
+    try:
+        tensors = load_file(str(path))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; the run has not finished an epoch yet (or resume it with --resume)") from None
+    except (SafetensorError, OSError) as e:
+        raise RunError(f"{path}: not a readable safetensors file ({e}); restore it from checkpoints/ or retrain") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    if missing or unexpected or wrong:
+        detail = (missing and f"missing {missing[:3]}") or (unexpected and f"unexpected {unexpected[:3]}") or \
+            f"shape of {wrong[:3]}"
+        raise RunError(f"{path}: weights do not match the model in config.json ({detail}); "
+                       "they come from another run or version, so point to the run that wrote them")
+    model.load_state_dict(tensors)
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The trained model of a run directory, in eval mode: the contract outside code relies on."""
+    from vaekit.config import TrainConfig  # here, not at the top: config imports the models package
+    from vaekit.models import build_model
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_dict(read_run_config(run_dir), source=str(run_dir / "config.json"))
+    model = build_model(config.model_config())
+    load_weights(model, run_dir / "model.safetensors")
+    return model.to(device).eval()

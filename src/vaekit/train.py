@@ -1,0 +1,292 @@
+"""The one Trainer for every model: AdamW, clipping, schedule, KL warm-up, checkpoints, resume, DDP.
+
+Each epoch's randomness (shuffle, binarization, reparameterization noise) is keyed on (seed, epoch),
+so a run killed and resumed from its last checkpoint ends with the weights an uninterrupted run has.
+Under `torchrun --nproc-per-node N` the same code runs DistributedDataParallel: every rank takes its
+slice of each global batch, gradients are averaged, rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from vaekit.config import ConfigError, TrainConfig
+from vaekit.data import BatchLoader, binarize, load_dataset
+from vaekit.evaluate import elbo_metrics, eval_images
+from vaekit.models import build_model
+from vaekit.runs import (
+    RunError,
+    atomic_write_text,
+    latest_checkpoint,
+    load_weights,
+    read_checkpoint,
+    read_run_config,
+    save_checkpoint,
+)
+
+__all__ = ["TrainingDiverged", "select_device", "Trainer", "resume_config"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and what to try."""
+
+
+def select_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU; a named device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device mps asked for, but this PyTorch has no Apple MPS backend; use --device cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class DistEnv:
+    """Where this process stands in a torchrun launch (rank 0 of 1 when run plainly)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> tuple[DistEnv, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv(), device
+    env = DistEnv(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        device = torch.device("cuda", env.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return env, device
+
+
+def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The saved settings of a run, with the few that may change on resume (epochs, device, time budget)."""
+    saved = read_run_config(Path(run_dir))
+    saved["run_dir"] = str(run_dir)
+    allowed = {"epochs", "device", "max_minutes", "tensorboard"}
+    for key, value in (overrides or {}).items():
+        if key not in allowed and value != saved.get(key):
+            raise ConfigError(f"--resume continues a run with its saved settings; {key} cannot change from "
+                              f"{saved.get(key)!r} to {value!r} "
+                              f"(only {', '.join(sorted(allowed))} can), start a new --run-dir instead")
+        saved[key] = value
+    return TrainConfig.from_dict(saved, source=str(Path(run_dir) / "config.json"))
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
+
+
+class Trainer:
+    """Train one model as the config says, writing the run directory; `fit()` returns the last metrics."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None):
+        self.config = config.validate()
+        self.run_dir = Path(config.run_dir)
+        device = select_device(config.device)
+        self.dist, self.device = _init_distributed(device)
+        self.log = log if log is not None else (print if self.dist.is_main else (lambda _msg: None))
+        if not resume and (self.run_dir / "config.json").exists():
+            raise RunError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another "
+                           "--run-dir (nothing was overwritten)")
+
+        torch.manual_seed(config.seed)
+        data = load_dataset(config.dataset, config.data_dir, config.image_size, config.channels, config.seed)
+        self.data = data
+        if config.image_shape is None:
+            config.image_shape = data.shape
+            config.num_classes = max(1, data.num_classes)
+        elif tuple(config.image_shape) != data.shape:
+            raise RunError(f"{self.run_dir}: trained on images of shape {config.image_shape}, but the data now "
+                           f"has {data.shape}; use the same dataset and --image-size")
+        train = data.train.head(config.train_size)
+        self.train_images = train.images.to(self.device)
+        self.train_labels = train.labels.to(self.device)
+        self.valid_images, self.valid_labels = eval_images(data.valid, config.binarization, config.eval_size)
+        if config.batch_size % self.dist.world_size:
+            raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {self.dist.world_size} "
+                              "processes; it is the global batch")
+
+        self.model = build_model(config.model_config()).to(self.device)
+        self.ddp: torch.nn.Module = self.model
+        if self.dist.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.loader = BatchLoader(self.train_images, self.train_labels, config.batch_size, shuffle=True,
+                                  seed=config.seed, drop_last=len(self.train_images) >= config.batch_size,
+                                  rank=self.dist.rank, world_size=self.dist.world_size)
+        self.steps_per_epoch = len(self.loader)
+        total = max(1, config.epochs * self.steps_per_epoch)
+        if config.schedule == "cosine":
+            lr_at = lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))  # noqa: E731
+        else:
+            lr_at = lambda step: 1.0  # noqa: E731
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_at)
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.amp = self.device.type == "cuda"
+        if resume:
+            self._resume()
+        elif self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
+        self.writer = self._tensorboard()
+
+    def _resume(self) -> None:
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            raise RunError(f"{self.run_dir}: no checkpoint to resume from (none finished an epoch); start it again "
+                           "without --resume after removing the folder")
+        state, progress = read_checkpoint(ckpt)
+        load_weights(self.model, ckpt / "model.safetensors")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
+        metrics = self.run_dir / "metrics.jsonl"
+        if self.dist.is_main and metrics.is_file():  # drop lines of epochs the kill lost, so none appear twice
+            lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= self.epoch]
+            atomic_write_text(metrics, "".join(ln + "\n" for ln in kept))
+        self.log(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.step})")
+
+    def _tensorboard(self) -> Any:
+        if not (self.config.tensorboard and self.dist.is_main):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is an optional extra
+            return None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def beta_at(self, step: int) -> float:
+        """KL weight: ramps linearly from 0 to beta over `kl_warmup` epochs, then stays."""
+        warm = self.config.kl_warmup * self.steps_per_epoch
+        return self.config.beta if warm <= 0 else self.config.beta * min(1.0, step / warm)
+
+    def _diverged(self, what: str, value: float) -> TrainingDiverged:
+        ckpt = latest_checkpoint(self.run_dir)
+        kept = f"the last good checkpoint ({ckpt}) is intact" if ckpt else "no checkpoint had been written yet"
+        return TrainingDiverged(
+            f"{what} became {value} at epoch {self.epoch + 1}, step {self.step + 1}; try a lower --lr (now "
+            f"{self.config.lr:g}), a smaller --grad-clip, or --kl-warmup 1; {kept}")
+
+    def _train_epoch(self, deadline: float | None) -> tuple[dict[str, float], bool]:
+        cfg = self.config
+        self.ddp.train()
+        torch.manual_seed(_epoch_seed(cfg.seed, self.epoch))
+        images = binarize(self.train_images, cfg.binarization, seed=cfg.seed, epoch=self.epoch)
+        self.loader.images = images
+        self.loader.set_epoch(self.epoch)
+        show = self.dist.is_main and sys.stderr.isatty()
+        bar = None
+        if show:
+            from tqdm import tqdm
+            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False)
+        total_loss, total_bound, seen, start = 0.0, 0.0, 0, time.perf_counter()
+        timed_out = False
+        for x, y in self.loader:
+            beta = self.beta_at(self.step)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+                terms = self.ddp(x, y if cfg.model == "cvae" else None, beta=beta)
+            loss = terms.loss
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise self._diverged("the training loss", loss_value)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                if not torch.isfinite(norm):
+                    raise self._diverged("the gradient norm", float(norm))
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            total_loss += loss_value * len(x)
+            total_bound += float(terms.elbo.detach().sum())
+            seen += len(x)
+            if bar is not None:
+                rate = seen * self.dist.world_size / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss_value:.2f}", img_s=f"{rate:,.0f}")
+                bar.update(1)
+            if deadline is not None and time.perf_counter() > deadline:
+                timed_out = True
+                break
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - start
+        return {"train_loss": total_loss / max(seen, 1), "train_bound": total_bound / max(seen, 1),
+                "images_per_s": seen * self.dist.world_size / max(seconds, 1e-9), "epoch_seconds": seconds}, timed_out
+
+    def fit(self) -> dict[str, Any]:
+        """Train until `epochs` (or `max_minutes`), evaluating and checkpointing after each epoch."""
+        cfg = self.config
+        deadline = None if cfg.max_minutes is None else time.perf_counter() + 60.0 * cfg.max_minutes
+        metrics: dict[str, Any] = {}
+        if self.epoch >= cfg.epochs:
+            self.log(f"{self.run_dir}: already trained for {self.epoch} epochs; raise --epochs to train further")
+        while self.epoch < cfg.epochs:
+            train_metrics, timed_out = self._train_epoch(deadline)
+            self.epoch += 1
+            metrics = {"epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+                       "beta": self.beta_at(self.step), **train_metrics}
+            if self.dist.is_main:
+                self.model.eval()
+                valid = elbo_metrics(self.model, self.valid_images, self.valid_labels, device=self.device)
+                metrics.update({f"valid_{k}": v for k, v in valid.items()})
+                bad = [k for k, v in valid.items() if not math.isfinite(v)]
+                if bad:
+                    raise self._diverged(f"the validation {bad[0]}", valid[bad[0]])
+                self._record(metrics)
+                self._checkpoint(metrics, complete=not timed_out)
+            if self.dist.world_size > 1:
+                dist.barrier()
+            if timed_out:
+                self.log(f"stopped after {cfg.max_minutes:g} minutes (time budget) in epoch {self.epoch}")
+                break
+        if self.writer is not None:
+            self.writer.close()
+        return metrics
+
+    def _record(self, metrics: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if key != "epoch" and isinstance(value, int | float) and math.isfinite(value):
+                    self.writer.add_scalar(key, value, self.epoch)
+            self.writer.flush()
+        valid = metrics.get("valid_elbo", metrics.get("valid_log_likelihood"))
+        name = "valid elbo" if "valid_elbo" in metrics else "valid log-likelihood"
+        self.log(f"epoch {self.epoch}/{self.config.epochs}  loss {metrics['train_loss']:.2f}  {name} {valid:.2f} nats"
+                 f"  {metrics['images_per_s']:,.0f} img/s")
+
+    def _checkpoint(self, metrics: dict[str, Any], complete: bool) -> None:
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        progress = {"epoch": self.epoch, "step": self.step, "complete_epoch": complete, "metrics": metrics}
+        save_checkpoint(self.run_dir, self.model, state, progress, keep=self.config.keep_checkpoints)

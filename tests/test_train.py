@@ -1,0 +1,210 @@
+"""End-to-end training through the command line and the Trainer: every model, resume after a kill, DDP, NaN."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import vaekit
+from vaekit.cli import main
+from vaekit.config import TrainConfig
+from vaekit.train import Trainer, TrainingDiverged
+
+SMALL = ["--train-size", "256", "--eval-size", "128", "--epochs", "1", "--batch-size", "64", "--latent-dim", "4"]
+
+
+def run_cli(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+@pytest.mark.parametrize(
+    ("model", "arch", "extra"),
+    [
+        ("ae", "mlp", []),
+        ("vae", "conv", ["--kl", "mc", "--beta", "2", "--kl-warmup", "0.5"]),
+        ("vae", "resnet", ["--width", "8", "--binarization", "none", "--likelihood", "gaussian", "--learn-scale"]),
+        ("iwae", "mlp", ["--k", "4", "--hidden", "64,32"]),
+        ("cvae", "conv", ["--conditioning", "input"]),
+        ("cvae", "mlp", ["--conditioning", "prior", "--hidden", "64"]),
+    ],
+)
+def test_every_model_trains_from_the_command_line(tmp_path, capsys, model, arch, extra):
+    run = tmp_path / "run"
+    assert run_cli("train", "--model", model, "--arch", arch, "--run-dir", run, *SMALL, *extra) == 0
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "figures/samples.png", "figures/reconstructions.png"):
+        assert (run / name).is_file(), name
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 1 and metrics[0]["epoch"] == 1
+    key = "valid_log_likelihood" if model == "ae" else "valid_elbo"
+    assert metrics[0][key] < 0 or extra[:2] == ["--width", "8"]  # gaussian log-densities may be positive
+    loaded = vaekit.load(run)
+    assert not loaded.training and loaded.config.model == model
+    with Image.open(run / "figures/samples.png") as img:
+        assert img.size == ((8 * 30 + 2) * 2, (8 * 30 + 2) * 2)  # 8x8 grid of 28px tiles, 2px border, x2
+
+
+def test_training_lowers_the_loss_and_writes_tensorboard(tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig(run_dir=str(run), arch="mlp", hidden=[128], latent_dim=8, train_size=2048, eval_size=500,
+                      epochs=3, batch_size=64, lr=2e-3, device="cpu")
+    Trainer(cfg, log=lambda _m: None).fit()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["valid_elbo"] > rows[0]["valid_elbo"] + 5
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert any((run / "tensorboard").iterdir())
+
+
+def test_run_commands_write_images_of_the_right_size(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli("train", "--model", "cvae", "--arch", "mlp", "--hidden", "64", "--run-dir", run, *SMALL) == 0
+    capsys.readouterr()
+    cases = {
+        ("sample", "-n", "9", "--label", "3"): (3 * 30 + 2, 3 * 30 + 2),
+        ("reconstruct", "-n", "8"): (8 * 30 + 2, 2 * 30 + 2),
+        ("interpolate", "--rows", "2", "--steps", "5"): (5 * 30 + 2, 2 * 30 + 2),
+        ("manifold", "-n", "4"): (4 * 30 + 2, 4 * 30 + 2),
+    }
+    for args, (w, h) in cases.items():
+        assert run_cli(args[0], run, *args[1:]) == 0
+        path = Path(capsys.readouterr().out.strip().splitlines()[-1])
+        with Image.open(path) as img:
+            assert img.size == (2 * w, 2 * h), args
+    assert run_cli("latent", run, "-n", "300") == 0
+    path = Path(capsys.readouterr().out.strip())
+    with Image.open(path) as img:
+        assert img.size == (700, 600)
+    assert run_cli("evaluate", run, "--k", "20", "--limit", "50") == 0
+    out = capsys.readouterr().out
+    assert "elbo:" in out and "nll:" in out and "k=20, 50 images" in out
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["nll"]["k"] == 20 and saved["nll"]["nll"] > -saved["elbo"] - 5
+
+
+def test_config_file_and_flags(tmp_path, capsys):
+    cfg = tmp_path / "vae.toml"
+    cfg.write_text('model = "vae"\narch = "mlp"\nlatent-dim = 3\nhidden = [32]\nepochs = 1\ntrain_size = 128\n')
+    run = tmp_path / "run"
+    assert run_cli("train", "--config", cfg, "--run-dir", run, "--latent-dim", "5", "--eval-size", "64") == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["latent_dim"] == 5 and saved["hidden"] == [32] and saved["format"] == "vaekit-run/1"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("latnet_dim = 3\n")
+    assert run_cli("train", "--config", bad, "--run-dir", tmp_path / "r2") == 2
+    assert "unknown setting 'latnet_dim'; did you mean 'latent_dim'?" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "gan"], "model must be one of ae, vae, iwae, cvae; got 'gan'"),
+        (["--lr", "-1"], "lr must be a positive number"),
+        (["--binarization", "otsu"], "binarization must be one of dynamic, static, none"),
+        (["--dataset", "folder"], "--dataset folder needs --data-dir"),
+    ],
+)
+def test_bad_values_get_one_sentence_and_exit_2(tmp_path, capsys, args, message):
+    assert run_cli("train", "--run-dir", tmp_path / "r", *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_existing_run_is_never_overwritten(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli("train", "--arch", "mlp", "--hidden", "16", "--run-dir", run, *SMALL) == 0
+    before = (run / "model.safetensors").read_bytes()
+    assert run_cli("train", "--arch", "mlp", "--run-dir", run, *SMALL) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == before
+
+
+def test_checkpoint_from_elsewhere_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli("train", "--arch", "mlp", "--hidden", "16", "--run-dir", run, *SMALL) == 0
+    other = tmp_path / "other"
+    assert run_cli("train", "--arch", "conv", "--run-dir", other, *SMALL) == 0
+    shutil.copy(other / "model.safetensors", run / "model.safetensors")
+    assert run_cli("sample", run) == 2
+    assert "weights do not match the model in config.json" in capsys.readouterr().err
+    (run / "config.json").write_text(json.dumps({"hello": 1}))
+    assert run_cli("sample", run) == 2
+    assert "not a vaekit run config" in capsys.readouterr().err
+    (run / "config.json").write_text("{not json")
+    assert run_cli("sample", run) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig(run_dir=str(run), arch="mlp", hidden=[16], latent_dim=2, train_size=256, eval_size=64,
+                      epochs=3, batch_size=64, device="cpu")
+    trainer = Trainer(cfg, log=lambda _m: None)
+    trainer.config.epochs = 1
+    trainer.fit()
+    digest = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    with torch.no_grad():
+        next(trainer.model.decoder.parameters()).fill_(float("nan"))
+    trainer.config.epochs = 3
+    with pytest.raises(TrainingDiverged, match=r"became nan at epoch 2, step 5; try a lower --lr .* intact"):
+        trainer.fit()
+    assert hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest() == digest
+    assert (run / "checkpoints" / "latest").read_text().strip() == "epoch-0001"
+
+
+def _train_cmd(run: Path, epochs: int = 4) -> list[str]:
+    return [sys.executable, "-m", "vaekit.cli", "train", "--arch", "conv", "--latent-dim", "4", "--train-size", "3000",
+            "--eval-size", "100", "--batch-size", "50", "--epochs", str(epochs), "--seed", "3", "--run-dir", str(run),
+            "--no-tensorboard"]
+
+
+def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while not latest.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = int(latest.read_text().strip().split("-")[1])
+    assert 1 <= done < 4, "the kill must land before the run finished"
+    resumed = subprocess.run([*_train_cmd(killed), "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {killed} after epoch {done}" in resumed.stdout
+    straight = tmp_path / "straight"
+    assert subprocess.run(_train_cmd(straight), env=env, capture_output=True).returncode == 0
+    a, b = load_file(killed / "model.safetensors"), load_file(straight / "model.safetensors")
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+    epochs = [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4]
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    assert torchrun, "torchrun comes with torch"
+    common = ["--model", "ae", "--arch", "mlp", "--hidden", "64", "--latent-dim", "4", "--train-size", "512",
+              "--eval-size", "64", "--batch-size", "64", "--epochs", "2", "--seed", "1", "--no-tensorboard"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vaekit.cli", "train",
+                          "--run-dir", str(tmp_path / "ddp"), *common], env=env, capture_output=True, text=True)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "vaekit.cli", "train", "--run-dir", str(tmp_path / "one"), *common],
+                            env=env, capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(tmp_path / "one" / "model.safetensors")
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    assert ddp.stdout.count("epoch 2/2") == 1  # only rank 0 speaks
