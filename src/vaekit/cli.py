@@ -21,7 +21,7 @@ TRAIN_HELP = {
     "binarization": "dynamic (fresh draw each epoch), static (one draw), none (grey levels)",
     "train_size": "train on the first N training images only (quick runs)",
     "eval_size": "evaluate each epoch on the first N validation images (default all)",
-    "model": "ae, vae (beta-VAE with --beta), iwae (trains on iwae_bound with --k), cvae",
+    "model": "ae, vae (beta-VAE with --beta), iwae (trains on iwae_bound with --k), cvae, gan (DCGAN baseline)",
     "arch": "mlp, conv (two stride-2 convs), resnet (deeper residual conv net)",
     "latent_dim": "dimensions of z",
     "hidden": "MLP layer widths, comma-separated, e.g. 400 or 512,256",
@@ -30,12 +30,13 @@ TRAIN_HELP = {
     "gaussian_scale": "standard deviation of the gaussian likelihood (its starting value with --learn-scale)",
     "learn_scale": "learn the gaussian likelihood's scale (one scalar)",
     "conditioning": "cvae: input (label to encoder and decoder) or prior (learned class means, Su's scheme)",
+    "conditional": "gan: condition generator and discriminator on the label (a conditional GAN)",
     "beta": "KL weight; > 1 makes a beta-VAE",
     "kl": "analytic (closed form) or mc (Monte Carlo on the sample)",
     "k": "importance samples for --model iwae",
     "epochs": "passes over the training set",
     "batch_size": "global batch size (split over processes under torchrun)",
-    "lr": "AdamW learning rate",
+    "lr": "AdamW learning rate (default 1e-3; 2e-4 for gan)",
     "weight_decay": "AdamW weight decay (0 gives Adam)",
     "grad_clip": "clip the gradient norm at this value (0: off)",
     "schedule": "learning-rate schedule: cosine or constant",
@@ -97,8 +98,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         figures = Path(config.run_dir) / "figures"
         x, y = trainer.valid_images[:32], trainer.valid_labels[:32]
         trainer.model.eval()
-        print(save_samples(trainer.model, figures / "samples.png", 64, label=None if config.model != "cvae" else 0))
-        print(save_reconstructions(trainer.model, x, y, figures / "reconstructions.png"))
+        print(save_samples(trainer.model, figures / "samples.png", 64, label=0 if config.uses_labels else None))
+        if config.model != "gan":
+            print(save_reconstructions(trainer.model, x, y, figures / "reconstructions.png"))
 
 
 def _open_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -132,27 +134,50 @@ def _figure_path(args: argparse.Namespace, name: str) -> Path:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from vaekit.evaluate import elbo_metrics, estimate_nll, protocol_name
+    from vaekit.evaluate import (
+        elbo_metrics,
+        estimate_nll,
+        latent_statistics,
+        protocol_name,
+        reconstruction_error,
+        sample_quality,
+    )
     from vaekit.runs import atomic_write_text
 
     model, config, data = _open_run(args)
     x, y = _test_images(config, data, args.limit)
     device = next(model.parameters()).device
-    result: dict[str, Any] = {"run": str(args.run), "split": "test", "images": len(x),
-                              "protocol": protocol_name(config["binarization"]), "seed": args.seed}
-    metrics = elbo_metrics(model, x, y, device=device)
+    protocol = protocol_name(config["binarization"])
+    result: dict[str, Any] = {"run": str(args.run), "split": "test", "images": len(x), "protocol": protocol,
+                              "seed": args.seed, "k": args.k, "samples": args.samples}
+    is_gan = config["model"] == "gan"
+    metrics = {} if is_gan else elbo_metrics(model, x, y, device=device)
     result.update(metrics)
-    if "elbo" in metrics:
+    if is_gan:
+        print("a GAN has no encoder or likelihood: no ELBO, NLL or reconstruction; scoring its samples")
+    elif "elbo" in metrics:
         print(f"elbo: {metrics['elbo']:.2f} nats (log-likelihood {metrics['log_likelihood']:.2f}, "
               f"kl {metrics['kl']:.2f}; {len(x)} test images)")
     else:
         print(f"reconstruction log-likelihood: {metrics['log_likelihood']:.2f} nats ({len(x)} test images); "
               "an autoencoder has no ELBO or NLL")
-    if config["model"] != "ae" and args.k > 0:
+    if not is_gan:
+        result["reconstruction"] = reconstruction_error(model, x, y, device=device)
+        result["latent"] = latent_statistics(model, x, y, device=device)
+        print(f"reconstruction: {result['reconstruction']['squared_error']:.2f} squared error per image; "
+              f"active units: {result['latent']['active_units']} of {result['latent']['latent_dim']}")
+    if args.samples > 0 and config["dataset"] in ("mnist", "fashion-mnist"):
+        quality = sample_quality(model, config["dataset"], data.test.images, n=args.samples, device=device)
+        result["sample_quality"] = quality
+        extra = (f"; conditional accuracy {quality['conditional_accuracy']:.3f}"
+                 if "conditional_accuracy" in quality else "")
+        print(f"frechet distance (vaekit classifier features): {quality['frechet_distance']:.2f} "
+              f"({quality['samples']} samples vs real test images); sample diversity {quality['diversity']:.3f}{extra}")
+    if config["model"] not in ("ae", "gan") and args.k > 0:
         with tqdm(total=len(x), desc=f"nll k={args.k}", disable=not sys.stderr.isatty(), leave=False) as bar:
             nll = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                               protocol=protocol_name(config["binarization"]),
-                               continuous=config["binarization"] == "none", device=device, progress=bar.update)
+                               protocol=protocol, continuous=config["binarization"] == "none", device=device,
+                               progress=bar.update)
         print(nll.line())
         result["nll"] = nll.to_dict()
     out = Path(args.run) / "eval.json"
@@ -231,6 +256,134 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"next: vaekit evaluate {run_dir} --k 1000 --limit 1000   (test NLL by importance sampling)")
 
 
+POEM_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40}  # each under 30 minutes on 2 CPU cores
+
+
+def cmd_poem_fetch(args: argparse.Namespace) -> None:
+    from vaekit.data.poetry import fetch_corpus
+
+    print(fetch_corpus(args.dest))
+
+
+def cmd_poem_train(args: argparse.Namespace) -> None:
+    from vaekit.config import TrainConfig
+    from vaekit.poetry import format_poem, write
+    from vaekit.train import Trainer, resume_config
+
+    if args.resume:
+        config = resume_config(args.run_dir, {"device": args.device} if args.device else {})
+    else:
+        config = TrainConfig(task="poem", model="vae", run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus,
+                             epochs=args.epochs or POEM_EPOCHS[args.form], batch_size=args.batch_size, lr=args.lr,
+                             latent_dim=args.latent_dim, embedding_dim=args.embedding_dim, min_count=args.min_count,
+                             simplified=args.simplified, kl_warmup=args.kl_warmup, seed=args.seed,
+                             device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes,
+                             decoder_layers=args.decoder_layers, grad_clip=5.0,
+                             regulated_halves=not args.quatrains_only)
+    trainer = Trainer(config, resume=args.resume)
+    trainer.fit()
+    if trainer.dist.is_main:
+        trainer.model.eval()
+        trainer.model.vocab = trainer.task.vocab
+        for text in write(trainer.model, 3, seed=0):
+            print(format_poem(text) + "\n")
+
+
+def cmd_poem_write(args: argparse.Namespace) -> None:
+    from vaekit.poetry import format_poem, load_poem_model, write
+
+    model = load_poem_model(args.form, args.run)
+    for text in write(model, args.n, seed=args.seed, temperature=args.temperature):
+        print(format_poem(text) + "\n")
+
+
+def cmd_poem_interpolate(args: argparse.Namespace) -> None:
+    from vaekit.poetry import format_poem, interpolate, load_poem_model
+
+    model = load_poem_model(args.form, args.run)
+    for i, text in enumerate(interpolate(model, args.first, args.second, steps=args.steps)):
+        print(f"[{i}]\n{format_poem(text)}\n")
+
+
+def cmd_poem_evaluate(args: argparse.Namespace) -> None:
+    from vaekit.poetry import load_poem_model, shipped_model_dir
+    from vaekit.poetry.evaluate import evaluate_poems
+    from vaekit.runs import atomic_write_text
+
+    model = load_poem_model(args.form, args.run)
+    r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature)
+    print(f"{r['form']}: {r['poems']} poems generated (temperature {r['temperature']:g}, seed {r['seed']})")
+    print(f"  shape: {r['shape']['right_shape']:.1%} right shape, {r['shape']['no_unknown']:.1%} without □ "
+          f"({r['shape_without_unknown_ban']['no_unknown']:.1%} when □ is not banned)")
+    print(f"  novelty: {r['novelty']['novel_lines']:.1%} of lines and {r['novelty']['novel_poems']:.1%} of poems "
+          "are not in the training corpus")
+    print(f"  diversity: distinct-1 {r['distinct_1']:.3f}, distinct-2 {r['distinct_2']:.3f} "
+          f"(corpus {r['corpus_distinct_1']:.3f}, {r['corpus_distinct_2']:.3f})")
+    f = r["fit"]
+    print(f"  fit (held-out {r['held_out_poems']}): reconstruction accuracy {f['reconstruction_accuracy']:.1%}, "
+          f"elbo {f['elbo_per_char']:.3f} nats/char")
+    print(f"  tone: {r['tone_fit']:.1%} of lines fit a level/oblique pattern (corpus {r['corpus_tone_fit']:.1%})")
+    if "rhyme" in r:
+        print(f"  rhyme: {r['rhyme']:.1%} of poems rhyme on their even lines (corpus {r['corpus_rhyme']:.1%})")
+    out = Path(args.out) if args.out else (Path(args.run) if args.run else shipped_model_dir(r["form"])) / "metrics.json"
+    atomic_write_text(out, json.dumps(r, indent=2, ensure_ascii=False))
+    print(out)
+
+
+def _add_poem_commands(sub: Any) -> None:
+    from vaekit.data.poetry import FORMS
+
+    poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five-character Tang verse)")
+    psub = poem.add_subparsers(dest="poem_command", required=True)
+    p = psub.add_parser("fetch", help="download the chinese-poetry corpus with npm")
+    p.add_argument("--dest", help="where to keep it (default ~/.cache/vaekit/chinese-poetry or $VAEKIT_POETRY)")
+    p.set_defaults(func=cmd_poem_fetch)
+
+    p = psub.add_parser("train", help="train a poem model through the shared Trainer")
+    p.add_argument("--form", choices=FORMS, default="quatrain")
+    p.add_argument("--corpus", help="folder or clone of the corpus (default: where `vaekit poem fetch` put it)")
+    p.add_argument("--run-dir", default="runs/poem")
+    p.add_argument("--epochs", type=int, default=None, help=f"default per form: {POEM_EPOCHS}")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--latent-dim", type=int, default=64)
+    p.add_argument("--embedding-dim", type=int, default=64)
+    p.add_argument("--decoder-layers", type=int, default=1)
+    p.add_argument("--min-count", type=int, default=2, help="rarer characters become □")
+    p.add_argument("--simplified", action="store_true", help="convert to simplified characters (OpenCC)")
+    p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs over which the KL weight ramps to 1")
+    p.add_argument("--quatrains-only", action="store_true",
+                   help="quatrain form: only the 3,956 true quatrains (default adds both halves of regulated poems)")
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=cmd_poem_train)
+
+    for name, fn, text in (("write", cmd_poem_write, "write new poems from random z"),
+                           ("interpolate", cmd_poem_interpolate, "walk the latent line between two poems"),
+                           ("evaluate", cmd_poem_evaluate, "form, novelty, diversity, fit, rhyme and tone metrics")):
+        p = psub.add_parser(name, help=text)
+        p.add_argument("--form", choices=FORMS, default=None, help="use the shipped model of this form")
+        p.add_argument("--run", help="a run directory from `vaekit poem train` (instead of a shipped model)")
+        p.add_argument("--seed", type=int, default=None if name == "write" else 0)
+        p.set_defaults(func=fn)
+        if name == "write":
+            p.add_argument("-n", type=int, default=5)
+            p.add_argument("--temperature", type=float, default=0.5,
+                           help="sampling temperature; 0 decodes by argmax (Su's setup: repetitive poems)")
+        elif name == "interpolate":
+            p.add_argument("first")
+            p.add_argument("second")
+            p.add_argument("--steps", type=int, default=6)
+        else:
+            p.add_argument("-n", type=int, default=1000)
+            p.add_argument("--temperature", type=float, default=0.5, help="as for write (0: argmax)")
+            p.add_argument("--corpus", help="folder or clone of the corpus")
+            p.add_argument("--out", help="where to write the metrics JSON")
+
+
 def _run_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("run", help="run directory written by `vaekit train`")
@@ -255,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N test images (default all)")
     p.add_argument("--batch-size", type=int, default=100, help="images per batch")
     p.add_argument("--chunk-size", type=int, default=500, help="samples per chunk (bounds memory)")
+    p.add_argument("--samples", type=int, default=5000,
+                   help="samples scored by the shipped classifier (Frechet distance; 0: skip)")
     p.set_defaults(func=cmd_evaluate)
 
     p = _run_parser(sub, "sample", "a grid of samples from the model")
@@ -285,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
+    _add_poem_commands(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vaekit.data import BINARIZATIONS, DATASETS
+from vaekit.data.poetry import FORMS
 from vaekit.models import CONDITIONINGS, KL_ESTIMATORS, MODELS, ModelConfig
 from vaekit.models.likelihoods import IMAGE_LIKELIHOODS
 from vaekit.models.nets import ARCHS
@@ -20,6 +21,7 @@ from vaekit.runs import RUN_FORMAT
 __all__ = ["ConfigError", "TrainConfig", "SCHEDULES", "DEVICES", "load_config_file"]
 
 SCHEDULES = ("cosine", "constant")
+TASKS = ("images", "poem")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -37,7 +39,7 @@ class TrainConfig:
     data_dir: str | None = None
     image_size: int = 28
     channels: int = 1
-    binarization: str = "dynamic"
+    binarization: str | None = None  # dynamic for the VAE family, none for the GAN (it generates grey levels)
     train_size: int | None = None
     eval_size: int | None = None
     # model (see vaekit.models.ModelConfig)
@@ -50,18 +52,29 @@ class TrainConfig:
     gaussian_scale: float = 0.1
     learn_scale: bool = False
     conditioning: str = "input"
+    conditional: bool = False
     beta: float = 1.0
     kl: str = "analytic"
     k: int = 5
     # optimisation
     epochs: int = 10
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float | None = None
     weight_decay: float = 0.0
     grad_clip: float = 100.0
     schedule: str = "cosine"
     kl_warmup: float = 0.0
     max_minutes: float | None = None
+    # poems (task = "poem"; see vaekit.poetry)
+    task: str = "images"
+    form: str = "quatrain"
+    corpus_dir: str | None = None
+    min_count: int = 2
+    regulated_halves: bool = True  # quatrain form: also train on both 4-line halves of each regulated poem
+    simplified: bool = False
+    embedding_dim: int = 64
+    encoder_layers: int = 2
+    decoder_layers: int = 1
     # bookkeeping
     seed: int = 0
     device: str = "auto"
@@ -71,16 +84,23 @@ class TrainConfig:
     image_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.binarization is None:
+            self.binarization = "none" if self.model == "gan" else "dynamic"
+        if self.lr is None:
+            self.lr = 2e-4 if self.model == "gan" else 1e-3
+
     def validate(self) -> TrainConfig:
         """Check every value; raise ConfigError naming the first bad one."""
         choices = {"dataset": DATASETS, "binarization": BINARIZATIONS, "model": MODELS, "arch": ARCHS,
                    "likelihood": IMAGE_LIKELIHOODS, "conditioning": CONDITIONINGS, "kl": KL_ESTIMATORS,
-                   "schedule": SCHEDULES, "device": DEVICES}
+                   "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        positive_ints = ("image_size", "latent_dim", "width", "k", "epochs", "batch_size", "keep_checkpoints")
+        positive_ints = ("image_size", "latent_dim", "width", "k", "epochs", "batch_size", "keep_checkpoints",
+                         "min_count", "embedding_dim", "encoder_layers", "decoder_layers")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -95,15 +115,32 @@ class TrainConfig:
             raise ConfigError(f"hidden must be a list of positive layer widths, e.g. 512,256; got {self.hidden!r}")
         for name in ("lr", "gaussian_scale"):
             value = getattr(self, name)
+            if value is None and name == "lr":
+                continue
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name} must be a positive number; got {value!r}")
         for name in ("beta", "weight_decay", "grad_clip", "kl_warmup"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value >= 0:
                 raise ConfigError(f"{name} must be a number >= 0; got {value!r}")
+        if self.model == "gan" and self.binarization != "none":
+            raise ConfigError("the GAN generates grey levels, so a discriminator would tell them from binarized "
+                              f"images at a glance; use --binarization none (got {self.binarization!r})")
+        if self.task == "poem" and self.model != "vae":
+            raise ConfigError(f"the poem model is a VAE; model must be vae for task poem, got {self.model!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be positive (or unset); got {self.max_minutes!r}")
         return self
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether the model takes the label y (a CVAE, or a conditional GAN)."""
+        return self.model == "cvae" or (self.model == "gan" and self.conditional)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate asked for, else the model's usual one (2e-4 for the GAN, 1e-3 otherwise)."""
+        return float(self.lr if self.lr is not None else (2e-4 if self.model == "gan" else 1e-3))
 
     def model_config(self) -> ModelConfig:
         """The part of the settings that defines the network and objective."""

@@ -16,7 +16,11 @@ from torch import Tensor
 from vaekit.data import Split, binarize
 from vaekit.objectives import elbo, iwae_bound, reconstruction_loss
 
-__all__ = ["EVAL_SEED", "eval_images", "elbo_metrics", "NLLResult", "estimate_nll", "protocol_name"]
+__all__ = ["EVAL_SEED", "eval_images", "elbo_metrics", "NLLResult", "estimate_nll", "protocol_name",
+           "latent_statistics", "reconstruction_error", "sample_quality", "pixel_diversity",
+           "ACTIVE_UNIT_THRESHOLD"]
+
+ACTIVE_UNIT_THRESHOLD = 0.01
 
 EVAL_SEED = 0
 
@@ -36,7 +40,17 @@ def protocol_name(binarization: str) -> str:
 
 
 def _labels_if_needed(model: torch.nn.Module, y: Tensor) -> Tensor | None:
-    return y if getattr(model, "config", None) is not None and model.config.model == "cvae" else None
+    return y if _uses_labels(model) else None
+
+
+def _uses_labels(model: torch.nn.Module) -> bool:
+    return bool(getattr(getattr(model, "config", None), "uses_labels", False))
+
+
+def _kind(model: torch.nn.Module) -> str:
+    """The family member ('vae', 'cvae', ...); models from outside vaekit count as 'vae'."""
+    config = getattr(model, "config", None)
+    return getattr(config, "model", "vae")
 
 
 @torch.no_grad()
@@ -45,7 +59,7 @@ def elbo_metrics(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_s
     """Mean ELBO, log-likelihood and KL per example (nats); reconstruction only for autoencoders."""
     totals = {"elbo": 0.0, "log_likelihood": 0.0, "kl": 0.0}
     n = len(images)
-    is_ae = model.config.model == "ae"
+    is_ae = _kind(model) == "ae"
     for start in range(0, n, batch_size):
         x = images[start:start + batch_size].to(device)
         y = _labels_if_needed(model, labels[start:start + batch_size].to(device))
@@ -87,7 +101,7 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
     Memory is bounded by batch_size * chunk_size decoder outputs whatever k is. For continuous data the
     number is also given in bits per dimension (a density on [0, 1]^D; not dequantized 8-bit data).
     """
-    if model.config.model == "ae":
+    if _kind(model) == "ae":
         raise ValueError("an autoencoder defines no likelihood p(x): it has no NLL; use a vae, iwae or cvae run")
     values = []
     for start in range(0, len(images), batch_size):
@@ -103,3 +117,69 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
     dims = math.prod(images.shape[1:])
     bpd = nll / (dims * math.log(2)) if continuous else None
     return NLLResult(nll=nll, standard_error=se, k=k, images=n, protocol=protocol, bits_per_dim=bpd)
+
+
+@torch.no_grad()
+def latent_statistics(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500,
+                      device: torch.device | str = "cpu") -> dict[str, object]:
+    """KL per latent dimension (averaged over images) and active units (Burda et al. 2015).
+
+    Unit u is active when A_u = Cov_x(E_q[z_u | x]) > 0.01: its posterior mean moves with the input.
+    """
+    means, kls = [], []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        y = _labels_if_needed(model, labels[start:start + batch_size].to(device))
+        q = model.posterior(x, y)
+        means.append(q.mean.double().cpu())
+        base_q, base_p = getattr(q, "base_dist", None), getattr(model.prior(y), "base_dist", None)
+        if base_q is not None and base_p is not None and _kind(model) != "ae":
+            kls.append(torch.distributions.kl_divergence(base_q, base_p).double().cpu())
+    activity = torch.cat(means).var(0)
+    out: dict[str, object] = {"activity": activity.tolist(),
+                              "active_units": int((activity > ACTIVE_UNIT_THRESHOLD).sum()),
+                              "latent_dim": int(activity.numel())}
+    if kls:
+        out["kl_per_dim"] = torch.cat(kls).mean(0).tolist()
+    return out
+
+
+@torch.no_grad()
+def reconstruction_error(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500,
+                         device: torch.device | str = "cpu") -> dict[str, float]:
+    """Squared error per image (summed over pixels) of decoding the posterior mean, and -log p(x|z) there."""
+    sq, nll = 0.0, 0.0
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        y = _labels_if_needed(model, labels[start:start + batch_size].to(device))
+        z = model.posterior(x, y).mean
+        px = model.likelihood(z, y)
+        sq += float((px.mean - x).pow(2).flatten(1).sum(1).sum())
+        nll += float(-px.log_prob(x).sum())
+    return {"squared_error": sq / len(images), "neg_log_likelihood_at_mean": nll / len(images)}
+
+
+def pixel_diversity(images: Tensor) -> float:
+    """Mean over pixels of the standard deviation across images: near 0 when every image looks alike."""
+    return float(images.flatten(1).float().std(0).mean())
+
+
+@torch.no_grad()
+def sample_quality(model: torch.nn.Module, dataset: str, real: Tensor, n: int = 5000,
+                   device: torch.device | str = "cpu") -> dict[str, float]:
+    """Classifier Frechet distance between n samples and n real images; conditional accuracy for a CVAE."""
+    from vaekit.classifier import conditional_accuracy, feature_statistics, frechet_distance, load_classifier
+
+    classifier = load_classifier(dataset, device)
+    if _uses_labels(model):  # the same number of samples of every class, as the real test set roughly has
+        k = model.config.num_classes
+        samples = torch.cat([model.sample(n // k, label=c).to(device) for c in range(k)])
+    else:
+        samples = torch.cat([model.sample(min(1000, n - i)).to(device) for i in range(0, n, 1000)])
+    mu_s, cov_s = feature_statistics(classifier, samples)
+    mu_r, cov_r = feature_statistics(classifier, real[:n])
+    out = {"frechet_distance": frechet_distance(mu_r, cov_r, mu_s, cov_s), "samples": len(samples),
+           "diversity": pixel_diversity(samples), "real_diversity": pixel_diversity(real[:n])}
+    if _uses_labels(model):
+        out["conditional_accuracy"] = conditional_accuracy(classifier, model, per_class=max(1, n // 10))
+    return out

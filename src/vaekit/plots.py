@@ -44,13 +44,14 @@ def save_grid(images: Tensor, path: str | Path, nrow: int) -> Path:
 
 def save_samples(model: torch.nn.Module, path: str | Path, n: int = 64, label: int | None = None) -> Path:
     """A grid of n samples (of one class when `label` is given and the model is conditional)."""
-    if label is not None and model.config.model != "cvae":
-        raise ValueError(f"--label needs a conditional model (cvae); this run is a {model.config.model}")
+    if label is not None and not model.config.uses_labels:
+        raise ValueError(f"--label needs a conditional model (cvae, or gan --conditional); this run is a "
+                         f"{model.config.model}")
     return save_grid(model.sample(n, label=label).cpu(), path, nrow=int(math.ceil(math.sqrt(n))))
 
 
 def _labels_for(model: torch.nn.Module, y: Tensor) -> Tensor | None:
-    return y if model.config.model == "cvae" else None
+    return y if model.config.uses_labels else None
 
 
 def save_reconstructions(model: torch.nn.Module, images: Tensor, labels: Tensor, path: str | Path) -> Path:
@@ -70,13 +71,16 @@ def save_interpolation(model: torch.nn.Module, images: Tensor, labels: Tensor, p
     device = next(model.parameters()).device
     x, y = images.to(device), labels.to(device)
     with torch.no_grad():
-        z = model.posterior(x, _labels_for(model, y)).mean
+        if model.config.model == "gan":  # no encoder: walk between prior draws instead of image codes
+            z = model.prior().sample((len(x),))
+        else:
+            z = model.posterior(x, _labels_for(model, y)).mean
     rows = []
     t = torch.linspace(0, 1, steps, device=device)[:, None]
     for i in range(0, len(z) - 1, 2):
         path_z = (1 - t) * z[i] + t * z[i + 1]
         row_y = None
-        if model.config.model == "cvae":  # conditioned on the first image's label along the whole line
+        if model.config.uses_labels:  # conditioned on the first image's label along the whole line
             row_y = y[i].expand(steps)
         rows.append(model.decode(path_z, row_y).cpu())
     return save_grid(torch.cat(rows), path, nrow=steps)
@@ -104,6 +108,9 @@ def save_manifold(model: torch.nn.Module, path: str | Path, n: int = 20, images:
     d = model.latent_dim
     if d == 2:
         z, axes = grid, "z1, z2 at the 5%..95% quantiles of N(0, 1)"
+    elif model.config.model == "gan":  # no encoder to find a principal plane: the first two coordinates
+        z = torch.cat([grid, torch.zeros(len(grid), d - 2)], dim=1)
+        axes = f"z1, z2 at the 5%..95% quantiles of N(0, 1), the other {d - 2} coordinates at 0"
     else:
         if images is None:
             raise ValueError("a latent space of more than 2 dimensions needs images to find its principal plane")
@@ -113,7 +120,7 @@ def save_manifold(model: torch.nn.Module, path: str | Path, n: int = 20, images:
         z = mean + (grid * std) @ dirs
         axes = f"the two principal axes of {len(codes)} test codes (of {d} dimensions), ±1.64 std"
     y = None
-    if model.config.model == "cvae":
+    if model.config.uses_labels:
         y = torch.zeros(len(z), dtype=torch.long, device=device)
     out = save_grid(model.decode(z.to(device), y).cpu(), path, nrow=n)
     return out, axes

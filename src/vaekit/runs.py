@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,33 +47,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temporary file beside `path`, fsync it, and rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+def _atomic_replace(path: Path, write: Callable[[str], None]) -> None:
+    """Have `write` fill a temporary file beside `path`, fsync it, and rename it over `path`.
 
-
-def _state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-
-
-def atomic_save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Save a model's state dict as safetensors via a temporary file and a rename."""
+    A reader sees the old file or the new one, never half of either, whatever moment a kill lands.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        save_file(_state_tensors(model), tmp, metadata=metadata)
+        write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -80,6 +64,17 @@ def atomic_save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, 
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8) atomically."""
+    _atomic_replace(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Replace `path` with the model's state dict as safetensors, atomically."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    _atomic_replace(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any], progress: dict[str, Any],
@@ -172,10 +167,10 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The trained model of a run directory, in eval mode: the contract outside code relies on."""
     from vaekit.config import TrainConfig  # here, not at the top: config imports the models package
-    from vaekit.models import build_model
+    from vaekit.tasks import model_for_run
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(read_run_config(run_dir), source=str(run_dir / "config.json"))
-    model = build_model(config.model_config())
+    model = model_for_run(config, run_dir)
     load_weights(model, run_dir / "model.safetensors")
     return model.to(device).eval()

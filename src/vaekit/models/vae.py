@@ -80,12 +80,21 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, label: int | None = None) -> Tensor:
-        """n images drawn from the model: z ~ p(z) (p(z|y) for a label), shown as the mean of p(x|z)."""
-        if label is None:
+        """n images drawn from the model: z ~ p(z) (p(z|y) for a label), shown as the mean of p(x|z).
+
+        A conditional model asked for no label draws the classes in turn (0, 1, ..., K-1, 0, ...).
+        """
+        if not self.config.uses_labels:
+            if label is not None:
+                raise ValueError(f"--label needs a conditional model (cvae); this is a {self.config.model}")
             return self.decode(self.prior().sample((n,)))
-        if not 0 <= label < self.config.num_classes:
+        device = self.head.log_scale.device
+        if label is None:
+            y = torch.arange(n, device=device) % self.config.num_classes
+        elif not 0 <= label < self.config.num_classes:
             raise ValueError(f"label must be in 0..{self.config.num_classes - 1}, got {label}")
-        y = torch.full((n,), label, dtype=torch.long, device=self.head.log_scale.device)
+        else:
+            y = torch.full((n,), label, dtype=torch.long, device=device)
         prior = self.prior(y)
         z = prior.sample() if prior.batch_shape == torch.Size([n]) else prior.sample((n,))
         return self.decode(z, y)

@@ -1,0 +1,105 @@
+"""Shared helpers for the benchmark scripts: machine description, JSON results, FLOP counts, GEMM rates."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write results/NAME.json with the machine description attached."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def training_flops_per_image(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """FLOPs of one forward + backward pass per image, counted by torch's FlopCounterMode (matmuls/convs)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x, y).loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(x)
+
+
+def forward_flops_per_image(fn, batch: int) -> float:  # noqa: ANN001
+    """FLOPs of calling fn() once, divided by batch."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        fn()
+    return counter.get_total_flops() / batch
+
+
+def timed(fn, repeat: int, warmup: int = 3, sync: bool = False) -> float:  # noqa: ANN001
+    """Median seconds of fn() over `repeat` calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        if sync:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if sync:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def linear_gemm_rate(model: torch.nn.Module, batch: int, device: str = "cpu", repeat: int = 50) -> dict[str, float]:
+    """FLOP/s of the model's own Linear-layer GEMMs alone at this batch (forward, grad-input, grad-weight).
+
+    This is the ceiling for an MLP's training step on this machine: the same matrix products with none of
+    the framework around them.
+    """
+    mats = []
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.Linear):
+            i, o = layer.in_features, layer.out_features
+            mats.append((torch.randn(batch, i, device=device), torch.randn(i, o, device=device),
+                         torch.randn(batch, o, device=device)))
+
+    def run() -> None:
+        for x, w, g in mats:
+            x @ w
+            g @ w.T
+            x.T @ g
+
+    flops = sum(3 * 2 * batch * w.shape[0] * w.shape[1] for _, w, _ in mats)
+    seconds = timed(run, repeat, sync=device == "cuda")
+    return {"gemm_flops_per_step": flops, "gemm_seconds_per_step": seconds, "gemm_flops_per_s": flops / seconds}

@@ -1,0 +1,35 @@
+"""`make bench`: rerun the benchmarks this machine can run, then regenerate docs/benchmarks.md.
+
+On a CPU-only machine this reruns throughput (a few minutes), the family tables (about 12 minutes each) and
+time-to-quality training (10 minutes; its conv-decoder NLL evaluation takes ~15 minutes per snapshot on
+2 cores). Results measured on a GPU (files ending in -cuda.json) are kept as they are unless a GPU is here.
+Pass --quick to rerun only throughput.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+
+
+def run(*args: str) -> None:
+    print("+", " ".join(args), flush=True)
+    subprocess.run([sys.executable, *args], check=True, cwd=HERE)
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    run("throughput.py", "--device", "cpu", "--recipes", "mlp,conv")
+    if not quick:
+        run("family.py", "--dataset", "mnist")
+        run("family.py", "--dataset", "fashion-mnist")
+        run("time_to_quality.py")
+        if torch.cuda.is_available():
+            run("throughput.py", "--device", "cuda", "--train-size", "50000", "--epochs", "3")
+            run("quality_ceiling.py", "--minutes", "5")
+    run("report.py")

@@ -1,0 +1,81 @@
+"""Training throughput (images/s) through the real Trainer, against the machine's measured GEMM rate.
+
+    python benchmarks/throughput.py [--device cpu|cuda] [--train-size N]
+
+The MLP row is the exact configuration of pytorch/examples' `vae` (784-400-20, ReLU, batch 128, Adam 1e-3,
+grey levels as Bernoulli targets); the same run from the command line is:
+    vaekit train --arch mlp --hidden 400 --latent-dim 20 --binarization none --batch-size 128 --lr 1e-3 \
+        --weight-decay 0 --schedule constant --grad-clip 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+
+import torch
+
+from common import linear_gemm_rate, timed, training_flops_per_image, write_result
+from vaekit.config import TrainConfig
+from vaekit.train import Trainer
+
+RECIPES = {
+    "mlp": {"arch": "mlp", "hidden": [400], "latent_dim": 20, "binarization": "none", "weight_decay": 0.0,
+            "schedule": "constant", "grad_clip": 0.0, "batch_size": 128, "lr": 1e-3},
+    "conv": {"arch": "conv", "latent_dim": 16, "batch_size": 128},
+    "resnet": {"arch": "resnet", "latent_dim": 32, "batch_size": 128},
+}
+
+
+def square_gemm_rate(device: str, n: int = 1024) -> float:
+    """fp32 FLOP/s of one large square matrix product: the machine's matrix-multiply ceiling."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n**3 / timed(lambda: a @ b, repeat=20, sync=device == "cuda")
+
+
+def measure(name: str, device: str, train_size: int, epochs: int) -> dict[str, object]:
+    run_dir = tempfile.mkdtemp(prefix=f"vaekit-bench-{name}-")
+    shutil.rmtree(run_dir)
+    cfg = TrainConfig(run_dir=run_dir, device=device, train_size=train_size, eval_size=200, epochs=epochs,
+                      tensorboard=False, **RECIPES[name])
+    trainer = Trainer(cfg, log=lambda _m: None)
+    rates = []
+    trainer.fit(on_epoch_end=lambda _t, m: rates.append(m["images_per_s"]))
+    shutil.rmtree(run_dir, ignore_errors=True)
+    x = trainer.train_images[: cfg.batch_size].clone()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+        flops = training_flops_per_image(trainer.model, x)
+    rate = statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
+    row: dict[str, object] = {"recipe": name, "settings": RECIPES[name], "images_per_s": rate,
+                              "epoch_rates": rates, "train_flops_per_image": flops,
+                              "achieved_flops_per_s": rate * flops, "parameters": sum(
+                                  p.numel() for p in trainer.model.parameters())}
+    if name == "mlp":
+        gemm = linear_gemm_rate(trainer.model, cfg.batch_size, device=device)
+        row.update(gemm)
+        row["fraction_of_batch_gemm_rate"] = rate * flops / gemm["gemm_flops_per_s"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--train-size", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--recipes", default="mlp,conv,resnet")
+    args = parser.parse_args()
+    peak = square_gemm_rate(args.device)
+    rows = []
+    for name in args.recipes.split(","):
+        row = measure(name, args.device, args.train_size, args.epochs)
+        row["fraction_of_square_gemm_rate"] = row["achieved_flops_per_s"] / peak
+        print(f"{name}: {row['images_per_s']:,.0f} img/s, {row['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s")
+        rows.append(row)
+    write_result(f"throughput-{args.device}", {"square_gemm_flops_per_s": peak, "device": args.device,
+                                               "train_size": args.train_size, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Time to quality: test NLL after 2, 5 and 10 minutes of training, on this machine, for vaekit's best recipe.
+
+    python benchmarks/time_to_quality.py [--minutes 10] [--snapshots 2,5] [--k 1000] [--images 2000]
+
+One run of --minutes with the learning rate annealed over that budget; the weights at the first epoch end
+after each snapshot time are saved (--save-dir) and evaluated after training stops, so evaluation never
+eats into the training clock. Evaluation can run elsewhere: `--evaluate-only DIR --eval-device cuda`
+scores saved snapshots on a GPU (a conv decoder's k=1000 NLL takes ~15 min per snapshot on 2 CPU cores).
+NLL uses k importance samples on the first N test images (k=1000 on 2,000 images by
+default: the table says so), binarized once with seed 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from common import RESULTS, machine, write_result
+from vaekit.config import TrainConfig
+from vaekit.data import load_dataset
+from vaekit.evaluate import elbo_metrics, estimate_nll, eval_images, protocol_name
+from vaekit.models import build_model
+from vaekit.runs import atomic_save_weights, load_weights
+from vaekit.train import Trainer
+
+BEST_RECIPE = {"model": "vae", "arch": "conv", "latent_dim": 32, "batch_size": 128, "lr": 2e-3,
+               "binarization": "dynamic", "kl_warmup": 1.0}
+
+
+def train(args: argparse.Namespace, save_dir: Path) -> None:
+    marks = sorted(float(m) for m in args.snapshots.split(",") if m)
+    run_dir = tempfile.mkdtemp(prefix="vaekit-ttq-")
+    shutil.rmtree(run_dir)
+    cfg = TrainConfig(run_dir=run_dir, device=args.device, epochs=1000, max_minutes=args.minutes,
+                      tensorboard=False, **BEST_RECIPE)
+    trainer = Trainer(cfg, log=print)
+    taken: list[dict] = []
+
+    def keep(t: Trainer, metrics: dict) -> None:
+        minutes = metrics["train_seconds"] / 60
+        if len(taken) < len(marks) and minutes >= marks[len(taken)]:
+            name = f"snapshot-{len(taken)}.safetensors"
+            atomic_save_weights(t.model, save_dir / name)
+            taken.append({"minutes": minutes, "epoch": metrics["epoch"], "file": name})
+
+    last = trainer.fit(on_epoch_end=keep)
+    atomic_save_weights(trainer.model, save_dir / "final.safetensors")
+    taken.append({"minutes": last["train_seconds"] / 60, "epoch": last["epoch"], "file": "final.safetensors"})
+    (save_dir / "snapshots.json").write_text(json.dumps({"config": cfg.to_dict(), "snapshots": taken,
+                                                         "train_machine": machine()}, indent=2))
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def evaluate(args: argparse.Namespace, save_dir: Path) -> None:
+    info = json.loads((save_dir / "snapshots.json").read_text())
+    cfg = TrainConfig.from_dict(info["config"])
+    model = build_model(cfg.model_config()).to(args.eval_device).eval()
+    data = load_dataset(cfg.dataset)
+    x, y = eval_images(data.test, cfg.binarization, args.images)
+    rows = []
+    for snap in info["snapshots"]:
+        load_weights(model, save_dir / snap["file"])
+        model.to(args.eval_device)
+        torch.manual_seed(0)
+        t0 = time.perf_counter()
+        nll = estimate_nll(model, x, y, k=args.k, batch_size=100, chunk_size=250,
+                           protocol=protocol_name(cfg.binarization), device=args.eval_device)
+        elbo = elbo_metrics(model, x, y, device=args.eval_device)["elbo"]
+        rows.append({**snap, "nll": nll.nll, "standard_error": nll.standard_error, "elbo": elbo,
+                     "eval_seconds": time.perf_counter() - t0})
+        print(f"{snap['minutes']:5.1f} min (epoch {snap['epoch']}): {nll.line()}; elbo {elbo:.2f}")
+    write_result(args.name, {"recipe": BEST_RECIPE, "train_machine": info["train_machine"],
+                             "eval_device": args.eval_device, "k": args.k, "images": len(x),
+                             "budget_minutes": cfg.max_minutes, "protocol": protocol_name(cfg.binarization),
+                             "rows": rows})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--snapshots", default="2,5")
+    parser.add_argument("--k", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--device", default="cpu", help="training device (the table is for 2 CPU cores)")
+    parser.add_argument("--eval-device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--save-dir", default=str(RESULTS / "ttq-snapshots"))
+    parser.add_argument("--train-only", action="store_true", help="save snapshots, evaluate later")
+    parser.add_argument("--evaluate-only", action="store_true", help="score the snapshots in --save-dir")
+    parser.add_argument("--name", default="time-to-quality-cpu")
+    args = parser.parse_args()
+    save_dir = Path(args.save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    if not args.evaluate_only:
+        train(args, save_dir)
+    if not args.train_only:
+        evaluate(args, save_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""What the Trainer trains on: a task supplies tensors, builds the model, and prepares each epoch's batch data.
+
+The image task (MNIST, Fashion-MNIST, folders) is the default; the poem task lives in vaekit.poetry.task.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from vaekit.config import TrainConfig
+from vaekit.data import binarize, load_dataset
+from vaekit.evaluate import eval_images
+from vaekit.models import build_model
+
+__all__ = ["Task", "ImageTask", "make_task", "model_for_run"]
+
+
+class Task(Protocol):
+    train: tuple[Tensor, Tensor]
+    valid: tuple[Tensor, Tensor]
+
+    def build_model(self) -> torch.nn.Module: ...
+
+    def prepare(self, x: Tensor, epoch: int) -> Tensor: ...
+
+    def save(self, run_dir: Path) -> None: ...
+
+
+class ImageTask:
+    """Images in [0, 1]: binarized per the config each epoch; labels for conditional models."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        data = load_dataset(config.dataset, config.data_dir, config.image_size, config.channels, config.seed)
+        self.data = data
+        if config.image_shape is None:
+            config.image_shape = data.shape
+            config.num_classes = max(1, data.num_classes)
+        elif tuple(config.image_shape) != data.shape:
+            raise ValueError(f"the run was trained on images of shape {tuple(config.image_shape)}, but the data "
+                             f"now has {data.shape}; use the same dataset and --image-size")
+        train = data.train.head(config.train_size)
+        self.train = (train.images, train.labels)
+        self.valid = eval_images(data.valid, config.binarization, config.eval_size)
+
+    def build_model(self) -> torch.nn.Module:
+        return build_model(self.config.model_config())
+
+    def prepare(self, x: Tensor, epoch: int) -> Tensor:
+        return binarize(x, self.config.binarization, seed=self.config.seed, epoch=epoch)
+
+    def save(self, run_dir: Path) -> None:
+        """Images need nothing beside config.json."""
+
+
+def make_task(config: TrainConfig, run_dir: Path | None = None) -> Task:
+    """The task a config names; `run_dir` is given on resume so saved state (a vocabulary) is reused."""
+    if config.task == "poem":
+        from vaekit.poetry.task import PoemTask
+
+        return PoemTask(config, run_dir)
+    return ImageTask(config)
+
+
+def model_for_run(config: TrainConfig, run_dir: Path) -> torch.nn.Module:
+    """An untrained model of the shape a saved run describes (for loading its weights)."""
+    if config.task == "poem":
+        from vaekit.poetry.task import poem_model_for_run
+
+        return poem_model_for_run(config, run_dir)
+    return build_model(config.model_config())

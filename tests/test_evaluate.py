@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from ppca import PPCA
+from vaekit.classifier import classifier_path, frechet_distance, load_classifier
+from vaekit.evaluate import estimate_nll, latent_statistics
+from vaekit.models import ModelConfig, build_model
+
+
+def test_nll_matches_the_closed_form_of_a_linear_gaussian_model():
+    model = PPCA(n=6, d=2, noise=0.4, seed=3)
+    model.posterior_kind = "poor"
+    x = model.sample_x(200, seed=5)
+    labels = torch.zeros(200, dtype=torch.long)
+    result = estimate_nll(model, x, labels, k=5000, batch_size=50, chunk_size=1000)
+    exact = -model.log_marginal(x).mean().item()
+    assert result.nll == pytest.approx(exact, abs=0.05)
+    assert result.images == 200 and result.k == 5000
+    exact_se = model.log_marginal(x).std().item() / np.sqrt(200)
+    assert result.standard_error == pytest.approx(exact_se, rel=0.05)
+
+
+def test_nll_is_at_most_the_negative_elbo():
+    model = PPCA(n=6, d=2, noise=0.4, seed=3)
+    model.posterior_kind = "poor"
+    x = model.sample_x(100, seed=6)
+    from vaekit.objectives import elbo
+
+    neg_elbo = -torch.stack([elbo(model, x).elbo for _ in range(200)]).mean().item()
+    nll = estimate_nll(model, x, torch.zeros(100, dtype=torch.long), k=500).nll
+    assert nll < neg_elbo - 0.5  # a poor posterior leaves a real gap that importance sampling closes
+
+
+def test_nll_reports_bits_per_dim_for_continuous_data():
+    model = PPCA(n=6, d=2, noise=0.4, seed=3)
+    x = model.sample_x(10)
+    result = estimate_nll(model, x, torch.zeros(10, dtype=torch.long), k=10, continuous=True, protocol="p")
+    assert result.bits_per_dim == pytest.approx(result.nll / (6 * np.log(2)))
+    assert "bits/dim" in result.line() and "k=10, 10 images, p" in result.line()
+
+
+def test_autoencoder_has_no_nll():
+    model = build_model(ModelConfig(model="ae", arch="mlp", hidden=[8]))
+    with pytest.raises(ValueError, match="no likelihood"):
+        estimate_nll(model, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), k=2)
+
+
+def test_frechet_distance_matches_scipy():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(500, 8, generator=g, dtype=torch.float64)
+    b = torch.randn(500, 8, generator=g, dtype=torch.float64) @ torch.randn(8, 8, generator=g, dtype=torch.float64) + 1
+    mu1, mu2, c1, c2 = a.mean(0), b.mean(0), torch.cov(a.T), torch.cov(b.T)
+    covmean = scipy.linalg.sqrtm(c1.numpy() @ c2.numpy()).real
+    expected = ((mu1 - mu2) ** 2).sum().item() + np.trace(c1.numpy() + c2.numpy() - 2 * covmean)
+    assert frechet_distance(mu1, c1, mu2, c2) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(mu1, c1, mu1, c1) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_active_units_follow_burdas_definition():
+    model = build_model(ModelConfig(arch="mlp", hidden=[8], latent_dim=4))
+    with torch.no_grad():  # make the posterior mean depend on the input in unit 0 only
+        last = model.encoder.net[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.weight[0, :] = 1.0
+    x = torch.rand(300, 1, 28, 28)
+    stats = latent_statistics(model, x, torch.zeros(300, dtype=torch.long))
+    assert stats["active_units"] == 1 and stats["activity"][0] > 0.01
+    assert len(stats["kl_per_dim"]) == 4 and stats["kl_per_dim"][0] > stats["kl_per_dim"][1]
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_shipped_classifiers_are_small_and_accurate(dataset):
+    path = classifier_path(dataset)
+    assert path.is_file() and path.stat().st_size < 2_000_000 / 2  # both together under 2 MB
+    if dataset == "fashion-mnist":
+        from vaekit.data.fashion import DEBIAN_FASHION_DIR
+
+        if not DEBIAN_FASHION_DIR.is_dir():
+            pytest.skip("Fashion-MNIST data absent (dataset-fashion-mnist not installed)")
+    from vaekit.data import load_dataset
+
+    data = load_dataset(dataset)
+    clf = load_classifier(dataset)
+    with torch.no_grad():
+        acc = (clf(data.test.images[:2000]).argmax(-1) == data.test.labels[:2000]).float().mean().item()
+    assert acc > (0.97 if dataset == "mnist" else 0.85)
