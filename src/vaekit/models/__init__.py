@@ -5,14 +5,16 @@ from __future__ import annotations
 from vaekit.models.autoencoder import Autoencoder
 from vaekit.models.config import CONDITIONINGS, KL_ESTIMATORS, MODELS, ModelConfig
 from vaekit.models.cvae import CVAE
+from vaekit.models.gan import GAN, NoEncoderError
 from vaekit.models.vae import VAE
 
-__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "ModelConfig", "VAE", "Autoencoder", "CVAE", "build_model"]
+__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "ModelConfig", "VAE", "Autoencoder", "CVAE", "GAN", "NoEncoderError",
+           "build_model"]
 
 
-def build_model(config: ModelConfig) -> VAE:
+def build_model(config: ModelConfig) -> VAE | GAN:
     """The model that `config.model` names (iwae is a VAE trained on the importance-weighted bound)."""
-    classes = {"ae": Autoencoder, "vae": VAE, "iwae": VAE, "cvae": CVAE}
+    classes = {"ae": Autoencoder, "vae": VAE, "iwae": VAE, "cvae": CVAE, "gan": GAN}
     if config.model not in classes:
         raise ValueError(f"model must be one of {MODELS}, got {config.model!r}")
     return classes[config.model](config)

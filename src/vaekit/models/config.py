@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "ModelConfig"]
 
-MODELS = ("ae", "vae", "iwae", "cvae")
+MODELS = ("ae", "vae", "iwae", "cvae", "gan")
 CONDITIONINGS = ("input", "prior")
 KL_ESTIMATORS = ("analytic", "mc")
 
@@ -27,9 +27,20 @@ class ModelConfig:
     image_shape: tuple[int, int, int] = (1, 28, 28)
     num_classes: int = 10
     conditioning: str = "input"
+    conditional: bool = False
     beta: float = 1.0
     kl: str = "analytic"
     k: int = 5
+
+    @property
+    def conditional_gan(self) -> bool:
+        """A GAN that sees the label (a cGAN)."""
+        return self.model == "gan" and self.conditional
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether training and sampling take the label y."""
+        return self.model == "cvae" or self.conditional_gan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

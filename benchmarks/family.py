@@ -1,0 +1,90 @@
+"""The family side by side at equal training time: AE, VAE, IWAE, CVAE, GAN and conditional GAN.
+
+    python benchmarks/family.py --dataset mnist [--minutes 1.5] [--device cpu]
+
+Each model trains for the same wall-clock budget on the same data, then is scored by the same code:
+test NLL where the model defines one (k importance samples), the classifier Frechet distance, sample
+diversity and conditional accuracy. One figure puts a sample grid per model side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from common import write_result
+from vaekit.config import TrainConfig
+from vaekit.evaluate import estimate_nll, eval_images, protocol_name, sample_quality
+from vaekit.plots import image_grid
+from vaekit.train import Trainer
+
+MODELS = {
+    "AE": {"model": "ae"},
+    "VAE": {"model": "vae", "kl_warmup": 1.0},
+    "IWAE (k=5)": {"model": "iwae", "k": 5},
+    "CVAE": {"model": "cvae", "conditioning": "input"},
+    "GAN": {"model": "gan"},
+    "conditional GAN": {"model": "gan", "conditional": True},
+}
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    parser.add_argument("--minutes", type=float, default=1.5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=2000)
+    args = parser.parse_args()
+    rows, grids = [], []
+    for name, settings in MODELS.items():
+        run_dir = tempfile.mkdtemp(prefix="vaekit-family-")
+        shutil.rmtree(run_dir)
+        cfg = TrainConfig(run_dir=run_dir, dataset=args.dataset, arch="conv", latent_dim=16, epochs=1000,
+                          max_minutes=args.minutes, device=args.device, tensorboard=False, seed=0, **settings)
+        start = time.perf_counter()
+        trainer = Trainer(cfg, log=print)
+        last = trainer.fit()
+        wall = time.perf_counter() - start
+        model = trainer.model.eval()
+        torch.manual_seed(0)
+        quality = sample_quality(model, args.dataset, trainer.data.test.images, n=args.samples, device=args.device)
+        row = {"model": name, "settings": settings, "epochs": last["epoch"], "train_seconds": last["train_seconds"],
+               "wall_seconds": wall, **quality, "nll": None}
+        if cfg.model not in ("ae", "gan"):
+            x, y = eval_images(trainer.data.test, cfg.binarization, args.images)
+            row["nll"] = estimate_nll(model, x, y, k=args.k, chunk_size=100, device=args.device,
+                                      protocol=protocol_name(cfg.binarization)).nll
+        rows.append(row)
+        print(f"{name}: {row}")
+        grids.append((name, image_grid(model.sample(36, label=None).cpu(), nrow=6, scale=2)))
+        shutil.rmtree(run_dir, ignore_errors=True)
+    figure = DOCS / f"family-{args.dataset}.png"
+    _side_by_side(grids, figure)
+    write_result(f"family-{args.dataset}", {"dataset": args.dataset, "minutes": args.minutes, "device": args.device,
+                                            "k": args.k, "images": args.images, "samples": args.samples,
+                                            "figure": figure.name, "rows": rows})
+
+
+def _side_by_side(grids: list[tuple[str, Image.Image]], path: Path) -> None:
+    """One row of labelled sample grids."""
+    w, h = grids[0][1].size
+    canvas = Image.new("RGB", (len(grids) * (w + 10) + 10, h + 30), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (name, grid) in enumerate(grids):
+        canvas.paste(grid.convert("RGB"), (10 + i * (w + 10), 25))
+        draw.text((10 + i * (w + 10), 6), name, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+if __name__ == "__main__":
+    main()
