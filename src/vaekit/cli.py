@@ -73,13 +73,13 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=convert, default=None, help=TRAIN_HELP[f.name])
 
 
-def _train_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def _train_config(args: argparse.Namespace) -> Any:
+    """Defaults, then the config file, then the flags given on the command line."""
     from vaekit.config import TrainConfig, load_config_file
 
-    given = {k: v for k, v in vars(args).items() if k in TRAIN_HELP and v is not None}
     values = load_config_file(args.config) if args.config else {}
-    values.update(given)
-    return TrainConfig.from_dict(values, source=args.config or "command line"), given
+    values.update({k: v for k, v in vars(args).items() if k in TRAIN_HELP and v is not None})
+    return TrainConfig.from_dict(values, source=args.config or "command line")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         given = {k: v for k, v in vars(args).items() if k in TRAIN_HELP and v is not None and k != "run_dir"}
         config = resume_config(args.run_dir or "runs/vae", given)
     else:
-        config, _ = _train_config(args)
+        config = _train_config(args)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
     if trainer.dist.is_main:
