@@ -26,11 +26,7 @@ __all__ = [
     "continuous_bernoulli_likelihood",
     "categorical_likelihood",
     "PointMass",
-    "LIKELIHOODS",
 ]
-
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "categorical")
-
 
 def diagonal_gaussian(mu: Tensor, logvar: Tensor) -> Independent:
     """q(z|x) = N(mu, diag(exp(logvar))), one event per row: `log_prob` sums over the latent axis."""

@@ -42,6 +42,15 @@ class ModelConfig:
         """Whether training and sampling take the label y."""
         return self.model == "cvae" or self.conditional_gan
 
+    def check_label(self, label: int | None) -> None:
+        """Refuse a label for an unconditional model, or one outside 0..num_classes-1."""
+        if label is None:
+            return
+        if not self.uses_labels:
+            raise ValueError(f"--label needs a conditional model (cvae, or gan --conditional); this is a {self.model}")
+        if not 0 <= label < self.num_classes:
+            raise ValueError(f"label must be in 0..{self.num_classes - 1}, got {label}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -108,16 +108,14 @@ class GAN(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, label: int | None = None) -> Tensor:
+        self.config.check_label(label)
         was_training = self.training
         self.eval()
         y = None
         if self.conditional:
-            if label is not None and not 0 <= label < self.config.num_classes:
-                raise ValueError(f"label must be in 0..{self.config.num_classes - 1}, got {label}")
-            y = torch.full((n,), label, dtype=torch.long, device=self._device_probe.device) if label is not None \
-                else torch.arange(n, device=self._device_probe.device) % self.config.num_classes
-        elif label is not None:
-            raise ValueError("--label needs a conditional model (cvae, or gan with --conditioning input)")
+            device = self._device_probe.device
+            y = torch.full((n,), label, dtype=torch.long, device=device) if label is not None \
+                else torch.arange(n, device=device) % self.config.num_classes
         images = self.decode(self.prior().sample((n,)), y)
         self.train(was_training)
         return images

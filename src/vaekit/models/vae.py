@@ -84,15 +84,12 @@ class VAE(nn.Module):
 
         A conditional model asked for no label draws the classes in turn (0, 1, ..., K-1, 0, ...).
         """
+        self.config.check_label(label)
         if not self.config.uses_labels:
-            if label is not None:
-                raise ValueError(f"--label needs a conditional model (cvae); this is a {self.config.model}")
             return self.decode(self.prior().sample((n,)))
         device = self.head.log_scale.device
         if label is None:
             y = torch.arange(n, device=device) % self.config.num_classes
-        elif not 0 <= label < self.config.num_classes:
-            raise ValueError(f"label must be in 0..{self.config.num_classes - 1}, got {label}")
         else:
             y = torch.full((n,), label, dtype=torch.long, device=device)
         prior = self.prior(y)
