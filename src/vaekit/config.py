@@ -6,6 +6,7 @@ Bad values raise `ConfigError` with one sentence naming the setting and what it 
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,8 +26,57 @@ TASKS = ("images", "poem")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+# Upper bounds on sizes, checked before anything is allocated: a typo or a tampered config.json must fail with
+# a sentence, not by exhausting memory.
+LIMITS = {"image_size": 512, "latent_dim": 4096, "width": 1024, "k": 100_000, "epochs": 1_000_000,
+          "batch_size": 65_536, "keep_checkpoints": 1000, "embedding_dim": 4096, "encoder_layers": 64,
+          "decoder_layers": 64, "min_count": 1_000_000}
+MAX_HIDDEN_WIDTH, MAX_HIDDEN_LAYERS = 16_384, 16
+
+
 class ConfigError(ValueError):
     """A setting with a bad value, or a config file that cannot be used."""
+
+
+def _toml(value: Any) -> str:
+    """A value as it would be written in TOML, for messages about config files."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'the string "{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) if not isinstance(v, str) else f'"{v}"' for v in value) + "]"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
+
+
+_EXAMPLES = {"bool": ("true or false", "true"), "int": ("an integer", "8"), "float": ("a number", "0.5"),
+             "str": ("a string", '"text"'), "list[int]": ("a list of integers", "[512, 256]"),
+             "tuple[int, int, int]": ("three integers", "[1, 28, 28]")}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _coerce(name: str, value: Any, annotation: str, source: str) -> Any:
+    """`value` checked against a field's declared type (the string annotation); ConfigError in TOML terms."""
+    if value is None and "None" in annotation:
+        return None
+    kind = annotation.replace(" | None", "")
+    ok = {"bool": lambda v: isinstance(v, bool),
+          "int": _is_int,
+          "float": lambda v: _is_int(v) or isinstance(v, float),
+          "str": lambda v: isinstance(v, str),
+          "list[int]": lambda v: isinstance(v, list) and all(_is_int(i) for i in v),
+          "tuple[int, int, int]": lambda v: isinstance(v, list | tuple) and len(v) == 3 and all(map(_is_int, v))}
+    if kind == "list[int]" and _is_int(value):  # `hidden = 400` means one layer of 400
+        return [value]
+    if kind not in ok or ok[kind](value):
+        return tuple(value) if kind.startswith("tuple") else value
+    words, example = _EXAMPLES[kind]
+    raise ConfigError(f"{source}: {name} must be {words}, like {name} = {example}; got {_toml(value)}")
 
 
 @dataclass
@@ -105,30 +155,36 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+            if value > LIMITS[name]:
+                raise ConfigError(f"{name} must be at most {LIMITS[name]:,}; got {value:,}")
         for name in ("train_size", "eval_size"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not _is_int(value) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer (or unset for all); got {value!r}")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {self.channels!r}")
-        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden must be a list of positive layer widths, e.g. 512,256; got {self.hidden!r}")
+        if (not isinstance(self.hidden, list) or not self.hidden or len(self.hidden) > MAX_HIDDEN_LAYERS
+                or any(not _is_int(h) or not 1 <= h <= MAX_HIDDEN_WIDTH for h in self.hidden)):
+            raise ConfigError(f"hidden must be 1 to {MAX_HIDDEN_LAYERS} layer widths between 1 and {MAX_HIDDEN_WIDTH:,}, "
+                              f"e.g. 512,256; got {self.hidden!r}")
+        if self.image_size < 4:
+            raise ConfigError(f"image_size must be at least 4 pixels; got {self.image_size}")
         for name in ("lr", "gaussian_scale"):
             value = getattr(self, name)
             if value is None and name == "lr":
                 continue
-            if not isinstance(value, int | float) or not value > 0:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
                 raise ConfigError(f"{name} must be a positive number; got {value!r}")
         for name in ("beta", "weight_decay", "grad_clip", "kl_warmup"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not value >= 0:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
                 raise ConfigError(f"{name} must be a number >= 0; got {value!r}")
         if self.model == "gan" and self.binarization != "none":
             raise ConfigError("the GAN generates grey levels, so a discriminator would tell them from binarized "
                               f"images at a glance; use --binarization none (got {self.binarization!r})")
         if self.task == "poem" and self.model != "vae":
             raise ConfigError(f"the poem model is a VAE; model must be vae for task poem, got {self.model!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
+        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
             raise ConfigError(f"max_minutes must be positive (or unset); got {self.max_minutes!r}")
         return self
 
@@ -162,8 +218,8 @@ class TrainConfig:
                 hint = difflib.get_close_matches(key, known, n=1)
                 suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(sorted(known))}"
                 raise ConfigError(f"{source}: unknown setting {key!r}{suggestion}")
-        if values.get("image_shape") is not None:
-            values["image_shape"] = tuple(values["image_shape"])
+        types = {f.name: str(f.type) for f in fields(cls)}
+        values = {k: _coerce(k, v, types[k], source) for k, v in values.items()}
         return cls(**values).validate()
 
 
@@ -174,6 +230,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check the path given to --config") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; --config takes a TOML file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read as a UTF-8 text file ({e}); check the path given to --config") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
     if "train" in data and isinstance(data["train"], dict):

@@ -13,7 +13,10 @@ moment leaves the previous checkpoint whole; optimizer state is read back with `
 from __future__ import annotations
 
 import json
+import math
 import os
+import pickle
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -24,14 +27,96 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["RUN_FORMAT", "RunError", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
-           "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "load"]
+__all__ = ["RUN_FORMAT", "RunError", "RunLock", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
+           "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "load", "prepare_run_dir",
+           "clean_temporaries", "check_optimizer_state", "read_metrics_lines"]
 
 RUN_FORMAT = "vaekit-run/1"
 
 
 class RunError(ValueError):
     """A run directory or checkpoint that cannot be used; the message names the file and the fix."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory (`flock` on RUN/.lock): one process writes a run at a time.
+
+    The kernel releases it when the process dies, however it dies, so a killed run never leaves it stale.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self._file: Any = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks, so nothing is enforced
+            return self
+        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open while the lock is held)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise RunError(f"{self.path.parent} is in use by another vaekit process (pid {owner}); wait for it to "
+                           "finish, or choose another --run-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor drops the flock
+            self._file = None
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create the run directory, or say in one sentence why it cannot be used."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir}: is a file, not a folder; choose another --run-dir")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"{run_dir}: cannot create the run directory ({e.strerror}); choose another --run-dir") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise RunError(f"{run_dir}: not writable by this user; choose another --run-dir or fix its permissions")
+
+
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}$")  # what tempfile.mkstemp(prefix=".NAME.") leaves behind
+
+
+def clean_temporaries(run_dir: Path) -> list[Path]:
+    """Remove temporary files and folders left by a process killed mid-write; call it holding the run's lock."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "figures"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.name.startswith(".tmp-epoch-") and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            elif _TEMPORARY.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def read_metrics_lines(path: Path) -> list[dict[str, Any]]:
+    """The epochs recorded in metrics.jsonl; a line torn by a kill during the append is skipped."""
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def _fsync_dir(path: Path) -> None:
@@ -119,12 +204,60 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(optimizer/scheduler state, progress) of one checkpoint directory; state loaded with weights_only=True."""
+    fix = "delete that folder to fall back to an older one, or start the run again"
     try:
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         progress = json.loads((path / "progress.json").read_text())
-    except (OSError, RuntimeError, json.JSONDecodeError, EOFError) as e:
-        raise RunError(f"{path}: checkpoint is unreadable ({e}); delete that folder to fall back to an older one") from None
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: checkpoint is unreadable ({type(e).__name__}); {fix}") from None
+    if not (isinstance(state, dict) and isinstance(state.get("optimizers"), list)
+            and isinstance(state.get("schedulers"), list)):
+        raise RunError(f"{path / 'state.pt'}: not a vaekit checkpoint (no optimizer and scheduler state); {fix}")
+    if not (isinstance(progress, dict) and all(isinstance(progress.get(k), int) and not isinstance(progress[k], bool)
+                                               and progress[k] >= 0 for k in ("epoch", "step"))):
+        raise RunError(f"{path / 'progress.json'}: lacks a whole-number epoch and step; {fix}")
     return state, progress
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, source: Path) -> None:
+    """Refuse saved optimizer state that does not fit the optimizer's parameters.
+
+    `weights_only=True` checks types only; a moment tensor of the wrong shape would make the fused AdamW
+    kernel write out of bounds, so every tensor is checked against its parameter before loading.
+    """
+    def bad(what: str) -> RunError:
+        return RunError(f"{source}: optimizer state does not fit this model ({what}); delete that checkpoint "
+                        "folder to fall back to an older one, or start the run again")
+
+    if not (isinstance(saved, dict) and isinstance(saved.get("state"), dict)
+            and isinstance(saved.get("param_groups"), list)):
+        raise bad("not an optimizer state dict")
+    groups = optimizer.param_groups
+    if len(saved["param_groups"]) != len(groups):
+        raise bad(f"{len(saved['param_groups'])} parameter groups for {len(groups)}")
+    params: dict[Any, torch.Tensor] = {}
+    for mine, theirs in zip(groups, saved["param_groups"], strict=True):
+        ids = theirs.get("params") if isinstance(theirs, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(mine["params"]):
+            raise bad("parameter lists of another length")
+        for key, value in theirs.items():
+            if key != "params" and isinstance(mine.get(key), float) and (
+                    not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)):
+                raise bad(f"hyperparameter {key} = {value!r}")
+        params.update(zip(ids, mine["params"], strict=True))
+    for pid, entry in saved["state"].items():
+        if pid not in params or not isinstance(entry, dict):
+            raise bad(f"state for unknown parameter {pid!r}")
+        param = params[pid]
+        for name, value in entry.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            if value.dim() == 0:  # the step count
+                if not torch.isfinite(value.float()):
+                    raise bad(f"{name} of parameter {pid} is not finite")
+            elif value.shape != param.shape or value.dtype != param.dtype:
+                raise bad(f"{name} of parameter {pid} has shape {tuple(value.shape)} {value.dtype}, "
+                          f"the parameter {tuple(param.shape)} {param.dtype}")
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -138,6 +271,8 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{path}: missing; {run_dir} is not a vaekit run (train one with `vaekit train`)") from None
     except json.JSONDecodeError as e:
         raise RunError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); restore it or retrain") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise RunError(f"{path}: cannot be read ({type(e).__name__}); restore it or retrain") from None
     if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
         raise RunError(f"{path}: not a vaekit run config (expected format {RUN_FORMAT!r}); "
                        "point to a directory written by `vaekit train`")
@@ -150,7 +285,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         tensors = load_file(str(path))
     except FileNotFoundError:
         raise RunError(f"{path}: missing; the run has not finished an epoch yet (or resume it with --resume)") from None
-    except (SafetensorError, OSError) as e:
+    except (SafetensorError, OSError, ValueError) as e:
         raise RunError(f"{path}: not a readable safetensors file ({e}); restore it from checkpoints/ or retrain") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

@@ -27,10 +27,15 @@ from vaekit.data import BatchLoader
 from vaekit.evaluate import elbo_metrics
 from vaekit.runs import (
     RunError,
+    RunLock,
     atomic_write_text,
+    check_optimizer_state,
+    clean_temporaries,
     latest_checkpoint,
     load_weights,
+    prepare_run_dir,
     read_checkpoint,
+    read_metrics_lines,
     read_run_config,
     save_checkpoint,
 )
@@ -39,10 +44,11 @@ from vaekit.tasks import make_task
 __all__ = ["TrainingDiverged", "select_device", "Trainer", "resume_config", "COLLAPSE_DIVERSITY"]
 
 COLLAPSE_DIVERSITY = 0.05  # GAN samples varying less than 5% as much as real images: mode collapse
+EXPLOSION_FACTOR = 1000.0  # a step loss this many times its running level has diverged, though still finite
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and what to try."""
+    """The loss became NaN, infinite or exploded; the message names the step and what to try."""
 
 
 def select_device(name: str) -> torch.device:
@@ -57,7 +63,19 @@ def select_device(name: str) -> torch.device:
         raise ConfigError("device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device mps asked for, but this PyTorch has no Apple MPS backend; use --device cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ConfigError(f"device {name} asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {name} asked for, but PyTorch sees {count} CUDA GPU(s), numbered from 0")
+    elif device.type not in ("cpu", "mps"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    return device
 
 
 @dataclass
@@ -113,15 +131,47 @@ class Trainer:
         device = select_device(config.device)
         self.dist, self.device = _init_distributed(device)
         self.log = log if log is not None else (print if self.dist.is_main else (lambda _msg: None))
-        if not resume and (self.run_dir / "config.json").exists():
+        self._lock: RunLock | None = None
+        if self.dist.is_main:
+            prepare_run_dir(self.run_dir)
+            self._lock = RunLock(self.run_dir).acquire()
+            clean_temporaries(self.run_dir)
+        try:
+            resume = self._decide_resume(resume)
+            self._setup(config, resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run directory for other processes (done by `fit`, and by the OS if the process dies)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _decide_resume(self, resume: bool) -> bool:
+        """Whether to continue from a checkpoint; a run that never wrote one starts again in place."""
+        has_run = (self.run_dir / "config.json").exists()
+        has_checkpoint = latest_checkpoint(self.run_dir) is not None
+        if not resume and has_run and has_checkpoint:
             raise RunError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another "
                            "--run-dir (nothing was overwritten)")
+        if has_run and not has_checkpoint:
+            self.log(f"{self.run_dir}: its earlier run never finished an epoch (no checkpoint); starting it again")
+            if self.dist.is_main:
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            return False
+        return resume
 
+    def _setup(self, config: TrainConfig, resume: bool) -> None:
         torch.manual_seed(config.seed)
         if self.device.type == "cpu":  # denormal weights and activations slow CPU math by up to 40% late in training
             torch.set_flush_denormal(True)
         self.task = make_task(config, self.run_dir if resume else None)
         self.data = getattr(self.task, "data", None)
+        if self.data is not None:  # always say where the data came from: a wrong folder must not pass unnoticed
+            self.log(f"data: {self.data.name} from {self.data.source} ({len(self.task.train[0]):,} training images, "
+                     f"{len(self.task.valid[0]):,} validation)")
         self.train_images = self.task.train[0].to(self.device)
         self.train_labels = self.task.train[1].to(self.device)
         self.valid_images, self.valid_labels = self.task.valid
@@ -146,13 +196,13 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0
         self._clock_start: float | None = None
+        self._loss_level: float | None = None  # running level of the training loss, to catch explosions
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for opt in self.optimizers]
         self.scheduler = self.schedulers[0]
         self.amp = self.device.type == "cuda"
         if resume:
             self._resume()
         elif self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             self.task.save(self.run_dir)
             atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
         self.writer = self._tensorboard()
@@ -187,16 +237,24 @@ class Trainer:
                            "without --resume after removing the folder")
         state, progress = read_checkpoint(ckpt)
         load_weights(self.model, ckpt / "model.safetensors")
+        if len(state["optimizers"]) != len(self.optimizers) or len(state["schedulers"]) != len(self.schedulers):
+            raise RunError(f"{ckpt / 'state.pt'}: holds state for another number of optimizers; delete that "
+                           "checkpoint folder to fall back to an older one, or start the run again")
         for opt, saved in zip(self.optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(saved)
-        for sched, saved in zip(self.schedulers, state["schedulers"], strict=True):
-            sched.load_state_dict(saved)
-        self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
+            check_optimizer_state(opt, saved, ckpt / "state.pt")
+        try:
+            for opt, saved in zip(self.optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(saved)
+            for sched, saved in zip(self.schedulers, state["schedulers"], strict=True):
+                sched.load_state_dict(saved)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise RunError(f"{ckpt / 'state.pt'}: optimizer or scheduler state is malformed ({type(e).__name__}); "
+                           "delete that checkpoint folder to fall back to an older one") from None
+        self.epoch, self.step = progress["epoch"], progress["step"]
         metrics = self.run_dir / "metrics.jsonl"
-        if self.dist.is_main and metrics.is_file():  # drop lines of epochs the kill lost, so none appear twice
-            lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= self.epoch]
-            atomic_write_text(metrics, "".join(ln + "\n" for ln in kept))
+        if self.dist.is_main and metrics.is_file():  # drop torn lines, and epochs the kill lost, so none appear twice
+            kept = [r for r in read_metrics_lines(metrics) if r.get("epoch", 0) <= self.epoch]
+            atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
         self.log(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.step})")
 
     def _tensorboard(self) -> Any:
@@ -213,12 +271,25 @@ class Trainer:
         warm = self.config.kl_warmup * self.steps_per_epoch
         return self.config.beta if warm <= 0 else self.config.beta * min(1.0, step / warm)
 
-    def _diverged(self, what: str, value: float) -> TrainingDiverged:
-        ckpt = latest_checkpoint(self.run_dir)
-        kept = f"the last good checkpoint ({ckpt}) is intact" if ckpt else "no checkpoint had been written yet"
+    def _diverged(self, what: str, value: float, became: str = "became") -> TrainingDiverged:
         return TrainingDiverged(
-            f"{what} became {value} at epoch {self.epoch + 1}, step {self.step + 1}; try a lower --lr (now "
-            f"{self.config.learning_rate:g}), a smaller --grad-clip, or --kl-warmup 1; {kept}")
+            f"{what} {became} {value:.4g} at epoch {self.epoch + 1}, step {self.step + 1}; try a lower --lr (now "
+            f"{self.config.learning_rate:g}), a smaller --grad-clip, or --kl-warmup 1; {self._kept()}")
+
+    def _kept(self) -> str:
+        """What is left on disk after a stop, truthfully."""
+        ckpt = latest_checkpoint(self.run_dir)
+        return (f"the last good checkpoint ({ckpt}) is intact" if ckpt else
+                "no checkpoint had been written yet, so the same command starts it again")
+
+    def _watch_loss(self, loss: float) -> None:
+        """Stop on a NaN/inf loss, or one that exploded to EXPLOSION_FACTOR times its running level."""
+        if not math.isfinite(loss):
+            raise self._diverged("the training loss", loss)
+        level = self._loss_level
+        if level is not None and abs(loss) > EXPLOSION_FACTOR * max(level, 1.0):
+            raise self._diverged(f"the training loss (running level {level:.4g})", loss, became="exploded to")
+        self._loss_level = abs(loss) if level is None else 0.98 * level + 0.02 * abs(loss)
 
     def _train_epoch(self, deadline: float | None) -> tuple[dict[str, float], bool]:
         cfg = self.config
@@ -240,8 +311,7 @@ class Trainer:
             if custom_step is not None:
                 step_metrics = custom_step(x, y_in, self.optimizers, cfg.grad_clip)
                 loss_value, bound_sum = step_metrics["loss"], 0.0
-                if not math.isfinite(loss_value):
-                    raise self._diverged("the training loss", loss_value)
+                self._watch_loss(loss_value)
             else:
                 loss_value, bound_sum = self._step(x, y_in)
             self.step += 1
@@ -270,8 +340,7 @@ class Trainer:
             terms = self.ddp(x, y, beta=self.beta_at(self.step))
         loss = terms.loss
         loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise self._diverged("the training loss", loss_value)
+        self._watch_loss(loss_value)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -290,12 +359,11 @@ class Trainer:
                 raise TrainingDiverged(
                     f"mode collapse at epoch {self.epoch}: samples vary {valid['sample_diversity']:.3f}x as much as "
                     f"real images; try a lower --lr (now {self.config.learning_rate:g}), a larger --latent-dim, or "
-                    f"another --seed; the last good checkpoint is intact")
+                    f"another --seed; {self._kept()}")
             if valid["discriminator_accuracy"] > 0.999 and valid["fake_logit"] < -15:
                 raise TrainingDiverged(
                     f"the discriminator won at epoch {self.epoch} (accuracy {valid['discriminator_accuracy']:.3f}): "
-                    "the generator gets no gradient; try a lower --lr or --grad-clip 1; the last good checkpoint "
-                    "is intact")
+                    f"the generator gets no gradient; try a lower --lr or --grad-clip 1; {self._kept()}")
             return valid
         return elbo_metrics(self.model, self.valid_images, self.valid_labels, device=self.device)
 
@@ -304,6 +372,14 @@ class Trainer:
 
         `on_epoch_end(trainer, metrics)` runs on rank 0 after each checkpoint (benchmarks take snapshots there).
         """
+        try:
+            return self._fit(on_epoch_end)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            self.close()
+
+    def _fit(self, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None) -> dict[str, Any]:
         cfg = self.config
         self._clock_start = time.perf_counter()
         deadline = None if cfg.max_minutes is None else self._clock_start + 60.0 * cfg.max_minutes
@@ -331,8 +407,6 @@ class Trainer:
             if timed_out:
                 self.log(f"stopped after {cfg.max_minutes:g} minutes (time budget) in epoch {self.epoch}")
                 break
-        if self.writer is not None:
-            self.writer.close()
         return metrics
 
     def _record(self, metrics: dict[str, Any]) -> None:

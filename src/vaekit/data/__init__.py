@@ -80,6 +80,11 @@ def _cached(name: str, data_dir: str | None, image_size: int, channels: int, see
     else:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     splits = {k: _to_split(v) for k, v in arrays.items()}
+    for split_name, split in splits.items():
+        if len(split) == 0:
+            raise DataError(f"{source}: the {split_name} split is empty; add more images")
+        if not bool(torch.isfinite(split.images).all()):
+            raise DataError(f"{source}: the {split_name} images contain NaN or infinite pixels; fix the data")
     return ImageDataset(name, splits["train"], splits["valid"], splits["test"], classes, source)
 
 

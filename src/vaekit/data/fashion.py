@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from vaekit.data.errors import DataError
-from vaekit.data.mnist import load_idx_splits, resolve_data_dir
+from vaekit.data.mnist import load_idx_splits, require_folder, resolve_data_dir
 
 __all__ = ["DEBIAN_FASHION_DIR", "FASHION_CLASSES", "load_fashion_arrays"]
 
@@ -18,14 +18,18 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 
 def load_fashion_arrays(data_dir: str | Path | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """Train/valid/test splits (valid = last 10k of train) and a line saying where they came from."""
-    candidates = []
-    folder = resolve_data_dir(data_dir)
-    if folder is not None:
-        candidates += [folder, folder / "fashion-mnist", folder / "FashionMNIST" / "raw"]
-    candidates.append(DEBIAN_FASHION_DIR)
+    folder, how = resolve_data_dir(data_dir)
+    if folder is not None:  # a folder the user named must hold the data: no silent fallback to Debian's copy
+        require_folder(folder, how)
+        candidates = [folder, folder / "fashion-mnist", folder / "FashionMNIST" / "raw"]
+    else:
+        candidates = [DEBIAN_FASHION_DIR]
     for candidate in candidates:
         splits = load_idx_splits(candidate, "Fashion-MNIST") if candidate.is_dir() else None
         if splits is not None:
             return splits, f"IDX files in {candidate}"
-    raise DataError(f"Fashion-MNIST not found in {', '.join(map(str, candidates))}; install it with "
+    if folder is not None:
+        raise DataError(f"{folder} (named by {how}) holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz] "
+                        "and the other three); add them, or leave it out to use Debian's dataset-fashion-mnist")
+    raise DataError(f"Fashion-MNIST not found in {DEBIAN_FASHION_DIR}; install it with "
                     "`sudo apt-get install dataset-fashion-mnist`, or pass --data-dir DIR holding its IDX files")

@@ -9,21 +9,38 @@ from PIL import Image, UnidentifiedImageError
 
 from vaekit.data.errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "load_folder_arrays"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_SIZE", "load_folder_arrays"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+MAX_IMAGE_SIZE = 512  # side in pixels: the whole dataset is held in memory as float32
+
+
+def _pixels(img: Image.Image, channels: int) -> np.ndarray:
+    """Intensities in [0, 1]; 16- and 32-bit grey images are scaled by their bit depth, not clipped to white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        depth = 255.0 if img.mode in ("I", "F") and arr.max(initial=0) <= 255 else 65535.0
+        arr = np.clip(arr / depth, 0.0, 1.0).astype(np.float32)
+        return arr[None] if channels == 1 else np.repeat(arr[None], 3, axis=0)
+    arr = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
 def _read_image(path: Path, size: int, channels: int) -> np.ndarray:
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
+            img.load()
             if img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as e:
+                resample = Image.Resampling.BILINEAR
+                img = (img.convert("F") if img.mode.startswith("I;16") else img).resize((size, size), resample)
+            return _pixels(img, channels)
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: the image is too large to decode safely (a decompression bomb?); remove it or "
+                        "shrink it below 89 megapixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{path}: not a readable image ({e}); remove or replace it") from None
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
 def load_folder_arrays(folder: str | Path, size: int = 28, channels: int = 1, seed: int = 0,
@@ -37,6 +54,8 @@ def load_folder_arrays(folder: str | Path, size: int = 28, channels: int = 1, se
     root = Path(folder).expanduser()
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if not 4 <= size <= MAX_IMAGE_SIZE:
+        raise DataError(f"image size must be between 4 and {MAX_IMAGE_SIZE} pixels, got {size}; pass another --image-size")
     if not root.is_dir():
         raise DataError(f"{root}: image folder not found; pass an existing folder with --data-dir")
     try:

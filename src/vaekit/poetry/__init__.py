@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from vaekit.data.errors import DataError
-from vaekit.data.poetry import FORMS
+from vaekit.data.poetry import FORMS, is_han
 from vaekit.poetry.verse import lines_of_text
 
 __all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "format_poem", "encode_poem"]
@@ -54,6 +54,10 @@ def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperatu
 def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
     """Token ids (1, L) of a poem given with or without punctuation; ValueError if its length is wrong."""
     chars = "".join(c for c in text if c.strip() and c not in "，。！？；、,.!?;:：")
+    foreign = [c for c in chars if not is_han(c)]
+    if foreign:
+        raise ValueError(f"{text!r} is not a Chinese poem ({foreign[0]!r} is not a Chinese character); "
+                         "give the poem's characters, with or without punctuation")
     if len(chars) != model.length:
         raise ValueError(f"the model writes poems of {model.length} characters; {text!r} has {len(chars)}")
     return model.vocab.encode([chars])
