@@ -76,6 +76,14 @@ def temperature(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    value = temperature(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def positive_number(text: str) -> float:
     """An argparse type: a finite number > 0."""
     value = temperature(text)
@@ -294,7 +302,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"next: vaekit evaluate {run_dir} --k 1000 --limit 1000   (test NLL by importance sampling)")
 
 
-POEM_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40}  # each under 30 minutes on 2 CPU cores
+# epochs per form (the shipped models were trained with these)
+POEM_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}
 
 
 def cmd_poem_fetch(args: argparse.Namespace) -> None:
@@ -327,11 +336,30 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
             print(format_poem(text) + "\n")
 
 
+def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
+    """The rules `poem write` asks the decoder to keep (None with --free)."""
+    from vaekit.poetry import VerseRules
+
+    if args.free:
+        return None
+    none = {"none", "off"}
+    return VerseRules(form=model.run_config.form,
+                      template=None if args.template in none else args.template,
+                      rhyme=None if args.rhyme in none else args.rhyme,
+                      acrostic=args.acrostic, first_line=args.first_line,
+                      keywords=tuple(k.strip() for k in (args.keywords or "").replace("，", ",").split(",") if k.strip()))
+
+
 def cmd_poem_write(args: argparse.Namespace) -> None:
+    from vaekit.data.poetry import to_simplified
     from vaekit.poetry import format_poem, load_poem_model, write
 
     model = load_poem_model(args.form, args.run)
-    for text in write(model, args.n, seed=args.seed, temperature=args.temperature):
+    texts = write(model, args.n, seed=args.seed, temperature=args.temperature, rules=_verse_rules(args, model),
+                  top_p=args.top_p, beam=args.beam, best_of=args.best_of)
+    if args.simplified:  # the rules were kept on the traditional text; conversion changes only the glyphs
+        texts = to_simplified(texts)
+    for text in texts:
         print(format_poem(text) + "\n")
 
 
@@ -350,19 +378,21 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
 
     model = load_poem_model(args.form, args.run)
     r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature)
-    print(f"{r['form']}: {r['poems']} poems generated (temperature {r['temperature']:g}, seed {r['seed']})")
-    print(f"  shape: {r['shape']['right_shape']:.1%} right shape, {r['shape']['no_unknown']:.1%} without □ "
-          f"({r['shape_without_unknown_ban']['no_unknown']:.1%} when □ is not banned)")
-    print(f"  novelty: {r['novelty']['novel_lines']:.1%} of lines and {r['novelty']['novel_poems']:.1%} of poems "
-          "are not in the training corpus")
-    print(f"  diversity: distinct-1 {r['distinct_1']:.3f}, distinct-2 {r['distinct_2']:.3f} "
-          f"(corpus {r['corpus_distinct_1']:.3f}, {r['corpus_distinct_2']:.3f})")
+    print(f"{r['form']}: {r['poems']} poems each way (temperature {r['temperature']:g}, top-p {r['top_p']:g}, "
+          f"seed {r['seed']}), beside {min(r['poems'], r['held_out_poems'])} held-out Tang poems")
+    print(f"  {'':24}{'rules kept':>12}{'free':>10}{'Tang poems':>12}")
+    for key, label in (("rhyme", "rhyme (Pingshui)"), ("template_fit", "fits a template"),
+                       ("alternating_2_4", "2nd/4th tones alternate"), ("doubled_character", "character doubled"),
+                       ("copied_lines", "lines copied"), ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2")):
+        cells = [r[w][key] for w in ("constrained", "unconstrained", "corpus")]
+        if cells[0] is None:
+            continue
+        fmt = "{:>10.3f}" if key.startswith("distinct") else "{:>10.1%}"
+        print(f"  {label:24}" + "".join("  " + fmt.format(c) for c in cells))
+    print(f"  acrostic heads placed: {r['acrostic_heads_placed']:.1%}")
     f = r["fit"]
     print(f"  fit (held-out {r['held_out_poems']}): reconstruction accuracy {f['reconstruction_accuracy']:.1%}, "
-          f"elbo {f['elbo_per_char']:.3f} nats/char")
-    print(f"  tone: {r['tone_fit']:.1%} of lines fit a level/oblique pattern (corpus {r['corpus_tone_fit']:.1%})")
-    if "rhyme" in r:
-        print(f"  rhyme: {r['rhyme']:.1%} of poems rhyme on their even lines (corpus {r['corpus_rhyme']:.1%})")
+          f"elbo {f['elbo_per_char']:.3f} nats/char, kl {f['kl_per_poem']:.2f} nats/poem")
     if args.out is None and args.run is None:  # a shipped model: the installed package is never written to
         print("(metrics not saved: pass --out FILE to keep them as JSON)")
         return
@@ -374,7 +404,7 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
 def _add_poem_commands(sub: Any) -> None:
     from vaekit.data.poetry import FORMS
 
-    poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five-character Tang verse)")
+    poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)")
     psub = poem.add_subparsers(dest="poem_command", required=True)
     p = psub.add_parser("fetch", help="download the chinese-poetry corpus with npm")
     p.add_argument("--dest", help="where to keep it (default ~/.cache/vaekit/chinese-poetry or $VAEKIT_POETRY)")
@@ -413,15 +443,34 @@ def _add_poem_commands(sub: Any) -> None:
         p.set_defaults(func=fn)
         if name == "write":
             p.add_argument("-n", type=count(1, 10_000), default=5, help="number of poems")
-            p.add_argument("--temperature", type=temperature, default=0.5,
+            p.add_argument("--temperature", type=temperature, default=0.7,
                            help="sampling temperature; 0 decodes by argmax (Su's setup: repetitive poems)")
+            p.add_argument("--top-p", type=probability, default=0.9,
+                           help="sample from the smallest set of characters holding this much probability")
+            p.add_argument("--beam", type=count(2, 64, zero=True), default=0,
+                           help="beam search of this width instead of sampling (0: sample)")
+            p.add_argument("--best-of", type=count(1, 100), default=1,
+                           help="write N candidates a poem and keep the one the model scores highest")
+            p.add_argument("--template", default="auto",
+                           help="tonal template, e.g. 仄起首句不入韵 (or 仄起); auto draws one as often as Tang "
+                                "poets used it; none: no tone rules")
+            p.add_argument("--rhyme", default="auto",
+                           help="Pingshui rhyme group, e.g. 七陽, or one character of it, e.g. 光; auto: the "
+                                "model's first rhyme fixes the group; none: no rhyme rule")
+            p.add_argument("--acrostic", help="characters to head the lines, one a line (藏头诗), e.g. 春夏秋冬")
+            p.add_argument("--first-line", help="a first line for the model to continue, e.g. 白日依山盡")
+            p.add_argument("--keywords", help="characters that must appear, comma-separated, e.g. 月,山")
+            p.add_argument("--simplified", action="store_true",
+                           help="print simplified characters (OpenCC; the rules are kept on the traditional text)")
+            p.add_argument("--free", action="store_true",
+                           help="no rules at all: decode each position freely, as Su's model did")
         elif name == "interpolate":
             p.add_argument("first")
             p.add_argument("second")
             p.add_argument("--steps", type=count(2, 100), default=6, help="poems along the line, ends included")
         else:
             p.add_argument("-n", type=count(2, 100_000), default=1000, help="poems to generate and score")
-            p.add_argument("--temperature", type=temperature, default=0.5, help="as for write (0: argmax)")
+            p.add_argument("--temperature", type=temperature, default=0.7, help="as for write (0: argmax)")
             p.add_argument("--corpus", help="folder or clone of the corpus")
             p.add_argument("--out", help="where to write the metrics JSON")
 

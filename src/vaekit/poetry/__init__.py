@@ -15,9 +15,11 @@ import torch
 
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import FORMS, is_han
+from vaekit.poetry.decode import LINES_FILE, ConstraintError, LineSet, VerseRules, decode
 from vaekit.poetry.verse import lines_of_text
 
-__all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "format_poem", "encode_poem"]
+__all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "format_poem", "encode_poem",
+           "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE"]
 
 
 def shipped_model_dir(form: str) -> Path:
@@ -40,15 +42,41 @@ def load_poem_model(form: str | None = None, run: str | Path | None = None, devi
     model = load(run, device=device)
     if not hasattr(model, "vocab"):
         raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
+    model.corpus_lines = LineSet.load(Path(run) / LINES_FILE)  # training lines a poem must not copy
     return model
 
 
 def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = 0.0,
-          allow_unknown: bool = False) -> list[str]:
-    """n new poems (punctuation-free texts) decoded from z ~ N(0, I): argmax, or sampled at a temperature."""
+          allow_unknown: bool = False, rules: VerseRules | None = None, top_p: float = 1.0, beam: int = 0,
+          best_of: int = 1) -> list[str]:
+    """n new poems (punctuation-free texts) decoded from z ~ N(0, I).
+
+    With `rules` the constrained decoder keeps tone, rhyme and the other rules (sampling at `temperature`
+    with `top_p`, or a beam search of width `beam`); `best_of` N writes N candidates a poem and keeps the
+    one the model scores highest (its ELBO). Without rules each position is decoded freely, as Su's model did.
+    """
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    ids = model.generate(n, temperature=temperature, generator=generator, forbid=None if allow_unknown else [0])
-    return model.vocab.decode(ids.cpu())
+    if rules is None:
+        ids = model.generate(n * best_of, temperature=temperature, generator=generator,
+                             forbid=None if allow_unknown else [0])
+        texts = model.vocab.decode(ids.cpu())
+    else:
+        texts = decode(model, n * best_of, rules, temperature=temperature, top_p=top_p, beam=beam,
+                       generator=generator, lines=getattr(model, "corpus_lines", None))
+    if best_of == 1:
+        return texts
+    scores = poem_scores(model, texts)
+    best = [max(range(i, i + best_of), key=scores.__getitem__) for i in range(0, len(texts), best_of)]
+    return [texts[i] for i in best]
+
+
+@torch.no_grad()
+def poem_scores(model: torch.nn.Module, texts: list[str]) -> list[float]:
+    """The model's own score of each poem: its ELBO in nats (higher is better)."""
+    from vaekit.objectives import elbo
+
+    x = model.vocab.encode(texts).to(next(model.parameters()).device)
+    return elbo(model, x).elbo.tolist()
 
 
 def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
@@ -74,7 +102,7 @@ def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6) -> list[
 
 
 def format_poem(text: str) -> str:
-    """Lines of five characters, a comma after odd lines and a full stop after even ones."""
+    """One line a row, a comma after odd lines and a full stop after even ones."""
     lines = lines_of_text(text)
     return "\n".join(line + ("，" if i % 2 == 0 else "。") for i, line in enumerate(lines))
 

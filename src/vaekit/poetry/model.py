@@ -9,6 +9,8 @@ a softmax over the vocabulary at each position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
@@ -67,6 +69,11 @@ class PoemVAE(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
         return elbo(self, x, kl=self.kl, beta=self.beta if beta is None else beta)
+
+    def step_decoder(self, z: Tensor) -> Callable[[Tensor], Tensor]:
+        """Logits (B, V) of position t given the prefix (B, t): every position is decoded from z alone here."""
+        logits = self.logits(z)
+        return lambda prefix: logits[:, prefix.shape[1]]
 
     @torch.no_grad()
     def generate(self, n: int, temperature: float = 0.0, z: Tensor | None = None,

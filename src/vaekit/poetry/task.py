@@ -10,10 +10,10 @@ from torch import Tensor
 
 from vaekit.config import TrainConfig
 from vaekit.data.errors import DataError
-from vaekit.data.poetry import FORM_LINES, LINE_CHARS, Vocabulary, extract_form, load_poems, to_simplified
+from vaekit.data.poetry import Vocabulary, extract_form, form_length, load_poems, to_simplified
 from vaekit.poetry.model import PoemVAE
 
-__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "poem_model_for_run", "load_vocabulary"]
+__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "poem_model_for_run", "load_vocabulary", "save_line_set"]
 
 HELD_OUT_FRACTION = 0.05
 VOCAB_FILE = "vocab.json"
@@ -33,12 +33,15 @@ def corpus_texts(config: TrainConfig) -> list[str]:
     """All texts of the configured form (simplified if asked).
 
     For quatrains, `regulated_halves` adds both four-line halves of every regulated poem: stanzas of the
-    same shape that also rhyme on their even lines, 29k of them beside the corpus's 3,956 true quatrains.
+    same shape that also rhyme on their even lines, 29k of them beside the corpus's 3,956 true five-character
+    quatrains (16k beside the 10,580 seven-character ones).
     """
     poems = load_poems(config.corpus_dir)
     texts = extract_form(poems, config.form)
-    if config.form == "quatrain" and config.regulated_halves:
-        texts += [half for t in extract_form(poems, "regulated") for half in (t[:20], t[20:])]
+    if config.form in ("quatrain", "quatrain7") and config.regulated_halves:
+        regulated = "regulated" if config.form == "quatrain" else "regulated7"
+        half = form_length(config.form)
+        texts += [part for t in extract_form(poems, regulated) for part in (t[:half], t[half:])]
     if not texts:
         raise DataError(f"{config.corpus_dir or 'the corpus'}: no {config.form} poems found; check --corpus")
     return to_simplified(texts) if config.simplified else texts
@@ -59,7 +62,7 @@ class PoemTask:
 
     def __init__(self, config: TrainConfig, run_dir: Path | None = None):
         self.config = config
-        self.length = FORM_LINES[config.form] * LINE_CHARS
+        self.length = form_length(config.form)
         train_texts, held_texts = split_texts(corpus_texts(config), config.seed)
         if config.train_size is not None:
             train_texts = train_texts[: config.train_size]
@@ -79,13 +82,23 @@ class PoemTask:
         return x
 
     def save(self, run_dir: Path) -> None:
+        """The vocabulary, and the hashes of the training lines (generated poems must not copy one)."""
         from vaekit.runs import atomic_write_text
 
         atomic_write_text(run_dir / VOCAB_FILE, self.vocab.to_json())
+        save_line_set(self.train_texts, run_dir)
+
+
+def save_line_set(train_texts: list[str], run_dir: Path) -> None:
+    """Write LINES_FILE: the hashes of every training line, for the decoder's no-copy rule."""
+    from vaekit.poetry.decode import LINES_FILE, LineSet
+    from vaekit.poetry.verse import lines_of_text
+
+    LineSet.from_lines([line for t in train_texts for line in lines_of_text(t)]).save(run_dir / LINES_FILE)
 
 
 def poem_model(config: TrainConfig, vocab_size: int) -> PoemVAE:
-    return PoemVAE(vocab_size, FORM_LINES[config.form] * LINE_CHARS, latent_dim=config.latent_dim,
+    return PoemVAE(vocab_size, form_length(config.form), latent_dim=config.latent_dim,
                    embedding_dim=config.embedding_dim, encoder_layers=config.encoder_layers,
                    decoder_layers=config.decoder_layers, beta=config.beta, kl=config.kl)
 

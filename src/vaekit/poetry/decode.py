@@ -1,0 +1,407 @@
+"""Constrained decoding: one decoder that keeps the rules of verse, for any poem model.
+
+A model offers `step_decoder(z)`: a function from the characters so far (B, t) to the logits (B, V) of
+position t. The non-autoregressive model ignores the prefix; an autoregressive one reads it. Models know
+nothing of rules: here each rule is a mask over the vocabulary at each position, computed from the
+prefix alone (so sampling and beam search share it):
+
+- tone: the 2nd, 4th (6th) and last character of a line take the template's tone; 孤平 and 三平尾 are avoided;
+- rhyme: the rhyming line ends share one level Pingshui group (chosen, or fixed by the first rhyme the model
+  picks), and no rhyme character is used twice;
+- no character twice in a row; never the unknown mark □; no line copied verbatim from the training corpus;
+- acrostic heads, a given first line and required keywords are fixed positions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaekit.data.poetry import FORM_CHARS, FORM_LINES, Vocabulary, form_length
+from vaekit.poetry.verse import (
+    LEVEL,
+    OBLIQUE,
+    TEMPLATE_COUNTS,
+    Template,
+    fixed_positions,
+    pingshui,
+    templates,
+    tones,
+)
+
+__all__ = ["ConstraintError", "VerseRules", "LineSet", "decode", "line_hash", "LINES_FILE"]
+
+StepDecoder = Callable[[Tensor], Tensor]
+LINES_FILE = "lines.safetensors"  # beside a poem model: hashes of its training lines
+Z_CANDIDATES = 128  # z drawn per poem when fixed characters must be fitted by the non-autoregressive model
+
+
+class ConstraintError(ValueError):
+    """Rules that cannot be kept with this model's vocabulary; the message says which and what to do."""
+
+
+@dataclass
+class VerseRules:
+    """What a written poem must obey. `template` and `rhyme` take "auto", a name, or None (no such rule)."""
+
+    form: str = "quatrain"
+    template: str | None = "auto"
+    rhyme: str | None = "auto"
+    acrostic: str | None = None
+    first_line: str | None = None
+    keywords: Sequence[str] = field(default_factory=tuple)
+    no_doubles: bool = True
+
+
+def line_hash(line: str) -> int:
+    """A 63-bit hash of one line, for the set of training lines a poem must not copy."""
+    return int.from_bytes(hashlib.blake2b(line.encode("utf-8"), digest_size=8).digest(), "little") >> 1
+
+
+class LineSet:
+    """The training corpus's lines as a sorted array of hashes: membership without shipping the text."""
+
+    def __init__(self, hashes: np.ndarray):
+        self.hashes = np.unique(np.asarray(hashes, dtype=np.int64))
+
+    @classmethod
+    def from_lines(cls, lines: Sequence[str]) -> LineSet:
+        return cls(np.fromiter((line_hash(x) for x in lines), dtype=np.int64, count=len(lines)))
+
+    def __contains__(self, line: str) -> bool:
+        h = line_hash(line)
+        i = int(np.searchsorted(self.hashes, h))
+        return i < len(self.hashes) and int(self.hashes[i]) == h
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({"line_hashes": torch.from_numpy(self.hashes)}, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> LineSet | None:
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            return None
+        return cls(load_file(str(path))["line_hashes"].numpy())
+
+
+@dataclass
+class _Tables:
+    """Per-vocabulary masks, built once: which tokens can be level, oblique, and each level group's tokens."""
+
+    level: Tensor
+    oblique: Tensor
+    groups: dict[str, Tensor]
+    token_groups: list[frozenset[str]]
+
+
+def _tables(vocab: Vocabulary) -> _Tables:
+    cached = getattr(vocab, "_verse_tables", None)
+    if cached is not None:
+        return cached
+    book = pingshui()
+    level = torch.tensor([LEVEL in book.tones.get(c, ()) for c in vocab.chars])
+    oblique = torch.tensor([OBLIQUE in book.tones.get(c, ()) for c in vocab.chars])
+    level[0] = oblique[0] = False  # the unknown mark has no tone
+    token_groups = [frozenset(g for g in book.groups.get(c, ()) if book.group_tone[g] == LEVEL) for c in vocab.chars]
+    token_groups[0] = frozenset()
+    groups = {g: torch.tensor([g in tg for tg in token_groups]) for g, t in book.group_tone.items() if t == LEVEL}
+    tables = _Tables(level, oblique, groups, token_groups)
+    vocab._verse_tables = tables  # type: ignore[attr-defined]
+    return tables
+
+
+@dataclass
+class _Plan:
+    """One poem's rules laid out on positions: template, fixed tokens, rhyme positions, allowed rhyme groups."""
+
+    template: Template | None
+    fixed: dict[int, int]
+    rhyme_positions: tuple[int, ...]
+    groups: frozenset[str] | None  # allowed level groups (None: no rhyme rule)
+
+
+class _Masker:
+    """The allowed tokens at a position given the prefix: every rule of the plan as one boolean mask."""
+
+    def __init__(self, vocab: Vocabulary, rules: VerseRules, lines: LineSet | None):
+        self.vocab, self.rules, self.corpus_lines = vocab, rules, lines
+        self.tables = _tables(vocab)
+        self.chars, self.n_lines = FORM_CHARS[rules.form], FORM_LINES[rules.form]
+        self.length = form_length(rules.form)
+        self.base = torch.ones(len(vocab), dtype=torch.bool)
+        self.base[0] = False  # never the unknown mark
+
+    def mask(self, plan: _Plan, prefix: list[int]) -> Tensor:
+        p = len(prefix)
+        if p in plan.fixed:
+            m = torch.zeros(len(self.vocab), dtype=torch.bool)
+            m[plan.fixed[p]] = True
+            return m
+        m = self.base.clone()
+        line, col = divmod(p, self.chars)
+        t = self.tables
+        if plan.template is not None:
+            pattern = plan.template.lines[line]
+            if col in fixed_positions(self.chars):
+                m &= t.level if pattern[col] == LEVEL else t.oblique
+            core_col, core = col - (self.chars - 5), pattern[-5:]
+            if core_col == 2 and core == "仄仄仄平平":
+                m &= t.oblique  # a level tone here would end the line in 三平尾
+            if core_col == 2 and core == "平平仄仄平" and not bool(t.level[prefix[p - 2]]):
+                m &= t.level  # the first character was oblique: this one must be level, or the line is 孤平
+        if p in plan.rhyme_positions and plan.groups is not None:
+            allowed = self._groups_so_far(plan, prefix)
+            m &= t.level & torch.stack([t.groups[g] for g in allowed]).any(0)
+            for q in plan.rhyme_positions:
+                if q < p:
+                    m[prefix[q]] = False  # no rhyme character twice
+        if self.rules.no_doubles and col > 0:
+            m[prefix[p - 1]] = False
+        if self.rules.no_doubles and col < self.chars - 1 and (p + 1) in plan.fixed:
+            m[plan.fixed[p + 1]] = False
+        return m
+
+    def _groups_so_far(self, plan: _Plan, prefix: list[int]) -> frozenset[str]:
+        allowed = plan.groups or frozenset()
+        for q in plan.rhyme_positions:
+            if q < len(prefix):
+                allowed = allowed & self.tables.token_groups[prefix[q]]
+        return allowed
+
+    def copies(self, prefix: list[int]) -> bool:
+        """Whether the line just completed by `prefix` is a line of the training corpus."""
+        if self.corpus_lines is None or len(prefix) % self.chars:
+            return False
+        line = "".join(self.vocab.chars[i] for i in prefix[-self.chars:])
+        return line in self.corpus_lines
+
+
+# ------------------------------------------------------------------ turning the user's rules into plans
+
+def _token(vocab: Vocabulary, char: str, what: str) -> int:
+    if char in vocab.index:
+        return vocab.index[char]
+    try:  # the user may type simplified characters; the models are trained on traditional ones
+        import opencc
+
+        traditional = opencc.OpenCC("s2t").convert(char)
+    except ImportError:
+        traditional = char
+    if traditional in vocab.index:
+        return vocab.index[traditional]
+    raise ConstraintError(f"{what} {char!r} is not among the {len(vocab) - 1:,} characters this model knows; "
+                          "choose another character")
+
+
+def _resolve_groups(rules: VerseRules, vocab: Vocabulary, needed: int) -> frozenset[str] | None:
+    """The level rhyme groups allowed: those with enough characters in the vocabulary, or the one asked for."""
+    if rules.rhyme is None:
+        return None
+    tables = _tables(vocab)
+    eligible = {g for g, m in tables.groups.items() if int(m.sum()) >= needed + 1}
+    if rules.rhyme == "auto":
+        if not eligible:
+            raise ConstraintError(f"no level rhyme group has {needed + 1} characters in this model's vocabulary of "
+                                  f"{len(vocab) - 1}; train on more poems, or pass --rhyme none")
+        return frozenset(eligible)
+    book = pingshui()
+    named = {g for g in tables.groups if rules.rhyme in g} if len(rules.rhyme) > 1 else set()
+    if not named:
+        named = {g for g in book.groups.get(rules.rhyme, ()) if book.group_tone[g] == LEVEL}
+        if not named and (rules.rhyme in vocab.index or rules.rhyme in book.tones):
+            raise ConstraintError(f"{rules.rhyme!r} has no level-tone rhyme group; regulated verse rhymes on level "
+                                  "tones (try 東, 陽 or 山)")
+    if not named:
+        raise ConstraintError(f"no Pingshui rhyme group is named {rules.rhyme!r}; give a group such as 一東 or 七陽, "
+                              "or one character of the group")
+    usable = named & eligible
+    if not usable:
+        counts = ", ".join(f"{g} {int(tables.groups[g].sum())}" for g in sorted(named))
+        raise ConstraintError(f"rhyme group {'/'.join(sorted(named))} has too few characters in this model's "
+                              f"vocabulary ({counts}) for {needed} rhyming lines; choose another --rhyme or auto")
+    return frozenset(usable)
+
+
+def _candidate_templates(rules: VerseRules) -> list[Template]:
+    all_templates = list(templates(rules.form))
+    if rules.template in (None, "auto"):
+        return all_templates
+    chosen = [t for t in all_templates if t.name == rules.template or rules.template in t.name]
+    if not chosen:
+        names = ", ".join(t.name for t in all_templates)
+        raise ConstraintError(f"no {rules.form} template is named {rules.template!r}; choose one of {names} or auto")
+    return chosen
+
+
+def _plan(rules: VerseRules, vocab: Vocabulary, generator: torch.Generator) -> _Plan:
+    chars, n_lines = FORM_CHARS[rules.form], FORM_LINES[rules.form]
+    fixed: dict[int, int] = {}
+    if rules.acrostic is not None:
+        heads = [c for c in rules.acrostic if not c.isspace()]
+        if len(heads) != n_lines:
+            raise ConstraintError(f"an acrostic for a {rules.form} needs {n_lines} characters, one a line; "
+                                  f"got {len(heads)} ({rules.acrostic!r})")
+        for i, c in enumerate(heads):
+            fixed[i * chars] = _token(vocab, c, "acrostic character")
+    if rules.first_line is not None:
+        first = [c for c in rules.first_line if c not in " ，。,.!?！？；;"]
+        if len(first) != chars:
+            raise ConstraintError(f"the first line of a {rules.form} has {chars} characters; got {len(first)} "
+                                  f"({rules.first_line!r})")
+        for i, c in enumerate(first):
+            if i in fixed and fixed[i] != _token(vocab, c, "first-line character"):
+                raise ConstraintError("the first line and the acrostic disagree on the first character")
+            fixed[i] = _token(vocab, c, "first-line character")
+    candidates = _candidate_templates(rules) if rules.template is not None else [None]
+    if rules.first_line is not None and rules.template is not None:  # the templates the given line fits best
+        text = "".join(vocab.chars[fixed[i]] for i in range(chars))
+        fewest = min(_line_breaks(text, t.lines[0]) for t in candidates)
+        candidates = [t for t in candidates if _line_breaks(text, t.lines[0]) == fewest]
+    template = _draw_template(candidates, rules.form, generator) if rules.template is not None else None
+    rhyme_lines = template.rhyme_lines if template is not None else tuple(range(1, n_lines, 2))
+    rhyme_positions = tuple(i * chars + chars - 1 for i in rhyme_lines)
+    groups = _resolve_groups(rules, vocab, len(rhyme_positions))
+    plan = _Plan(template, fixed, rhyme_positions if groups is not None else (), groups)
+    _place_keywords(plan, rules, vocab, generator)
+    return plan
+
+
+def _line_breaks(line: str, pattern: str) -> int:
+    """Fixed positions where a given line's tone differs from the pattern (unlisted characters fit anything)."""
+    return sum(bool(tones(line[i])) and pattern[i] not in tones(line[i]) for i in fixed_positions(len(line)))
+
+
+def _draw_template(candidates: list[Template | None], form: str, generator: torch.Generator) -> Template | None:
+    counts = TEMPLATE_COUNTS.get(form, {})
+    weights = torch.tensor([float(counts.get(t.name, 1)) if t is not None else 1.0 for t in candidates])
+    return candidates[int(torch.multinomial(weights, 1, generator=generator))]
+
+
+def _place_keywords(plan: _Plan, rules: VerseRules, vocab: Vocabulary, generator: torch.Generator) -> None:
+    """Fix each required keyword at a random position where its tone and rhyme fit the plan."""
+    chars = FORM_CHARS[rules.form]
+    tables = _tables(vocab)
+    for word in rules.keywords:
+        token = _token(vocab, word, "keyword")
+        options = []
+        for p in range(form_length(rules.form)):
+            line, col = divmod(p, chars)
+            if p in plan.fixed or (col > 0 and plan.fixed.get(p - 1) == token) or plan.fixed.get(p + 1) == token:
+                continue
+            if plan.template is not None and col in fixed_positions(chars):
+                need = plan.template.lines[line][col]
+                if not bool((tables.level if need == LEVEL else tables.oblique)[token]):
+                    continue
+            if p in plan.rhyme_positions and not (plan.groups or frozenset()) & tables.token_groups[token]:
+                continue
+            options.append(p)
+        if not options:
+            raise ConstraintError(f"keyword {word!r} fits no free position of this {rules.form}'s template; "
+                                  "drop it or choose another --template")
+        choice = options[int(torch.randint(len(options), (1,), generator=generator))]
+        plan.fixed[choice] = token
+        if choice in plan.rhyme_positions and plan.groups is not None:
+            plan.groups = plan.groups & tables.token_groups[token]
+
+
+# ------------------------------------------------------------------ decoding
+
+def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
+    if temperature <= 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        keep = sorted_probs.cumsum(0) - sorted_probs < top_p  # the smallest head whose mass reaches top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _fit_z(model: torch.nn.Module, plan: _Plan, generator: torch.Generator) -> Tensor:
+    """For a non-autoregressive model, the z (of Z_CANDIDATES drawn) that gives the fixed characters most mass."""
+    z = torch.randn(Z_CANDIDATES if plan.fixed else 1, model.latent_dim, generator=generator)
+    if not plan.fixed or not hasattr(model, "logits"):
+        return z[:1]
+    positions = torch.tensor(sorted(plan.fixed))
+    tokens = torch.tensor([plan.fixed[int(p)] for p in positions])
+    with torch.no_grad():
+        logp = torch.log_softmax(model.logits(z.to(_device(model)))[:, positions].cpu(), dim=-1)
+    score = logp.gather(2, tokens.expand(len(z), -1).unsqueeze(-1)).squeeze(-1).sum(1)
+    return z[int(score.argmax())].unsqueeze(0)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _decode_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, temperature: float, top_p: float,
+                generator: torch.Generator) -> list[int]:
+    step = model.step_decoder(z.to(_device(model)))
+    prefix: list[int] = []
+    while len(prefix) < masker.length:
+        logits = step(torch.tensor([prefix], dtype=torch.long, device=_device(model)))[0].float().cpu()
+        allowed = masker.mask(plan, prefix)
+        for _ in range(64):
+            if not bool(allowed.any()):
+                raise ConstraintError(f"no character this model knows fits position {len(prefix) + 1} under the "
+                                      "rules asked for; relax --keywords, --rhyme or --template")
+            token = _sample(logits.masked_fill(~allowed, -math.inf), temperature, top_p, generator)
+            if not masker.copies(prefix + [token]) or len(prefix) in plan.fixed:
+                break
+            allowed[token] = False  # that would copy a line of the corpus: try the next choice
+        prefix.append(token)
+    return prefix
+
+
+def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, width: int) -> list[int]:
+    step = model.step_decoder(z.to(_device(model)).expand(width, -1))
+    beams: list[tuple[float, list[int]]] = [(0.0, [])]
+    for _ in range(masker.length):
+        rows = [b[1] for b in beams] + [beams[0][1]] * (width - len(beams))
+        logp = torch.log_softmax(step(torch.tensor(rows, dtype=torch.long, device=_device(model))).float().cpu(), -1)
+        candidates: list[tuple[float, list[int]]] = []
+        for (score, prefix), row in zip(beams, logp, strict=False):
+            allowed = masker.mask(plan, prefix)
+            masked = row.masked_fill(~allowed, -math.inf)
+            top = masked.topk(min(width * 2, int(allowed.sum())))
+            for value, token in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+                if not masker.copies(prefix + [token]) or len(prefix) in plan.fixed:
+                    candidates.append((score + value, prefix + [token]))
+        if not candidates:
+            raise ConstraintError("no poem fits the rules asked for with this model; relax --keywords or --rhyme")
+        beams = sorted(candidates, key=lambda c: -c[0])[:width]
+    return beams[0][1]
+
+
+@torch.no_grad()
+def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float = 0.5, top_p: float = 1.0,
+           beam: int = 0, generator: torch.Generator | None = None, lines: LineSet | None = None) -> list[str]:
+    """n poems that keep `rules`: sampled (temperature, top-p; 0 is argmax) or by beam search (beam > 1)."""
+    vocab: Vocabulary = model.vocab
+    if model.length != form_length(rules.form):
+        raise ConstraintError(f"this model writes {model.length}-character poems, not a {rules.form}")
+    generator = generator if generator is not None else torch.Generator().manual_seed(int(torch.randint(2**31, ())))
+    masker = _Masker(vocab, rules, lines)
+    out = []
+    for _ in range(n):
+        plan = _plan(rules, vocab, generator)
+        z = _fit_z(model, plan, generator)
+        if beam > 1:
+            ids = _beam_one(model, z, plan, masker, beam)
+        else:
+            ids = _decode_one(model, z, plan, masker, temperature, top_p, generator)
+        out.append("".join(vocab.chars[i] for i in ids))
+    return out

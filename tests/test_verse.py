@@ -1,0 +1,161 @@
+"""Verse rules on known poems, and the constrained decoder on many seeds: no poem it writes breaks a rule."""
+
+import random
+
+import pytest
+import torch
+
+from vaekit.cli import main
+from vaekit.data.poetry import UNK, to_simplified
+from vaekit.poetry import ConstraintError, VerseRules, load_poem_model, poem_scores, write
+from vaekit.poetry.decode import LineSet, decode
+from vaekit.poetry.verse import check, has_doubled_character, lines_of_text, pingshui, rhyme_groups, templates, tones
+
+DENG_GUAN_QUE_LOU = "白日依山盡黃河入海流欲窮千里目更上一層樓"  # 王之渙, 仄起 with 白 oblique
+ZAO_FA_BAI_DI = "朝辭白帝彩雲間千里江陵一日還兩岸猿聲啼不住輕舟已過萬重山"  # 李白, 七绝 平起首句入韵
+DENG_GAO = ("風急天高猿嘯哀渚清沙白鳥飛迴無邊落木蕭蕭下不盡長江滾滾來"
+            "萬里悲秋常作客百年多病獨登臺艱難苦恨繁霜鬢潦倒新停濁酒杯")  # 杜甫, 七律 仄起首句入韵
+CHUN_XIAO = "春眠不覺曉處處聞啼鳥夜來風雨聲花落知多少"  # 孟浩然: an ancient-style quatrain rhyming on oblique tones
+
+
+@pytest.fixture(scope="module")
+def quatrain():
+    return load_poem_model("quatrain")
+
+
+def test_the_rhyme_book_keeps_the_entering_tone():
+    book = pingshui()
+    assert len(book.members) == 106 and sum(t == "平" for t in book.group_tone.values()) == 30
+    for char in "白得石出獨竹發別十":  # level in modern pinyin, oblique (入声) in Tang verse
+        assert tones(char) == {"仄"}, char
+    assert tones("光") == {"平"} and tones("看") == {"平", "仄"}  # 看 is a polyphone: it fits either
+    assert rhyme_groups("光") == {"下平聲七陽"}
+
+
+@pytest.mark.parametrize(("poem", "form", "template"), [
+    (DENG_GUAN_QUE_LOU, "quatrain", "仄起首句不入韵"),
+    (ZAO_FA_BAI_DI, "quatrain7", "平起首句入韵"),
+    (DENG_GAO, "regulated7", "仄起首句入韵"),
+])
+def test_famous_regulated_poems_fit_their_known_templates(poem, form, template):
+    verdict = check(poem, form)
+    assert verdict.fits, [str(b) for b in verdict.breaks]
+    assert verdict.template.name == template
+
+
+def test_an_ancient_style_poem_with_oblique_rhymes_breaks_the_template():
+    verdict = check(CHUN_XIAO)
+    assert not verdict.fits and not verdict.rhymes
+
+
+def test_gu_ping_and_three_level_tail_are_found():
+    gu_ping = DENG_GUAN_QUE_LOU.replace("黃河入海流", "白河入海流")  # 平平仄仄平 with the first level turned oblique
+    assert any(b.rule.startswith("孤平") and b.line == 1 for b in check(gu_ping).breaks)
+    tail = DENG_GUAN_QUE_LOU.replace("更上一層樓", "更上千層樓")  # 仄仄仄平平 ending in three level tones
+    assert any(b.rule.startswith("三平尾") and b.line == 3 for b in check(tail).breaks)
+
+
+def test_templates_of_every_form():
+    for form, lines, chars in (("quatrain", 4, 5), ("quatrain7", 4, 7), ("regulated", 8, 5), ("regulated7", 8, 7),
+                               ("couplet", 2, 5)):
+        found = templates(form)
+        assert len(found) == 4 and all(len(t.lines) == lines and t.chars == chars for t in found)
+    seven = {t.name: t.lines for t in templates("quatrain7")}
+    assert seven["平起首句入韵"] == ("平平仄仄仄平平", "仄仄平平仄仄平", "仄仄平平平仄仄", "平平仄仄仄平平")
+
+
+def _assert_keeps_the_rules(text: str, form: str) -> None:
+    verdict = check(text, form)
+    assert verdict.fits, (text, [str(b) for b in verdict.breaks])
+    assert not has_doubled_character(text) and UNK not in text
+
+
+def test_constrained_quatrains_never_break_a_rule_over_many_seeds(quatrain):
+    poems = write(quatrain, 200, seed=11, temperature=0.7, top_p=0.9, rules=VerseRules("quatrain"))
+    for text in poems:
+        _assert_keeps_the_rules(text, "quatrain")
+    assert len({check(t).template.name for t in poems}) >= 3  # auto draws several templates
+
+
+def test_acrostic_first_line_and_keywords_over_many_seeds(quatrain):
+    rng = random.Random(0)
+    frequent = quatrain.vocab.chars[1:200]
+    for seed in range(30):
+        heads = "".join(rng.sample(frequent, 4))
+        text = write(quatrain, 1, seed=seed, temperature=0.7, rules=VerseRules("quatrain", acrostic=heads))[0]
+        assert [line[0] for line in lines_of_text(text)] == list(heads)
+        _assert_keeps_the_rules(text, "quatrain")
+    for seed in range(10):
+        text = write(quatrain, 1, seed=seed, rules=VerseRules("quatrain", first_line="白日依山盡"), temperature=0.7)[0]
+        assert text.startswith("白日依山盡")
+        _assert_keeps_the_rules(text, "quatrain")
+        text = write(quatrain, 1, seed=seed, rules=VerseRules("quatrain", keywords=("月", "山")), temperature=0.7)[0]
+        assert "月" in text and "山" in text
+        _assert_keeps_the_rules(text, "quatrain")
+
+
+def test_beam_search_and_a_named_rhyme_keep_the_rules(quatrain):
+    for text in write(quatrain, 5, seed=2, beam=4, rules=VerseRules("quatrain", rhyme="七陽")):
+        _assert_keeps_the_rules(text, "quatrain")
+        assert all("下平聲七陽" in rhyme_groups(line[-1]) for line in lines_of_text(text)[1::2])
+
+
+def test_no_line_is_copied_from_the_training_lines(quatrain):
+    rules = VerseRules("quatrain")
+    first = decode(quatrain, 20, rules, temperature=0, generator=torch.Generator().manual_seed(5))
+    banned = LineSet.from_lines([line for t in first for line in lines_of_text(t)])
+    again = decode(quatrain, 20, rules, temperature=0, generator=torch.Generator().manual_seed(5), lines=banned)
+    assert all(line not in banned for t in again for line in lines_of_text(t))
+    assert again != first
+
+
+def test_best_of_keeps_the_candidate_the_model_scores_highest(quatrain):
+    rules = VerseRules("quatrain")
+    candidates = write(quatrain, 6, seed=9, temperature=0.7, rules=rules)
+    scores = poem_scores(quatrain, candidates)
+    expected = [max(candidates[i:i + 3], key=lambda t: scores[candidates.index(t)]) for i in (0, 3)]
+    assert write(quatrain, 2, seed=9, temperature=0.7, rules=rules, best_of=3) == expected
+
+
+@pytest.mark.parametrize(("rules", "message"), [
+    (VerseRules("quatrain", acrostic="春夏秋"), "needs 4 characters"),
+    (VerseRules("quatrain", acrostic="春夏秋\U0002a6a5"), "is not among the"),
+    (VerseRules("quatrain", rhyme="月"), "no level-tone rhyme group"),
+    (VerseRules("quatrain", template="平起首句"), None),
+    (VerseRules("quatrain", template="律"), "no quatrain template"),
+])
+def test_rules_that_cannot_be_kept_say_so(quatrain, rules, message):
+    if message is None:
+        assert all("平" in tones(t[1]) for t in write(quatrain, 5, seed=0, rules=rules))  # 平起: a level 2nd char
+        return
+    with pytest.raises(ConstraintError, match=message):
+        write(quatrain, 1, seed=0, rules=rules)
+
+
+def test_a_vocabulary_too_small_to_rhyme_says_so():
+    from vaekit.data.poetry import Vocabulary
+    from vaekit.poetry.model import PoemVAE
+
+    vocab = Vocabulary.build([CHUN_XIAO, DENG_GUAN_QUE_LOU])
+    model = PoemVAE(len(vocab), 20, latent_dim=4, embedding_dim=8).eval()
+    model.vocab = vocab
+    with pytest.raises(ConstraintError, match="too few characters"):
+        write(model, 1, seed=0, rules=VerseRules("quatrain", rhyme="七陽"))
+
+
+def test_simplified_output_is_the_traditional_poem_converted(capsys):
+    assert main(["poem", "write", "-n", "3", "--seed", "4"]) == 0
+    traditional = capsys.readouterr().out
+    assert main(["poem", "write", "-n", "3", "--seed", "4", "--simplified"]) == 0
+    assert capsys.readouterr().out == to_simplified([traditional])[0]
+
+
+def test_the_default_write_keeps_the_rules_and_free_does_not_have_to(capsys):
+    assert main(["poem", "write", "-n", "20", "--seed", "1"]) == 0
+    poems = ["".join(c for c in p if c not in "，。\n") for p in capsys.readouterr().out.strip().split("\n\n")]
+    assert len(poems) == 20
+    for text in poems:
+        _assert_keeps_the_rules(text, "quatrain")
+    assert main(["poem", "write", "-n", "50", "--seed", "1", "--free"]) == 0
+    free = ["".join(c for c in p if c not in "，。\n") for p in capsys.readouterr().out.strip().split("\n\n")]
+    assert sum(check(t).fits for t in free) < 40
