@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint bench fashion-mnist clean
+.PHONY: demo test test-slow lint bench system-packages clean
 
 $(STAMP): pyproject.toml constraints-ci.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,18 +12,20 @@ $(STAMP): pyproject.toml constraints-ci.txt
 	$(PY) -m pip install -q -c constraints-ci.txt -e '.[dev]'
 	touch $(STAMP)
 
-# Fashion-MNIST comes from Debian's dataset-fashion-mnist; install it when we can (root + apt), else the
-# Fashion-MNIST test says why it skipped.
-fashion-mnist:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
-	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) || \
-	  echo "note: could not install dataset-fashion-mnist; its test will skip"; fi
+# Debian packages the tests use, installed when we can (root + apt), else the tests that need them say why they
+# skipped: Fashion-MNIST's IDX files, and Chromium with its driver (and a CJK font) for the browser test.
+system-packages:
+	@missing=""; [ -d /usr/share/datasets/fashion-mnist ] || missing="dataset-fashion-mnist"; \
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || missing="$$missing chromium chromium-driver fonts-wqy-microhei"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1)) || \
+	  echo "note: could not install $$missing; the tests that need them will skip"; fi
 
 demo: $(STAMP)
 	$(VENV)/bin/vaekit demo
 
-test: $(STAMP) fashion-mnist
+test: $(STAMP) system-packages
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
 

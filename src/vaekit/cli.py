@@ -76,6 +76,16 @@ def temperature(text: str) -> float:
     return value
 
 
+def memory_size(text: str) -> int:
+    """An argparse type: a size such as 512MB or 2GB."""
+    from vaekit.memory import parse_memory
+
+    try:
+        return parse_memory(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def probability(text: str) -> float:
     """An argparse type: a number in (0, 1]."""
     value = temperature(text)
@@ -178,11 +188,9 @@ def _figure_path(args: argparse.Namespace, name: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
 
     from vaekit.evaluate import (
         elbo_metrics,
-        estimate_nll,
         latent_statistics,
         protocol_name,
         reconstruction_error,
@@ -220,15 +228,42 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"frechet distance (vaekit classifier features): {quality['frechet_distance']:.2f} "
               f"({quality['samples']} samples vs real test images); sample diversity {quality['diversity']:.3f}{extra}")
     if config["model"] not in ("ae", "gan") and args.k > 0:
-        with tqdm(total=len(x), desc=f"nll k={args.k}", disable=not sys.stderr.isatty(), leave=False) as bar:
-            nll = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                               protocol=protocol, continuous=config["binarization"] == "none", device=device,
-                               progress=bar.update)
-        print(nll.line())
-        result["nll"] = nll.to_dict()
+        result["nll"] = _estimate_nll_with_progress(args, model, x, y, config, protocol, device).to_dict()
     out = Path(args.run) / "eval.json"
     atomic_write_text(out, json.dumps(result, indent=2))
     print(out)
+
+
+def _estimate_nll_with_progress(args: argparse.Namespace, model: Any, x: Any, y: Any, config: dict[str, Any],
+                                protocol: str, device: Any) -> Any:
+    """The NLL, saying first how long it will take here, then samples/s and the time left as it runs."""
+    from vaekit.evaluate import estimate_nll
+
+    total = len(x) * args.k
+    state = {"start": time.perf_counter(), "done": 0, "said": 0.0}
+
+    def on_plan(plan: Any) -> None:
+        print(f"nll: k={args.k} on {len(x):,} images = {total:,} decoder passes, {plan.samples_at_once:,} at a time "
+              f"({plan.batch_size} images x {plan.chunk_size} samples, ~{plan.bytes_per_sample / 1024:.0f} kB each, "
+              f"budget {plan.budget / 2**20:,.0f} MB)", file=sys.stderr)
+
+    def progress(images: int) -> None:
+        first = state["done"] == 0
+        state["done"] += images * args.k
+        elapsed = time.perf_counter() - state["start"]
+        rate = state["done"] / max(elapsed, 1e-9)
+        left = (total - state["done"]) / rate
+        if first or elapsed - state["said"] > 30 or state["done"] == total:
+            state["said"] = elapsed
+            hint = "; use --limit or a GPU to go faster" if first and left > 600 else ""
+            print(f"nll: {state['done']:,}/{total:,} samples, {rate:,.0f} samples/s, about {left / 60:.1f} minutes "
+                  f"left{hint}", file=sys.stderr)
+
+    nll = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                       protocol=protocol, continuous=config["binarization"] == "none", device=device,
+                       progress=progress, memory=args.memory, on_plan=on_plan)
+    print(nll.line())
+    return nll
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -271,6 +306,12 @@ def cmd_latent(args: argparse.Namespace) -> None:
     model, config, data = _open_run(args)
     x, y = _test_images(config, data, args.n)
     print(save_latent_scatter(model, x, y, _figure_path(args, "latent.png"), data.class_names))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from vaekit.serve import serve
+
+    serve(args.runs, host=args.host, port=args.port)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -499,8 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=count(1, 100_000, zero=True), default=5000,
                    help="importance samples per image (5000: the standard; 0: skip NLL)")
     p.add_argument("--limit", type=count(1), default=None, help="evaluate the first N test images (default all)")
-    p.add_argument("--batch-size", type=count(1, 100_000), default=100, help="images per batch")
-    p.add_argument("--chunk-size", type=count(1, 1_000_000), default=500, help="samples per chunk (bounds memory)")
+    p.add_argument("--batch-size", type=count(1, 100_000), default=None,
+                   help="images a batch (default: from --memory)")
+    p.add_argument("--chunk-size", type=count(1, 1_000_000), default=None,
+                   help="samples a chunk (default: from --memory)")
+    p.add_argument("--memory", type=memory_size, default=None,
+                   help="activation memory for the NLL passes, e.g. 512MB or 4GB (default ~1GB on CPU, half the "
+                        "free memory on a GPU); changes speed, never the estimate")
     p.add_argument("--samples", type=count(2, 100_000, zero=True), default=5000,
                    help="samples scored by the shipped classifier (Frechet distance; 0: skip)")
     p.set_defaults(func=cmd_evaluate)
@@ -533,6 +579,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=count(1), default=30, help="at most this many epochs")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("serve", help="a local web page: explore the latent space, draw, sample, write poems",
+                       description="Serve a web page over trained runs (needs `pip install 'vaekit[web]'`).",
+                       epilog="example: vaekit serve runs/demo runs/cvae --port 8000")
+    p.add_argument("runs", nargs="*", help="run directories (image runs; poem runs add their form to the poem tab)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=count(1, 65535), default=8000, help="port to listen on")
+    p.set_defaults(func=cmd_serve)
     _add_poem_commands(sub)
     return parser
 

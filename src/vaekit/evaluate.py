@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from vaekit.data import Split, binarize
+from vaekit.memory import EvalPlan, default_budget, plan_passes
 from vaekit.objectives import elbo, iwae_bound, reconstruction_loss
 
 __all__ = ["EVAL_SEED", "eval_images", "elbo_metrics", "NLLResult", "estimate_nll", "protocol_name",
@@ -93,21 +94,29 @@ class NLLResult:
 
 
 @torch.no_grad()
-def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int = 5000, batch_size: int = 100,
-                 chunk_size: int = 500, protocol: str = "", continuous: bool = False,
-                 device: torch.device | str = "cpu", progress: Callable[[int], None] | None = None) -> NLLResult:
+def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int = 5000, batch_size: int | None = None,
+                 chunk_size: int | None = None, protocol: str = "", continuous: bool = False,
+                 device: torch.device | str = "cpu", progress: Callable[[int], None] | None = None,
+                 memory: int | None = None, on_plan: Callable[[EvalPlan], None] | None = None) -> NLLResult:
     """Test NLL = -mean_x log p(x), log p(x) estimated by iwae_bound with k samples, streamed in chunks.
 
-    Memory is bounded by batch_size * chunk_size decoder outputs whatever k is. For continuous data the
-    number is also given in bits per dimension (a density on [0, 1]^D; not dequantized 8-bit data).
+    Unless given, batch and chunk sizes follow a memory budget (`memory` bytes; about 1 GB on a CPU) over the
+    decoder's measured bytes per sample, so peak memory is bounded whatever k and the machine; the estimate
+    itself does not depend on them. For continuous data the number is also given in bits per dimension.
     """
     if _kind(model) == "ae":
         raise ValueError("an autoencoder defines no likelihood p(x): it has no NLL; use a vae, iwae or cvae run")
+    device = torch.device(device)
+    first_y = _labels_if_needed(model, labels[:1].to(device))
+    plan = plan_passes(model, images[:1].to(device), first_y, k,
+                       memory if memory is not None else default_budget(device), batch_size, chunk_size)
+    if on_plan is not None:
+        on_plan(plan)
     values = []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        y = _labels_if_needed(model, labels[start:start + batch_size].to(device))
-        values.append(iwae_bound(model, x, k, chunk_size=chunk_size, y=y).double().cpu())
+    for start in range(0, len(images), plan.batch_size):
+        x = images[start:start + plan.batch_size].to(device)
+        y = _labels_if_needed(model, labels[start:start + plan.batch_size].to(device))
+        values.append(iwae_bound(model, x, k, chunk_size=plan.chunk_size, y=y).double().cpu())
         if progress is not None:
             progress(len(x))
     log_px = torch.cat(values)
