@@ -87,3 +87,49 @@ def test_shipped_classifiers_are_small_and_accurate(dataset):
     with torch.no_grad():
         acc = (clf(data.test.images[:2000]).argmax(-1) == data.test.labels[:2000]).float().mean().item()
     assert acc > (0.97 if dataset == "mnist" else 0.85)
+
+
+def test_memory_sizes_parse():
+    from vaekit.memory import parse_memory
+
+    assert parse_memory("512MB") == 512 * 2**20 and parse_memory("2g") == 2 * 2**30 and parse_memory("1.5GiB") == 3 * 2**29
+    for bad in ("", "lots", "-1GB", "0MB"):
+        with pytest.raises(ValueError, match="512MB or 2GB"):
+            parse_memory(bad)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_passes_follow_the_memory_budget_not_fixed_sizes(arch):
+    from vaekit.memory import bytes_per_sample, plan_passes
+
+    model = build_model(ModelConfig(arch=arch, latent_dim=8, image_shape=(1, 28, 28), hidden=[64])).eval()
+    x = torch.rand(50, 1, 28, 28).bernoulli()
+    per_sample = bytes_per_sample(model, x)
+    assert per_sample > 4 * 784 * 4  # at least the likelihood's own temporaries
+    for budget in (2**20, 64 * 2**20, 2**30):
+        plan = plan_passes(model, x, None, k=5000, budget=budget)
+        assert plan.samples_at_once * per_sample <= budget or plan.samples_at_once == 1
+        assert plan.chunk_size <= 5000 and plan.batch_size <= 50
+    assert plan_passes(model, x, None, k=100, budget=2**30, batch_size=7, chunk_size=3).samples_at_once == 21
+
+
+def test_the_estimate_does_not_depend_on_the_budget():
+    model = build_model(ModelConfig(arch="mlp", latent_dim=4, image_shape=(1, 28, 28), hidden=[32])).eval()
+    x = torch.rand(20, 1, 28, 28).bernoulli()
+    y = torch.zeros(20, dtype=torch.long)
+    small = estimate_nll(model, x, y, k=400, memory=2**20)  # chunks of a few samples, one image a batch
+    large = estimate_nll(model, x, y, k=400, memory=2**30)  # every sample of every image at once
+    assert small.k == large.k == 400 and small.images == large.images == 20
+    assert abs(small.nll - large.nll) < 3 * large.standard_error
+
+
+def test_evaluate_says_how_long_and_how_much_at_once(tmp_path, capsys):
+    from vaekit.cli import main
+
+    run = tmp_path / "r"
+    assert main(["train", "--run-dir", str(run), "--arch", "mlp", "--hidden", "32", "--latent-dim", "2",
+                 "--train-size", "128", "--eval-size", "32", "--epochs", "1", "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--k", "50", "--limit", "20", "--samples", "0", "--memory", "1MB"]) == 0
+    err = capsys.readouterr().err
+    assert "decoder passes" in err and "budget 1 MB" in err and "samples/s" in err

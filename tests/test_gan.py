@@ -21,7 +21,7 @@ def test_gan_trains_from_the_command_line_and_is_scored_like_the_vaes(tmp_path, 
     saved = json.loads((run / "config.json").read_text())
     assert saved["binarization"] == "none" and saved["lr"] == 2e-4
     with Image.open(run / "figures" / "samples.png") as img:
-        assert img.size == (484, 484)
+        assert img.size == (484, 484 + 26)  # the grid and its title band
     capsys.readouterr()
     assert main(["evaluate", str(run), "--samples", "500"]) == 0
     out = capsys.readouterr().out

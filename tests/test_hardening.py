@@ -369,11 +369,11 @@ def test_a_run_that_never_checkpointed_starts_again_in_place(tmp_path, capsys):
     cfg = TrainConfig(run_dir=str(run), arch="mlp", hidden=[16], latent_dim=2, train_size=64, eval_size=32,
                       epochs=1, batch_size=32, device="cpu", tensorboard=False)
     Trainer(cfg, log=lambda _m: None).close()  # config.json written, then "killed" before the first epoch ended
-    message = cli._interrupted_message(argparse.Namespace(run_dir=str(run), func=cli.cmd_train), 3.0)
+    message = cli._interrupted_message(argparse.Namespace(run_dir=str(run), func=cli.train.cmd_train), 3.0)
     assert "before the first checkpoint" in message and "intact" not in message
     assert run_cli("train", "--resume", "--run-dir", run) == 0
     assert (run / "model.safetensors").is_file()
-    message = cli._interrupted_message(argparse.Namespace(run_dir=str(run), func=cli.cmd_train), 3.0)
+    message = cli._interrupted_message(argparse.Namespace(run_dir=str(run), func=cli.train.cmd_train), 3.0)
     assert "epoch-0001 is intact" in message
 
 
@@ -518,7 +518,7 @@ def test_disk_full_is_one_sentence_naming_the_file(monkeypatch, capsys):
     def full(_args):
         raise OSError(errno.ENOSPC, "No space left on device", "runs/x/model.safetensors")
 
-    monkeypatch.setattr(cli, "cmd_sample", full)
+    monkeypatch.setattr(cli.inspect, "cmd_sample", full)
     assert run_cli("sample", "runs/x") == 1
     err = capsys.readouterr().err
     assert "no space left on device (runs/x/model.safetensors)" in err and one_sentence(err)
@@ -528,7 +528,7 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_it(monkeypatch, capsys)
     def bug(_args):
         raise KeyError("oops")
 
-    monkeypatch.setattr(cli, "cmd_sample", bug)
+    monkeypatch.setattr(cli.inspect, "cmd_sample", bug)
     assert run_cli("sample", "runs/x") == 1
     assert "internal error (KeyError" in capsys.readouterr().err
     with pytest.raises(KeyError):

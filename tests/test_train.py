@@ -49,8 +49,10 @@ def test_every_model_trains_from_the_command_line(tmp_path, capsys, model, arch,
     assert metrics[0][key] < 0 or extra[:2] == ["--width", "8"]  # gaussian log-densities may be positive
     loaded = vaekit.load(run)
     assert not loaded.training and loaded.config.model == model
-    with Image.open(run / "figures/samples.png") as img:
-        assert img.size == ((8 * 30 + 2) * 2, (8 * 30 + 2) * 2)  # 8x8 grid of 28px tiles, 2px border, x2
+    from vaekit.plots import TITLE_BAND
+
+    with Image.open(run / "figures/samples.png") as img:  # 8x8 grid of 28px tiles, 2px border, x2, a title band
+        assert img.size == ((8 * 30 + 2) * 2, (8 * 30 + 2) * 2 + TITLE_BAND)
 
 
 def test_training_lowers_the_loss_and_writes_tensorboard(tmp_path):
@@ -68,17 +70,20 @@ def test_run_commands_write_images_of_the_right_size(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli("train", "--model", "cvae", "--arch", "mlp", "--hidden", "64", "--run-dir", run, *SMALL) == 0
     capsys.readouterr()
+    from vaekit.plots import FOOTER_BAND, LABEL_COLUMN, TITLE_BAND
+
+    # each figure is its grid (30-px tiles at 2x) plus the documented caption bands
     cases = {
-        ("sample", "-n", "9", "--label", "3"): (3 * 30 + 2, 3 * 30 + 2),
-        ("reconstruct", "-n", "8"): (8 * 30 + 2, 2 * 30 + 2),
-        ("interpolate", "--rows", "2", "--steps", "5"): (5 * 30 + 2, 2 * 30 + 2),
-        ("manifold", "-n", "4"): (4 * 30 + 2, 4 * 30 + 2),
+        ("sample", "-n", "9", "--label", "3"): (3 * 30 + 2, 3 * 30 + 2, 0, TITLE_BAND),
+        ("reconstruct", "-n", "8"): (8 * 30 + 2, 2 * 30 + 2, LABEL_COLUMN, TITLE_BAND + FOOTER_BAND),
+        ("interpolate", "--rows", "2", "--steps", "5"): (5 * 30 + 2, 2 * 30 + 2, 0, TITLE_BAND + 2 * FOOTER_BAND),
+        ("manifold", "-n", "4"): (4 * 30 + 2, 4 * 30 + 2, 0, TITLE_BAND + 2 * FOOTER_BAND),
     }
-    for args, (w, h) in cases.items():
+    for args, (w, h, left, bands) in cases.items():
         assert run_cli(args[0], run, *args[1:]) == 0
         path = Path(capsys.readouterr().out.strip().splitlines()[-1])
         with Image.open(path) as img:
-            assert img.size == (2 * w, 2 * h), args
+            assert img.size == (2 * w + left, 2 * h + bands), args
     assert run_cli("latent", run, "-n", "300") == 0
     path = Path(capsys.readouterr().out.strip())
     with Image.open(path) as img:

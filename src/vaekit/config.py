@@ -15,7 +15,7 @@ from typing import Any
 from vaekit.data import BINARIZATIONS, DATASETS
 from vaekit.data.poetry import FORMS
 from vaekit.models import CONDITIONINGS, KL_ESTIMATORS, MODELS, ModelConfig
-from vaekit.models.likelihoods import IMAGE_LIKELIHOODS
+from vaekit.models.likelihoods import IMAGE_LIKELIHOODS, SCALE_SHAPES
 from vaekit.models.nets import ARCHS
 from vaekit.runs import RUN_FORMAT
 
@@ -51,7 +51,8 @@ def _toml(value: Any) -> str:
     return repr(value)
 
 
-_EXAMPLES = {"bool": ("true or false", "true"), "int": ("an integer", "8"), "float": ("a number", "0.5"),
+_EXAMPLES = {"list[str]": ("a list of strings", '["a", "b"]'),
+             "bool": ("true or false", "true"), "int": ("an integer", "8"), "float": ("a number", "0.5"),
              "str": ("a string", '"text"'), "list[int]": ("a list of integers", "[512, 256]"),
              "tuple[int, int, int]": ("three integers", "[1, 28, 28]")}
 
@@ -70,6 +71,7 @@ def _coerce(name: str, value: Any, annotation: str, source: str) -> Any:
           "float": lambda v: _is_int(v) or isinstance(v, float),
           "str": lambda v: isinstance(v, str),
           "list[int]": lambda v: isinstance(v, list) and all(_is_int(i) for i in v),
+          "list[str]": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
           "tuple[int, int, int]": lambda v: isinstance(v, list | tuple) and len(v) == 3 and all(map(_is_int, v))}
     if kind == "list[int]" and _is_int(value):  # `hidden = 400` means one layer of 400
         return [value]
@@ -89,7 +91,7 @@ class TrainConfig:
     data_dir: str | None = None
     image_size: int = 28
     channels: int = 1
-    binarization: str | None = None  # dynamic for the VAE family, none for the GAN (it generates grey levels)
+    binarization: str | None = None  # follows the data unless given: see `_data_defaults`
     train_size: int | None = None
     eval_size: int | None = None
     # model (see vaekit.models.ModelConfig)
@@ -98,12 +100,13 @@ class TrainConfig:
     latent_dim: int = 16
     hidden: list[int] = field(default_factory=lambda: [512, 256])
     width: int = 64
-    likelihood: str = "bernoulli"
+    likelihood: str | None = None
     gaussian_scale: float = 0.1
-    learn_scale: bool = False
+    learn_scale: bool | None = None
+    scale_per: str | None = None
     conditioning: str = "input"
     conditional: bool = False
-    beta: float = 1.0
+    beta: float | None = None  # 1, or 3 for a CVAE with the label as input: see `_model_defaults`
     kl: str = "analytic"
     k: int = 5
     # optimisation
@@ -129,21 +132,76 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     tensorboard: bool = True
+    mlflow: bool = False
     keep_checkpoints: int = 2
     # filled in from the data when training starts
     image_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
+    chosen: dict[str, str] | None = None  # the settings vaekit chose from the data, and why (config.json shows it)
+    class_names: list[str] | None = None  # filled in from the data: `--label` takes a name or a number
+    restarts: list[int] | None = None  # epochs where `--resume --epochs N` extended a finished run
 
     def __post_init__(self) -> None:
-        if self.binarization is None:
-            self.binarization = "none" if self.model == "gan" else "dynamic"
         if self.lr is None:
             self.lr = 2e-4 if self.model == "gan" else 1e-3
+        chosen = {**self._data_defaults(), **self._model_defaults()}
+        if chosen:
+            self.chosen = {**(self.chosen or {}), **chosen}
+
+    def _model_defaults(self) -> dict[str, str]:
+        """The KL weight, unless given: 1 (the ELBO), or 3 for a CVAE that takes its label as input.
+
+        With beta = 1 such a CVAE keeps the class in z, its decoder learns to ignore the label, and samples
+        drawn for a label are of that class only half the time; a heavier KL pushes the class out of z, so the
+        decoder must read the label (49% -> 92% conditional accuracy at equal time). The ELBO reported stays
+        the true bound (beta = 1); only the training loss is weighted.
+        """
+        if self.beta is not None:
+            return {}
+        if self.model == "cvae" and self.conditioning == "input":
+            from vaekit.models.cvae import INPUT_CONDITIONING_BETA
+
+            self.beta = INPUT_CONDITIONING_BETA
+            return {"beta": "a label-input CVAE keeps the class out of z only under a heavier KL, so that its "
+                            "decoder reads the label"}
+        self.beta = 1.0
+        return {}
+
+    def _data_defaults(self) -> dict[str, str]:
+        """Fill the unset likelihood settings from the data; explicit values always win.
+
+        MNIST keeps the NLL protocol (dynamically binarized, Bernoulli); Fashion-MNIST and image folders have grey
+        levels or colour, so they are modelled as they are, by a Gaussian whose scale is learned (sigma-VAE).
+        """
+        chosen = {}
+        binary_data = self.dataset == "mnist" and self.model != "gan"
+        if self.binarization is None:
+            self.binarization = "dynamic" if binary_data else "none"
+            chosen["binarization"] = ("MNIST's NLL protocol: a fresh Bernoulli draw of the pixels each epoch"
+                                      if binary_data else "the GAN generates grey levels" if self.model == "gan"
+                                      else f"{self.dataset} has grey levels or colour: modelled as they are")
+        if self.likelihood is None and self.model == "gan":
+            self.likelihood = "gaussian"  # unused: a GAN has no likelihood
+        if self.likelihood is None:
+            self.likelihood = "bernoulli" if self.binarization != "none" else "gaussian"
+            chosen["likelihood"] = ("binary pixels" if self.likelihood == "bernoulli" else
+                                    "continuous intensities: a Gaussian whose scale is learned")
+            if self.learn_scale is None and self.likelihood == "gaussian":
+                self.learn_scale = True
+                self.scale_per = self.scale_per or "image"
+                chosen["learn_scale"] = ("a learned scale (one for the image: it measured best, see "
+                                         "docs/benchmarks.md); a fixed one leaves colour images grey")
+        if self.learn_scale is None:
+            self.learn_scale = False
+        if self.scale_per is None:
+            self.scale_per = "image"
+        return chosen
 
     def validate(self) -> TrainConfig:
         """Check every value; raise ConfigError naming the first bad one."""
         choices = {"dataset": DATASETS, "binarization": BINARIZATIONS, "model": MODELS, "arch": ARCHS,
-                   "likelihood": IMAGE_LIKELIHOODS, "conditioning": CONDITIONINGS, "kl": KL_ESTIMATORS,
+                   "likelihood": IMAGE_LIKELIHOODS, "scale_per": SCALE_SHAPES, "conditioning": CONDITIONINGS,
+                   "kl": KL_ESTIMATORS,
                    "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS}
         for name, allowed in choices.items():
             value = getattr(self, name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 __all__ = ["image_grid", "save_grid", "save_samples", "save_reconstructions", "save_interpolation",
@@ -42,28 +42,84 @@ def save_grid(images: Tensor, path: str | Path, nrow: int) -> Path:
     return path
 
 
-def save_samples(model: torch.nn.Module, path: str | Path, n: int = 64, label: int | None = None) -> Path:
-    """A grid of n samples (of one class when `label` is given and the model is conditional)."""
-    return save_grid(model.sample(n, label=label).cpu(), path, nrow=int(math.ceil(math.sqrt(n))))
+TITLE_BAND, LABEL_COLUMN, FOOTER_BAND = 26, 84, 22  # pixels a captioned figure adds to its grid
+_PAD, _SCALE = 2, 2
+
+
+def _font(size: int = 14) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def captioned(grid: Image.Image, title: str, tile: tuple[int, int], row_labels: list[str] | None = None,
+              col_labels: dict[int, str] | None = None, footer: str | None = None) -> Image.Image:
+    """The grid with its caption drawn in: a title band on top (TITLE_BAND px), row labels in a column on the
+    left (LABEL_COLUMN px, when given), column labels over the first row, and a footer (FOOTER_BAND px)."""
+    h, w = tile
+    left = LABEL_COLUMN if row_labels else 0
+    top = TITLE_BAND + (FOOTER_BAND if col_labels else 0)
+    bottom = FOOTER_BAND if footer else 0
+    canvas = Image.new("RGB", (grid.width + left, grid.height + top + bottom), "white")
+    canvas.paste(grid.convert("RGB"), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((6, 5), title, fill="black", font=_font(15))
+    step_y, step_x = (h + _PAD) * _SCALE, (w + _PAD) * _SCALE
+    for r, label in enumerate(row_labels or []):
+        draw.text((4, top + _PAD * _SCALE + r * step_y + h * _SCALE // 2 - 8), label, fill="#333", font=_font(13))
+    for c, label in (col_labels or {}).items():
+        draw.text((left + _PAD * _SCALE + c * step_x, TITLE_BAND + 2), label, fill="#333", font=_font(13))
+    if footer:
+        draw.text((6, canvas.height - FOOTER_BAND + 3), footer, fill="#444", font=_font(12))
+    return canvas
+
+
+def save_figure(images: Tensor, path: str | Path, nrow: int, title: str, row_labels: list[str] | None = None,
+                col_labels: dict[int, str] | None = None, footer: str | None = None) -> Path:
+    """Write a captioned grid (see `captioned`) as PNG and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = image_grid(images, nrow, pad=_PAD, scale=_SCALE)
+    captioned(grid, title, tuple(images.shape[-2:]), row_labels, col_labels, footer).save(path)
+    return path
+
+
+def save_samples(model: torch.nn.Module, path: str | Path, n: int = 64, label: int | None = None,
+                 title: str = "", class_names: list[str] | None = None) -> Path:
+    """A captioned grid of n samples (of one class when `label` is given and the model is conditional)."""
+    what = f"{n} samples from the model"
+    if label is not None:
+        what += f" of class {class_names[label] if class_names else label}"
+    elif model.config.uses_labels:
+        what += ", classes in turn"
+    return save_figure(model.sample(n, label=label).cpu(), path, nrow=int(math.ceil(math.sqrt(n))),
+                       title=_title(title, what))
+
+
+def _title(run_title: str, what: str) -> str:
+    return f"{run_title}: {what}" if run_title else what
 
 
 def _labels_for(model: torch.nn.Module, y: Tensor) -> Tensor | None:
     return y if model.config.uses_labels else None
 
 
-def save_reconstructions(model: torch.nn.Module, images: Tensor, labels: Tensor, path: str | Path) -> Path:
-    """Originals on odd rows, their reconstructions on the row beneath."""
+def save_reconstructions(model: torch.nn.Module, images: Tensor, labels: Tensor, path: str | Path,
+                         title: str = "") -> Path:
+    """Originals on odd rows, their reconstructions on the row beneath, each row labelled."""
     device = next(model.parameters()).device
     recon = model.reconstruct(images.to(device), _labels_for(model, labels.to(device))).cpu()
     ncol = min(8, len(images))
     rows = []
-    for start in range(0, len(images), ncol):
-        rows += [images[start:start + ncol], recon[start:start + ncol]]
-    return save_grid(torch.cat(rows), path, nrow=ncol)
+    for start in range(0, len(images), ncol):  # a short last pair of rows is padded with blank tiles
+        for part in (images[start:start + ncol].cpu(), recon[start:start + ncol]):
+            blank = torch.ones(ncol - len(part), *part.shape[1:])
+            rows.append(torch.cat([part, blank]))
+    labels_ = ["input", "reconstr."] * (len(rows) // 2)
+    return save_figure(torch.cat(rows), path, nrow=ncol, title=_title(title, "test images and their reconstructions"),
+                       row_labels=labels_, footer="reconstruction: the mean of p(x|z) at the posterior mean of z")
 
 
 def save_interpolation(model: torch.nn.Module, images: Tensor, labels: Tensor, path: str | Path,
-                       steps: int = 10) -> Path:
+                       steps: int = 10, title: str = "") -> Path:
     """Decode straight lines between the posterior means of consecutive image pairs, one pair a row."""
     device = next(model.parameters()).device
     x, y = images.to(device), labels.to(device)
@@ -80,7 +136,10 @@ def save_interpolation(model: torch.nn.Module, images: Tensor, labels: Tensor, p
         if model.config.uses_labels:  # conditioned on the first image's label along the whole line
             row_y = y[i].expand(steps)
         rows.append(model.decode(path_z, row_y).cpu())
-    return save_grid(torch.cat(rows), path, nrow=steps)
+    ends = "two prior draws" if model.config.model == "gan" else "the codes of two test images"
+    return save_figure(torch.cat(rows), path, nrow=steps, title=_title(title, f"straight lines between {ends}"),
+                       col_labels={0: "start", steps - 1: "end"},
+                       footer=f"{steps} evenly spaced points a row, each decoded")
 
 
 def principal_axes(codes: Tensor, k: int = 2) -> tuple[Tensor, Tensor, Tensor]:
@@ -93,7 +152,7 @@ def principal_axes(codes: Tensor, k: int = 2) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def save_manifold(model: torch.nn.Module, path: str | Path, n: int = 20, images: Tensor | None = None,
-                  labels: Tensor | None = None) -> tuple[Path, str]:
+                  labels: Tensor | None = None, title: str = "") -> tuple[Path, str]:
     """Decode a 2-D grid of latent points, as in the classic figure; returns the path and what the axes are.
 
     With a 2-D latent the grid spans the Gaussian quantiles 5%..95% of p(z). With more dimensions it spans
@@ -119,7 +178,12 @@ def save_manifold(model: torch.nn.Module, path: str | Path, n: int = 20, images:
     y = None
     if model.config.uses_labels:
         y = torch.zeros(len(z), dtype=torch.long, device=device)
-    out = save_grid(model.decode(z.to(device), y).cpu(), path, nrow=n)
+    decoded = torch.cat([model.decode(z[i:i + 1000].to(device), None if y is None else y[i:i + 1000]).cpu()
+                         for i in range(0, len(z), 1000)])  # bounded memory whatever the grid side
+    ticks = {0: f"{float(q[0]):+.2f}", n // 2: f"{float(q[n // 2]):+.2f}", n - 1: f"{float(q[-1]):+.2f}"}
+    out = save_figure(decoded, path, nrow=n, title=_title(title, "the latent manifold, decoded"), col_labels=ticks,
+                      footer=f"axes: {axes}; left to right and bottom to top" +
+                             (f"; class {0}" if y is not None else ""))
     return out, axes
 
 

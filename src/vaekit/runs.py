@@ -1,4 +1,5 @@
-"""The run directory on disk: atomic writes, checkpoints, and `load(run_dir)` for outside code.
+"""The run directory on disk: atomic writes, checkpoints, locks. It knows files, not models (`vaekit.load`,
+which rebuilds a model from a run, lives with the tasks).
 
     runs/NAME/config.json          every setting (JSON: configs are never pickled)
     runs/NAME/model.safetensors    the latest weights
@@ -28,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 __all__ = ["RUN_FORMAT", "RunError", "RunLock", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
-           "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "load", "prepare_run_dir",
+           "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "prepare_run_dir",
            "clean_temporaries", "check_optimizer_state", "read_metrics_lines"]
 
 RUN_FORMAT = "vaekit-run/1"
@@ -297,15 +298,3 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         raise RunError(f"{path}: weights do not match the model in config.json ({detail}); "
                        "they come from another run or version, so point to the run that wrote them")
     model.load_state_dict(tensors)
-
-
-def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The trained model of a run directory, in eval mode: the contract outside code relies on."""
-    from vaekit.config import TrainConfig  # here, not at the top: config imports the models package
-    from vaekit.tasks import model_for_run
-
-    run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(read_run_config(run_dir), source=str(run_dir / "config.json"))
-    model = model_for_run(config, run_dir)
-    load_weights(model, run_dir / "model.safetensors")
-    return model.to(device).eval()

@@ -16,7 +16,7 @@ from vaekit.data import binarize, load_dataset
 from vaekit.evaluate import eval_images
 from vaekit.models import build_model
 
-__all__ = ["Task", "ImageTask", "make_task", "model_for_run"]
+__all__ = ["Task", "ImageTask", "make_task", "model_for_run", "load"]
 
 
 class Task(Protocol):
@@ -40,6 +40,7 @@ class ImageTask:
         if config.image_shape is None:
             config.image_shape = data.shape
             config.num_classes = max(1, data.num_classes)
+            config.class_names = list(data.class_names)
         elif tuple(config.image_shape) != data.shape:
             raise ValueError(f"the run was trained on images of shape {tuple(config.image_shape)}, but the data "
                              f"now has {data.shape}; use the same dataset and --image-size")
@@ -73,3 +74,14 @@ def model_for_run(config: TrainConfig, run_dir: Path) -> torch.nn.Module:
 
         return poem_model_for_run(config, run_dir)
     return build_model(config.model_config())
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The trained model of a run directory, in eval mode: the contract outside code relies on."""
+    from vaekit.runs import load_weights, read_run_config
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_dict(read_run_config(run_dir), source=str(run_dir / "config.json"))
+    model = model_for_run(config, run_dir)
+    load_weights(model, run_dir / "model.safetensors")
+    return model.to(device).eval()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -115,7 +116,32 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
                               f"{saved.get(key)!r} to {value!r} "
                               f"(only {', '.join(sorted(allowed))} can), start a new --run-dir instead")
         saved[key] = value
+    ckpt = latest_checkpoint(Path(run_dir))
+    done = read_checkpoint(ckpt)[1]["epoch"] if ckpt is not None else 0
+    old_epochs = read_run_config(Path(run_dir))["epochs"]
+    if done >= old_epochs and saved["epochs"] > done:  # extending a finished run: a new cosine cycle from here
+        saved["restarts"] = [*(saved.get("restarts") or []), done]
     return TrainConfig.from_dict(saved, source=str(Path(run_dir) / "config.json"))
+
+
+class MLflowLogger:
+    """The one adapter to an experiment tracker: parameters at the start, numeric metrics each epoch."""
+
+    def __init__(self, config: TrainConfig):
+        try:
+            import mlflow
+        except ImportError:
+            raise ConfigError("--mlflow needs the mlflow package: pip install mlflow (or drop --mlflow)") from None
+        self.mlflow = mlflow
+        mlflow.start_run(run_name=Path(config.run_dir).name)
+        mlflow.log_params({k: v for k, v in config.to_dict().items() if isinstance(v, int | float | str | bool)})
+
+    def log_metrics(self, metrics: dict[str, Any], epoch: int) -> None:
+        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+        self.mlflow.log_metrics(numbers, step=epoch)
+
+    def finish(self) -> None:
+        self.mlflow.end_run()
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -172,6 +198,11 @@ class Trainer:
         if self.data is not None:  # always say where the data came from: a wrong folder must not pass unnoticed
             self.log(f"data: {self.data.name} from {self.data.source} ({len(self.task.train[0]):,} training images, "
                      f"{len(self.task.valid[0]):,} validation)")
+            for key, why in (config.chosen or {}).items():
+                self.log(f"chose {key} = {getattr(config, key)}: {why}")
+            if config.likelihood == "bernoulli" and self.data.shape[0] == 3:
+                self.log("warning: a Bernoulli likelihood on colour images treats each channel as on/off and "
+                         "reconstructions lose their colour; --likelihood gaussian --binarization none models them")
         self.train_images = self.task.train[0].to(self.device)
         self.train_labels = self.task.train[1].to(self.device)
         self.valid_images, self.valid_labels = self.task.valid
@@ -205,7 +236,9 @@ class Trainer:
         elif self.dist.is_main:
             self.task.save(self.run_dir)
             atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
+        self.task_has_images = self.data is not None
         self.writer = self._tensorboard()
+        self.mlflow = MLflowLogger(config) if config.mlflow and self.dist.is_main else None
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         """AdamW over all parameters, or the model's own optimizers (the GAN has one per network)."""
@@ -225,9 +258,20 @@ class Trainer:
         return min(done, 1.0)
 
     def _lr_factor(self, _step: int) -> float:
-        """Cosine decay to 0 over the run (over the time budget when one is set), or constant."""
+        """Cosine decay to 0 over the run (over the time budget when one is set), or constant.
+
+        A finished run extended with `--resume --epochs N` restarts the cosine where it stopped (a warm
+        restart): from the share of the base rate that the added epochs are of the new total, down to 0 at
+        epoch N, so the rate never jumps back to its peak and never sits at 0 for the new epochs.
+        """
         if self.config.schedule == "constant":
             return 1.0
+        restart = max(self.config.restarts or [0])
+        if restart and self.config.max_minutes is None:
+            total, start = self.config.epochs * self.steps_per_epoch, restart * self.steps_per_epoch
+            span = max(1, total - start)
+            share = (self.config.epochs - restart) / self.config.epochs
+            return share * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, (self.step - start) / span))))
         return 0.5 * (1.0 + math.cos(math.pi * self.progress()))
 
     def _resume(self) -> None:
@@ -255,7 +299,38 @@ class Trainer:
         if self.dist.is_main and metrics.is_file():  # drop torn lines, and epochs the kill lost, so none appear twice
             kept = [r for r in read_metrics_lines(metrics) if r.get("epoch", 0) <= self.epoch]
             atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
+        if self.dist.is_main:  # config.json says what the run now is (more epochs, a restart, another device)
+            atomic_write_text(self.run_dir / "config.json", json.dumps(self.config.to_dict(), indent=2))
         self.log(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.step})")
+
+    STEP_LOG_EVERY = 10  # steps between per-step TensorBoard points
+
+    def _log_step(self, loss: float) -> None:
+        """Per-step loss and KL to TensorBoard (every STEP_LOG_EVERY steps): the curve an epoch average hides."""
+        if self.writer is None or self.step % self.STEP_LOG_EVERY:
+            return
+        self.writer.add_scalar("step/loss", loss, self.step)
+        kl = getattr(self, "_last_kl", None)
+        if kl is not None and bool(torch.isfinite(kl).all()):
+            self.writer.add_scalar("step/kl", float(kl.float().mean()), self.step)
+        self.writer.add_scalar("step/lr", self.scheduler.get_last_lr()[0], self.step)
+
+    def _log_images(self) -> None:
+        """Per-epoch samples (and reconstructions) to TensorBoard, as the figures draw them."""
+        from vaekit.plots import image_grid
+
+        if self.writer is None or not hasattr(self.model, "sample"):
+            return
+        self.model.eval()
+        with torch.no_grad():
+            grids = {"samples": self.model.sample(16).cpu()}
+            if self.config.model != "gan":
+                x, y = self.valid_images[:8].to(self.device), self.valid_labels[:8].to(self.device)
+                recon = self.model.reconstruct(x, y if self.config.uses_labels else None).cpu()
+                grids["reconstructions"] = torch.cat([x.cpu(), recon])
+        for tag, images in grids.items():
+            picture = torch.from_numpy(np.asarray(image_grid(images, nrow=8).convert("RGB"))).permute(2, 0, 1)
+            self.writer.add_image(tag, picture, self.epoch)
 
     def _tensorboard(self) -> Any:
         if not (self.config.tensorboard and self.dist.is_main):
@@ -264,7 +339,9 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is an optional extra
             return None
-        return SummaryWriter(str(self.run_dir / "tensorboard"))
+        writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        writer.add_text("config", "```\n" + json.dumps(self.config.to_dict(), indent=2) + "\n```", self.epoch)
+        return writer
 
     def beta_at(self, step: int) -> float:
         """KL weight: ramps linearly from 0 to beta over `kl_warmup` epochs, then stays."""
@@ -314,6 +391,7 @@ class Trainer:
                 self._watch_loss(loss_value)
             else:
                 loss_value, bound_sum = self._step(x, y_in)
+            self._log_step(loss_value)
             self.step += 1
             for sched in self.schedulers:
                 sched.step()
@@ -341,6 +419,7 @@ class Trainer:
         loss = terms.loss
         loss_value = float(loss.detach())
         self._watch_loss(loss_value)
+        self._last_kl = terms.kl.detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -377,6 +456,8 @@ class Trainer:
         finally:
             if self.writer is not None:
                 self.writer.close()
+            if self.mlflow is not None:
+                self.mlflow.finish()
             self.close()
 
     def _fit(self, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None) -> dict[str, Any]:
@@ -412,10 +493,14 @@ class Trainer:
     def _record(self, metrics: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(metrics) + "\n")
+        if self.mlflow is not None:
+            self.mlflow.log_metrics(metrics, self.epoch)
         if self.writer is not None:
             for key, value in metrics.items():
                 if key != "epoch" and isinstance(value, int | float) and math.isfinite(value):
                     self.writer.add_scalar(key, value, self.epoch)
+            if self.task_has_images:
+                self._log_images()
             self.writer.flush()
         if "valid_sample_diversity" in metrics:
             summary = (f"discriminator accuracy {metrics['valid_discriminator_accuracy']:.2f}  "

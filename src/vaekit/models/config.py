@@ -24,6 +24,7 @@ class ModelConfig:
     likelihood: str = "bernoulli"
     gaussian_scale: float = 0.1
     learn_scale: bool = False
+    scale_per: str = "image"
     image_shape: tuple[int, int, int] = (1, 28, 28)
     num_classes: int = 10
     conditioning: str = "input"

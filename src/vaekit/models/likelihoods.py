@@ -10,27 +10,32 @@ from torch.distributions import Distribution
 
 from vaekit.distributions import bernoulli_likelihood, continuous_bernoulli_likelihood, gaussian_likelihood
 
-__all__ = ["IMAGE_LIKELIHOODS", "ImageLikelihood"]
+__all__ = ["IMAGE_LIKELIHOODS", "SCALE_SHAPES", "ImageLikelihood"]
 
 IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+SCALE_SHAPES = ("image", "channel", "pixel")  # what a learned gaussian scale is shared over
 
 
 class ImageLikelihood(nn.Module):
     """p(x|z) over (C, H, W) pixels from one parameter map per channel.
 
     bernoulli: logits (binarized images; sigmoid cross-entropy). continuous_bernoulli: logits, a proper
-    density on [0, 1]. gaussian: mean = sigmoid(output), scale fixed (`scale`) or one learned scalar
-    (`learn_scale`, as in the sigma-VAE), so that with a fixed scale -log p is a scaled squared error.
+    density on [0, 1]. gaussian: mean = sigmoid(output), scale fixed (`scale`, so -log p is a scaled squared
+    error) or learned (`learn_scale`, as in the sigma-VAE): one scalar for the image, one per channel (each
+    colour finds its own noise level), or one per pixel (`scale_per`).
     """
 
-    def __init__(self, kind: str = "bernoulli", scale: float = 0.1, learn_scale: bool = False):
+    def __init__(self, kind: str = "bernoulli", scale: float = 0.1, learn_scale: bool = False,
+                 scale_per: str = "image", image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         if kind not in IMAGE_LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {IMAGE_LIKELIHOODS}, got {kind!r}")
         if scale <= 0:
             raise ValueError(f"gaussian scale must be positive, got {scale}")
         self.kind = kind
-        log_scale = torch.tensor(math.log(scale))
+        c, h, w = image_shape  # a learned scale is one scalar, one per channel (colour), or one per pixel
+        shape = {"image": (), "channel": (c, 1, 1), "pixel": (c, h, w)}[scale_per if learn_scale else "image"]
+        log_scale = torch.full(shape, math.log(scale))
         if learn_scale:
             self.log_scale = nn.Parameter(log_scale)
         else:

@@ -38,7 +38,8 @@ class VAE(nn.Module):
                                      config.width, cond_dim=self.label_inputs)
         self.decoder = build_decoder(config.arch, config.latent_dim + self.label_inputs, (c, h, w), config.hidden,
                                      config.width)
-        self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale)
+        self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale, config.scale_per,
+                                    (c, h, w))
 
     def _label_inputs(self) -> int:
         """How many one-hot label inputs encoder and decoder take (0 for unconditional models)."""

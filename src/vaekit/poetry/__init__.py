@@ -29,7 +29,7 @@ def shipped_model_dir(form: str) -> Path:
 
 def load_poem_model(form: str | None = None, run: str | Path | None = None, device: str = "cpu") -> torch.nn.Module:
     """A trained poem model: from a run directory, else the one shipped for `form` (default quatrain)."""
-    from vaekit.runs import load
+    from vaekit.tasks import load
 
     if run is None:
         form = form or "quatrain"

@@ -1,0 +1,7 @@
+"""`python -m vaekit.cli`: the same as the `vaekit` command."""
+
+import sys
+
+from vaekit.cli import main
+
+sys.exit(main())

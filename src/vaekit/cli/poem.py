@@ -1,0 +1,194 @@
+"""`vaekit poem`: fetch the corpus, train, write (with the rules of verse), interpolate and evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from vaekit.cli.options import HelpFormatter, count, probability, temperature
+
+__all__ = ["add_poem_commands", "POEM_EPOCHS"]
+
+# epochs per form (the shipped models were trained with these)
+POEM_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}
+
+
+def cmd_poem_fetch(args: argparse.Namespace) -> None:
+    from vaekit.data.poetry import fetch_corpus
+
+    print(fetch_corpus(args.dest))
+
+
+def cmd_poem_train(args: argparse.Namespace) -> None:
+    from vaekit.config import TrainConfig
+    from vaekit.poetry import format_poem, write
+    from vaekit.train import Trainer, resume_config
+
+    if args.resume:
+        config = resume_config(args.run_dir, {"device": args.device} if args.device else {})
+    else:
+        config = TrainConfig(task="poem", model="vae", run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus,
+                             epochs=args.epochs or POEM_EPOCHS[args.form], batch_size=args.batch_size, lr=args.lr,
+                             latent_dim=args.latent_dim, embedding_dim=args.embedding_dim, min_count=args.min_count,
+                             simplified=args.simplified, kl_warmup=args.kl_warmup, seed=args.seed,
+                             device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes,
+                             decoder_layers=args.decoder_layers, grad_clip=5.0,
+                             regulated_halves=not args.quatrains_only)
+    trainer = Trainer(config, resume=args.resume)
+    trainer.fit()
+    if trainer.dist.is_main:
+        trainer.model.eval()
+        trainer.model.vocab = trainer.task.vocab
+        for text in write(trainer.model, 3, seed=0):
+            print(format_poem(text) + "\n")
+
+
+def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
+    """The rules `poem write` asks the decoder to keep (None with --free)."""
+    from vaekit.poetry import VerseRules
+
+    if args.free:
+        return None
+    none = {"none", "off"}
+    return VerseRules(form=model.run_config.form,
+                      template=None if args.template in none else args.template,
+                      rhyme=None if args.rhyme in none else args.rhyme,
+                      acrostic=args.acrostic, first_line=args.first_line,
+                      keywords=tuple(k.strip() for k in (args.keywords or "").replace("，", ",").split(",") if k.strip()))
+
+
+def cmd_poem_write(args: argparse.Namespace) -> None:
+    from vaekit.data.poetry import to_simplified
+    from vaekit.poetry import format_poem, load_poem_model, write
+
+    model = load_poem_model(args.form, args.run)
+    texts = write(model, args.n, seed=args.seed, temperature=args.temperature, rules=_verse_rules(args, model),
+                  top_p=args.top_p, beam=args.beam, best_of=args.best_of)
+    if args.simplified:  # the rules were kept on the traditional text; conversion changes only the glyphs
+        texts = to_simplified(texts)
+    for text in texts:
+        print(format_poem(text) + "\n")
+
+
+def cmd_poem_interpolate(args: argparse.Namespace) -> None:
+    from vaekit.poetry import format_poem, interpolate, load_poem_model
+
+    model = load_poem_model(args.form, args.run)
+    for i, text in enumerate(interpolate(model, args.first, args.second, steps=args.steps)):
+        print(f"[{i}]\n{format_poem(text)}\n")
+
+
+def cmd_poem_evaluate(args: argparse.Namespace) -> None:
+    from vaekit.poetry import load_poem_model
+    from vaekit.poetry.evaluate import evaluate_poems
+    from vaekit.runs import atomic_write_text
+
+    model = load_poem_model(args.form, args.run)
+    r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature)
+    print(f"{r['form']}: {r['poems']} poems each way (temperature {r['temperature']:g}, top-p {r['top_p']:g}, "
+          f"seed {r['seed']}), beside {min(r['poems'], r['held_out_poems'])} held-out Tang poems")
+    print(f"  {'':24}{'rules kept':>12}{'free':>10}{'Tang poems':>12}")
+    for key, label in (("rhyme", "rhyme (Pingshui)"), ("template_fit", "fits a template"),
+                       ("alternating_2_4", "2nd/4th tones alternate"), ("doubled_character", "character doubled"),
+                       ("copied_lines", "lines copied"), ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2")):
+        cells = [r[w][key] for w in ("constrained", "unconstrained", "corpus")]
+        if cells[0] is None:
+            continue
+        fmt = "{:>10.3f}" if key.startswith("distinct") else "{:>10.1%}"
+        print(f"  {label:24}" + "".join("  " + fmt.format(c) for c in cells))
+    print(f"  acrostic heads placed: {r['acrostic_heads_placed']:.1%}")
+    f = r["fit"]
+    print(f"  fit (held-out {r['held_out_poems']}): reconstruction accuracy {f['reconstruction_accuracy']:.1%}, "
+          f"elbo {f['elbo_per_char']:.3f} nats/char, kl {f['kl_per_poem']:.2f} nats/poem")
+    if args.out is None and args.run is None:  # a shipped model: the installed package is never written to
+        print("(metrics not saved: pass --out FILE to keep them as JSON)")
+        return
+    out = Path(args.out) if args.out else Path(args.run) / "metrics.json"
+    atomic_write_text(out, json.dumps(r, indent=2, ensure_ascii=False))
+    print(out)
+
+
+def add_poem_commands(sub: Any) -> None:
+    """The `poem` subcommand group."""
+    from vaekit.data.poetry import FORMS
+
+    poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
+                          description="Write, train and score classical Chinese poems.",
+                          epilog="examples:\n  vaekit poem write -n 5\n  vaekit poem write --acrostic 春夏秋冬\n"
+                                 "  vaekit poem train --form quatrain7 --run-dir runs/qj", formatter_class=HelpFormatter)
+    psub = poem.add_subparsers(dest="poem_command", required=True)
+    p = psub.add_parser("fetch", help="download the chinese-poetry corpus with npm", formatter_class=HelpFormatter,
+                        epilog="example: vaekit poem fetch --dest ~/data/chinese-poetry")
+    p.add_argument("--dest", help="where to keep it (default ~/.cache/vaekit/chinese-poetry or $VAEKIT_POETRY)")
+    p.set_defaults(func=cmd_poem_fetch)
+
+    p = psub.add_parser("train", help="train a poem model through the shared Trainer", formatter_class=HelpFormatter,
+                        epilog="example: vaekit poem train --form quatrain --run-dir runs/quatrain --kl-warmup 4")
+    p.add_argument("--form", choices=FORMS, default="quatrain", help="what the model writes")
+    p.add_argument("--corpus", help="folder or clone of the corpus (default: where `vaekit poem fetch` put it)")
+    p.add_argument("--run-dir", default="runs/poem", help="where the run is written")
+    p.add_argument("--epochs", type=int, default=None, help=f"passes over the poems (default per form: {POEM_EPOCHS})")
+    p.add_argument("--batch-size", type=int, default=64, help="poems a batch")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--latent-dim", type=int, default=64, help="dimensions of z")
+    p.add_argument("--embedding-dim", type=int, default=64, help="character embedding width (and conv channels)")
+    p.add_argument("--decoder-layers", type=int, default=1, help="gated convolutions in the decoder")
+    p.add_argument("--min-count", type=int, default=2, help="rarer characters become □")
+    p.add_argument("--simplified", action="store_true", help="convert to simplified characters (OpenCC)")
+    p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs over which the KL weight ramps to 1")
+    p.add_argument("--quatrains-only", action="store_true",
+                   help="quatrain forms: only true quatrains (by default both halves of regulated poems are added)")
+    p.add_argument("--train-size", type=int, default=None, help="train on the first N poems only (quick runs)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, saving the model")
+    p.add_argument("--seed", type=int, default=0, help="seed for the split, shuffling and initialisation")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.set_defaults(func=cmd_poem_train)
+
+    examples = {"write": "vaekit poem write --form quatrain7 --acrostic 春夏秋冬 --simplified",
+                "interpolate": "vaekit poem interpolate 床前明月光疑是地上霜 舉頭望明月低頭思故鄉 --form couplet",
+                "evaluate": "vaekit poem evaluate --form quatrain -n 1000 --out quatrain-metrics.json"}
+    for name, fn, text in (("write", cmd_poem_write, "write new poems from random z, keeping the rules of verse"),
+                           ("interpolate", cmd_poem_interpolate, "walk the latent line between two poems"),
+                           ("evaluate", cmd_poem_evaluate, "rules of verse, repetition, copying, diversity and fit")):
+        p = psub.add_parser(name, help=text, description=text, epilog=f"example: {examples[name]}",
+                            formatter_class=HelpFormatter)
+        p.add_argument("--form", choices=FORMS, default=None, help="use the shipped model of this form (default quatrain)")
+        p.add_argument("--run", help="a run directory from `vaekit poem train` (instead of a shipped model)")
+        p.add_argument("--seed", type=int, default=None if name == "write" else 0,
+                       help="seed for the random draws (same seed, same poems)")
+        p.set_defaults(func=fn)
+        if name == "write":
+            p.add_argument("-n", type=count(1, 10_000), default=5, help="number of poems")
+            p.add_argument("--temperature", type=temperature, default=0.7,
+                           help="sampling temperature; 0 decodes by argmax (Su's setup: repetitive poems)")
+            p.add_argument("--top-p", type=probability, default=0.9,
+                           help="sample from the smallest set of characters holding this much probability")
+            p.add_argument("--beam", type=count(2, 64, zero=True), default=0,
+                           help="beam search of this width instead of sampling (0: sample)")
+            p.add_argument("--best-of", type=count(1, 100), default=1,
+                           help="write N candidates a poem and keep the one the model scores highest")
+            p.add_argument("--template", default="auto",
+                           help="tonal template, e.g. 仄起首句不入韵 (or 仄起); auto draws one as often as Tang "
+                                "poets used it; none: no tone rules")
+            p.add_argument("--rhyme", default="auto",
+                           help="Pingshui rhyme group, e.g. 七陽, or one character of it, e.g. 光; auto: the "
+                                "model's first rhyme fixes the group; none: no rhyme rule")
+            p.add_argument("--acrostic", help="characters to head the lines, one a line (藏头诗), e.g. 春夏秋冬")
+            p.add_argument("--first-line", help="a first line for the model to continue, e.g. 白日依山盡")
+            p.add_argument("--keywords", help="characters that must appear, comma-separated, e.g. 月,山")
+            p.add_argument("--simplified", action="store_true",
+                           help="print simplified characters (OpenCC; the rules are kept on the traditional text)")
+            p.add_argument("--free", action="store_true",
+                           help="no rules at all: decode each position freely, as Su's model did")
+        elif name == "interpolate":
+            p.add_argument("first")
+            p.add_argument("second")
+            p.add_argument("--steps", type=count(2, 100), default=6, help="poems along the line, ends included")
+        else:
+            p.add_argument("-n", type=count(2, 100_000), default=1000, help="poems to generate and score")
+            p.add_argument("--temperature", type=temperature, default=0.7, help="as for write (0: argmax)")
+            p.add_argument("--corpus", help="folder or clone of the corpus")
+            p.add_argument("--out", help="where to write the metrics JSON")
