@@ -1,8 +1,9 @@
 """`make bench`: rerun the benchmarks this machine can run, then regenerate docs/benchmarks.md.
 
-On a CPU-only machine this reruns throughput (a few minutes), the family tables (about 12 minutes each) and
+On a CPU-only machine this reruns throughput (a few minutes), the family tables (about 12 minutes each),
 time-to-quality training (10 minutes; its conv-decoder NLL evaluation takes ~15 minutes per snapshot on
-2 cores). Results measured on a GPU (files ending in -cuda.json) are kept as they are unless a GPU is here.
+2 cores), evaluation memory (a few minutes), the CVAE label check (about 21 minutes) and, when the corpus
+has been fetched, the poem metrics (a few minutes). Results measured on a GPU (files ending in -cuda.json) are kept as they are unless a GPU is here.
 Pass --quick to rerun only throughput.
 """
 
@@ -29,6 +30,10 @@ if __name__ == "__main__":
         run("family.py", "--dataset", "mnist")
         run("family.py", "--dataset", "fashion-mnist")
         run("time_to_quality.py")
+        run("eval_memory.py")
+        run("cvae.py", "--minutes", "10")
+        if (Path.home() / ".cache" / "vaekit" / "chinese-poetry").is_dir():
+            run("poems.py", "-n", "1000")
         if torch.cuda.is_available():
             run("throughput.py", "--device", "cuda", "--train-size", "50000", "--epochs", "3")
             run("quality_ceiling.py", "--minutes", "5")

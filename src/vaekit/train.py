@@ -329,7 +329,7 @@ class Trainer:
                 recon = self.model.reconstruct(x, y if self.config.uses_labels else None).cpu()
                 grids["reconstructions"] = torch.cat([x.cpu(), recon])
         for tag, images in grids.items():
-            picture = torch.from_numpy(np.asarray(image_grid(images, nrow=8).convert("RGB"))).permute(2, 0, 1)
+            picture = torch.from_numpy(np.array(image_grid(images, nrow=8).convert("RGB"))).permute(2, 0, 1)
             self.writer.add_image(tag, picture, self.epoch)
 
     def _tensorboard(self) -> Any:

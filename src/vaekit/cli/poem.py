@@ -184,8 +184,8 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("--free", action="store_true",
                            help="no rules at all: decode each position freely, as Su's model did")
         elif name == "interpolate":
-            p.add_argument("first")
-            p.add_argument("second")
+            p.add_argument("first", help="the poem the walk starts from (punctuation optional)")
+            p.add_argument("second", help="the poem it ends at")
             p.add_argument("--steps", type=count(2, 100), default=6, help="poems along the line, ends included")
         else:
             p.add_argument("-n", type=count(2, 100_000), default=1000, help="poems to generate and score")
