@@ -3,7 +3,8 @@
 On a CPU-only machine this reruns throughput (a few minutes), the family tables (about 12 minutes each),
 time-to-quality training (10 minutes; its conv-decoder NLL evaluation takes ~15 minutes per snapshot on
 2 cores), evaluation memory (a few minutes), the CVAE label check (about 21 minutes) and, when the corpus
-has been fetched, the poem metrics (a few minutes). Results measured on a GPU (files ending in -cuda.json) are kept as they are unless a GPU is here.
+has been fetched, the poem metrics (a few minutes). Results measured on a GPU (files ending in -cuda.json)
+are kept as they are unless a GPU is here.
 Pass --quick to rerun only throughput.
 """
 
@@ -31,6 +32,7 @@ if __name__ == "__main__":
         run("family.py", "--dataset", "fashion-mnist")
         run("time_to_quality.py")
         run("eval_memory.py")
+        run("serve_latency.py")
         run("cvae.py", "--minutes", "10")
         if (Path.home() / ".cache" / "vaekit" / "chinese-poetry").is_dir():
             run("poems.py", "-n", "1000")

@@ -19,6 +19,8 @@ from vaekit.models.likelihoods import IMAGE_LIKELIHOODS, SCALE_SHAPES
 from vaekit.models.nets import ARCHS
 from vaekit.runs import RUN_FORMAT
 
+POEM_DECODERS = ("parallel", "causal")
+
 __all__ = ["ConfigError", "TrainConfig", "SCHEDULES", "DEVICES", "load_config_file"]
 
 SCHEDULES = ("cosine", "constant")
@@ -128,6 +130,8 @@ class TrainConfig:
     embedding_dim: int = 64
     encoder_layers: int = 2
     decoder_layers: int = 1
+    decoder: str = "parallel"  # poems: parallel (Su's, every position from z) or causal (autoregressive)
+    free_bits: float = 0.0  # poems: a KL floor per latent dimension in the training loss (nats)
     # bookkeeping
     seed: int = 0
     device: str = "auto"
@@ -202,7 +206,7 @@ class TrainConfig:
         choices = {"dataset": DATASETS, "binarization": BINARIZATIONS, "model": MODELS, "arch": ARCHS,
                    "likelihood": IMAGE_LIKELIHOODS, "scale_per": SCALE_SHAPES, "conditioning": CONDITIONINGS,
                    "kl": KL_ESTIMATORS,
-                   "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS}
+                   "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS, "decoder": POEM_DECODERS}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -233,7 +237,7 @@ class TrainConfig:
                 continue
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
                 raise ConfigError(f"{name} must be a positive number; got {value!r}")
-        for name in ("beta", "weight_decay", "grad_clip", "kl_warmup"):
+        for name in ("beta", "weight_decay", "grad_clip", "kl_warmup", "free_bits"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
                 raise ConfigError(f"{name} must be a number >= 0; got {value!r}")

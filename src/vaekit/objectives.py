@@ -45,11 +45,14 @@ class ELBOTerms:
 
 
 def elbo(model: LatentVariableModel, x: Tensor, y: Tensor | None = None, kl: str = "analytic",
-         beta: float = 1.0) -> ELBOTerms:
+         beta: float = 1.0, free_bits: float = 0.0) -> ELBOTerms:
     """ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)), one reparameterized sample per example.
 
     kl="analytic" uses the closed-form KL (lower variance); kl="mc" uses log q(z|x) - log p(z) on the
     same sample, which works for any prior and posterior. Both are unbiased for the same quantity.
+    `free_bits` > 0 (Kingma et al. 2016) charges each latent dimension at least that many nats of KL,
+    averaged over the batch, in the training loss only: a dimension below the floor feels no pull towards
+    the prior, which keeps an autoregressive decoder from ignoring z. The reported `kl` and `elbo` stay true.
     """
     if kl not in ("analytic", "mc"):
         raise ValueError(f"kl must be 'analytic' or 'mc', got {kl!r}")
@@ -60,7 +63,11 @@ def elbo(model: LatentVariableModel, x: Tensor, y: Tensor | None = None, kl: str
     kl_term = kl_divergence(q, p) if kl == "analytic" else q.log_prob(z) - p.log_prob(z)
     kl_term = kl_term.expand_as(log_likelihood)
     bound = log_likelihood - kl_term
-    loss = -(log_likelihood - beta * kl_term).mean()
+    charged = kl_term.mean()
+    if free_bits > 0:
+        per_dim = kl_divergence(q.base_dist, p.base_dist)  # (B, D): needs the diagonal Gaussian pair
+        charged = torch.clamp(per_dim.reshape(-1, per_dim.shape[-1]).mean(0), min=free_bits).sum()
+    loss = -log_likelihood.mean() + beta * charged
     return ELBOTerms(log_likelihood=log_likelihood, kl=kl_term, elbo=bound, loss=loss)
 
 

@@ -34,7 +34,8 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
                              latent_dim=args.latent_dim, embedding_dim=args.embedding_dim, min_count=args.min_count,
                              simplified=args.simplified, kl_warmup=args.kl_warmup, seed=args.seed,
                              device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes,
-                             decoder_layers=args.decoder_layers, grad_clip=5.0,
+                             decoder_layers=args.decoder_layers, grad_clip=5.0, decoder=args.decoder,
+                             free_bits=args.free_bits,
                              regulated_halves=not args.quatrains_only)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
@@ -134,7 +135,11 @@ def add_poem_commands(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     p.add_argument("--latent-dim", type=int, default=64, help="dimensions of z")
     p.add_argument("--embedding-dim", type=int, default=64, help="character embedding width (and conv channels)")
+    p.add_argument("--decoder", choices=("parallel", "causal"), default="parallel",
+                   help="parallel: every character from z (Su's); causal: each from z and the characters before it")
     p.add_argument("--decoder-layers", type=int, default=1, help="gated convolutions in the decoder")
+    p.add_argument("--free-bits", type=float, default=0.0,
+                   help="KL floor per latent dimension in the training loss (nats; the reported ELBO stays true)")
     p.add_argument("--min-count", type=int, default=2, help="rarer characters become □")
     p.add_argument("--simplified", action="store_true", help="convert to simplified characters (OpenCC)")
     p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs over which the KL weight ramps to 1")

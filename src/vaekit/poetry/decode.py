@@ -333,7 +333,7 @@ def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.G
 def _fit_z(model: torch.nn.Module, plan: _Plan, generator: torch.Generator) -> Tensor:
     """For a non-autoregressive model, the z (of Z_CANDIDATES drawn) that gives the fixed characters most mass."""
     z = torch.randn(Z_CANDIDATES if plan.fixed else 1, model.latent_dim, generator=generator)
-    if not plan.fixed or not hasattr(model, "logits"):
+    if not plan.fixed or not getattr(model, "parallel", False):  # a causal decoder reads fixed characters itself
         return z[:1]
     positions = torch.tensor(sorted(plan.fixed))
     tokens = torch.tensor([plan.fixed[int(p)] for p in positions])

@@ -86,10 +86,9 @@ def verse_metrics(texts: list[str], corpus_lines: LineSet | None) -> dict[str, f
 
 @torch.no_grad()
 def fit(model: torch.nn.Module, held_out: torch.Tensor, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Held-out reconstruction accuracy per character (argmax at the posterior mean) and ELBO per character."""
+    """Held-out reconstruction accuracy per character (greedy decoding at the posterior mean), ELBO per character."""
     x = held_out.to(device)
-    recon = torch.cat([model.logits(model.posterior(x[i:i + 500]).mean).argmax(-1)
-                       for i in range(0, len(x), 500)])
+    recon = torch.cat([model.greedy(model.posterior(x[i:i + 500]).mean) for i in range(0, len(x), 500)])
     metrics = elbo_metrics(model, held_out, torch.zeros(len(held_out), dtype=torch.long), device=device)
     length = held_out.shape[1]
     return {"reconstruction_accuracy": float((recon == x).float().mean()),

@@ -100,7 +100,8 @@ def save_line_set(train_texts: list[str], run_dir: Path) -> None:
 def poem_model(config: TrainConfig, vocab_size: int) -> PoemVAE:
     return PoemVAE(vocab_size, form_length(config.form), latent_dim=config.latent_dim,
                    embedding_dim=config.embedding_dim, encoder_layers=config.encoder_layers,
-                   decoder_layers=config.decoder_layers, beta=config.beta, kl=config.kl)
+                   decoder_layers=config.decoder_layers, beta=config.beta, kl=config.kl, decoder=config.decoder,
+                   free_bits=config.free_bits)
 
 
 def poem_model_for_run(config: TrainConfig, run_dir: Path) -> PoemVAE:
