@@ -67,7 +67,7 @@ def test_a_training_step_lowers_the_loss():
         opt.zero_grad()
         terms.loss.backward()
         opt.step()
-        losses.append(float(terms.loss))
+        losses.append(float(terms.loss.detach()))
     assert losses[-1] < losses[0] - 5
 
 
