@@ -128,18 +128,17 @@ def run_title(run_dir: str | Path, epoch: int | None = None) -> str:
 def cmd_train(args: argparse.Namespace) -> None:
     from vaekit.train import Trainer, resume_config
 
-    if args.download:
-        from vaekit.data.download import download_fashion_mnist
-
-        config = train_config(args)
-        if config.dataset != "fashion-mnist" or config.data_dir is None:
-            raise ValueError("--download fetches Fashion-MNIST: use it with --dataset fashion-mnist --data-dir DIR")
-        download_fashion_mnist(config.data_dir)
     if args.resume:
         given = {k: v for k, v in vars(args).items() if k in TRAIN_HELP and v is not None and k != "run_dir"}
         config = resume_config(args.run_dir or "runs/vae", given)
     else:
         config = train_config(args)
+    if args.download:
+        from vaekit.data.download import download_fashion_mnist
+
+        if config.dataset != "fashion-mnist" or config.data_dir is None:
+            raise ValueError("--download fetches Fashion-MNIST: use it with --dataset fashion-mnist --data-dir DIR")
+        download_fashion_mnist(config.data_dir)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
     if trainer.dist.is_main:
