@@ -24,14 +24,14 @@ torch.set_num_threads({threads})
 from vaekit.classifier import conditional_accuracy, load_classifier
 from vaekit.config import TrainConfig
 from vaekit.train import Trainer
-cfg = TrainConfig(run_dir={run!r}, model="cvae", conditioning={cond!r}, dataset={dataset!r}, epochs=100,
+cfg = TrainConfig.from_flat(run_dir={run!r}, model="cvae", conditioning={cond!r}, dataset={dataset!r}, epochs=100,
                   max_minutes={minutes}, device="cpu", tensorboard=False)
 trainer = Trainer(cfg, log=lambda m: None)
 last = trainer.fit()
 acc = conditional_accuracy(load_classifier({dataset!r}), trainer.model.eval(), per_class=500)
-print(json.dumps({{"dataset": {dataset!r}, "conditioning": {cond!r}, "conditional_accuracy": acc, "beta": cfg.beta,
+print(json.dumps({{"dataset": {dataset!r}, "conditioning": {cond!r}, "conditional_accuracy": acc, "beta": cfg.model.beta,
                   "epochs": last["epoch"], "train_seconds": last["train_seconds"], "valid_elbo": last["valid_elbo"],
-                  "valid_kl": last["valid_kl"], "latent_dim": cfg.latent_dim, "arch": cfg.arch}}))
+                  "valid_kl": last["valid_kl"], "latent_dim": cfg.model.latent_dim, "arch": cfg.model.arch}}))
 """
 
 

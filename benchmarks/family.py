@@ -48,7 +48,7 @@ def main() -> None:
     for name, settings in MODELS.items():
         run_dir = tempfile.mkdtemp(prefix="vaekit-family-")
         shutil.rmtree(run_dir)
-        cfg = TrainConfig(run_dir=run_dir, dataset=args.dataset, arch="conv", latent_dim=16, epochs=1000,
+        cfg = TrainConfig.from_flat(run_dir=run_dir, dataset=args.dataset, arch="conv", latent_dim=16, epochs=1000,
                           max_minutes=args.minutes, device=args.device, tensorboard=False, seed=0, **settings)
         start = time.perf_counter()
         trainer = Trainer(cfg, log=print)
@@ -59,10 +59,10 @@ def main() -> None:
         quality = sample_quality(model, args.dataset, trainer.data.test.images, n=args.samples, device=args.device)
         row = {"model": name, "settings": settings, "epochs": last["epoch"], "train_seconds": last["train_seconds"],
                "wall_seconds": wall, **quality, "nll": None}
-        if cfg.model not in ("ae", "gan"):
-            x, y = eval_images(trainer.data.test, cfg.binarization, args.images)
+        if cfg.model.model not in ("ae", "gan"):
+            x, y = eval_images(trainer.data.test, cfg.data.binarization, args.images)
             row["nll"] = estimate_nll(model, x, y, k=args.k, chunk_size=100, device=args.device,
-                                      protocol=protocol_name(cfg.binarization)).nll
+                                      protocol=protocol_name(cfg.data.binarization)).nll
         rows.append(row)
         print(f"{name}: {row}")
         grids.append((name, image_grid(model.sample(36, label=None).cpu(), nrow=6, scale=2)))

@@ -12,31 +12,59 @@ import argparse
 import json
 import time
 
+import torch
+
 from common import RESULTS, write_result
-from vaekit.poetry import load_poem_model, shipped_model_dir
+from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, load_poem_model, shipped_model_dir, write
 from vaekit.poetry.evaluate import evaluate_poems
+from vaekit.poetry.themes import classifier_dir
 from vaekit.runs import atomic_write_text
+
+
+def generation_speed(model, n: int = 100, repeats: int = 3) -> dict[str, float]:
+    """Seconds to write n poems, freely and with the rules kept (best of `repeats`, after one warm-up)."""
+    rules = VerseRules(form=model.run_config.poem.form)
+    theme = "autumn" if getattr(model, "uses_labels", False) else None
+    out = {"poems": n, "threads": torch.get_num_threads()}
+    for name, kw in (("free_seconds", {}), ("rules_seconds", {"rules": rules, "top_p": DEFAULT_TOP_P})):
+        write(model, 4, seed=0, temperature=DEFAULT_TEMPERATURE, theme=theme, **kw)
+        times = []
+        for i in range(repeats):
+            start = time.perf_counter()
+            write(model, n, seed=i, temperature=DEFAULT_TEMPERATURE, theme=theme, **kw)
+            times.append(time.perf_counter() - start)
+        out[name] = min(times)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default=None)
     parser.add_argument("-n", type=int, default=1000)
-    parser.add_argument("--forms", default="quatrain,quatrain7,couplet")
+    parser.add_argument("--forms", default="quatrain,quatrain7,couplet,quatrain-themed")
     args = parser.parse_args()
-    rows = []
-    for form in args.forms.split(","):
-        if not (shipped_model_dir(form) / "model.safetensors").is_file():
+    rows, decoders = [], set()
+    for name in args.forms.split(","):
+        form, themed = name.removesuffix("-themed"), name.endswith("-themed")
+        if not (shipped_model_dir(form, themed) / "model.safetensors").is_file():
             continue
-        model = load_poem_model(form)
+        model = load_poem_model(form, themed=themed)
         start = time.perf_counter()
         result = evaluate_poems(model, args.corpus, n=args.n)
         result["seconds"] = time.perf_counter() - start
+        result["generation"] = generation_speed(model)
         result["model"] = "shipped"
+        result["decoder"] = model.run_config.poem.decoder
+        decoders.add(model.run_config.poem.decoder)
+        if themed:
+            result["conditioning"] = model.run_config.model.conditioning
+            meta = json.loads((classifier_dir() / "classifier.json").read_text(encoding="utf-8"))
+            result["themes"]["classifier_held_out"] = meta["held_out"]
         rows.append(result)
-        atomic_write_text(shipped_model_dir(form) / "metrics.json", json.dumps(result, indent=2, ensure_ascii=False))
-        print(json.dumps({"form": form, **result["constrained"]}, ensure_ascii=False))
-    write_result("poems", {"rows": rows, "corpus": "npm chinese-poetry@2.0.1",
+        atomic_write_text(shipped_model_dir(form, themed) / "metrics.json",
+                          json.dumps(result, indent=2, ensure_ascii=False))
+        print(json.dumps({"form": name, **result["constrained"], **result["fit"]}, ensure_ascii=False))
+    write_result("poems", {"rows": rows, "corpus": "npm chinese-poetry@2.0.1", "decoder": "/".join(sorted(decoders)),
                            "command": f"python benchmarks/poems.py -n {args.n}"})
     assert (RESULTS / "poems.json").is_file()
 

@@ -55,13 +55,13 @@ def main() -> None:
     args = parser.parse_args()
     run_dir = tempfile.mkdtemp(prefix="vaekit-ceiling-")
     shutil.rmtree(run_dir)
-    cfg = TrainConfig(run_dir=run_dir, device=args.device, epochs=args.epochs, max_minutes=args.minutes,
+    cfg = TrainConfig.from_flat(run_dir=run_dir, device=args.device, epochs=args.epochs, max_minutes=args.minutes,
                       tensorboard=False, **RECIPES[args.recipe])
     trainer = Trainer(cfg, log=print)
     last = trainer.fit()
     model = trainer.model.eval()
-    x, y = eval_images(trainer.data.test, cfg.binarization, args.images)
-    z = torch.randn(args.chunk_size, cfg.latent_dim, device=args.device)
+    x, y = eval_images(trainer.data.test, cfg.data.binarization, args.images)
+    z = torch.randn(args.chunk_size, cfg.model.latent_dim, device=args.device)
     per_sample = forward_flops_per_image(lambda: model.likelihood(z).log_prob(x[:1].to(args.device)), args.chunk_size)
     rate = matmul_rate(args.device)
     torch.manual_seed(0)
@@ -69,7 +69,7 @@ def main() -> None:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     nll = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                       protocol=protocol_name(cfg.binarization), device=args.device)
+                       protocol=protocol_name(cfg.data.binarization), device=args.device)
     if args.device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

@@ -38,13 +38,13 @@ def square_gemm_rate(device: str, n: int = 1024) -> float:
 def measure(name: str, device: str, train_size: int, epochs: int) -> dict[str, object]:
     run_dir = tempfile.mkdtemp(prefix=f"vaekit-bench-{name}-")
     shutil.rmtree(run_dir)
-    cfg = TrainConfig(run_dir=run_dir, device=device, train_size=train_size, eval_size=200, epochs=epochs,
+    cfg = TrainConfig.from_flat(run_dir=run_dir, device=device, train_size=train_size, eval_size=200, epochs=epochs,
                       tensorboard=False, **RECIPES[name])
     trainer = Trainer(cfg, log=lambda _m: None)
     rates = []
     trainer.fit(on_epoch_end=lambda _t, m: rates.append(m["images_per_s"]))
     shutil.rmtree(run_dir, ignore_errors=True)
-    x = trainer.train_images[: cfg.batch_size].clone()
+    x = trainer.train_images[: cfg.optim.batch_size].clone()
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
         flops = training_flops_per_image(trainer.model, x)
     rate = statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
@@ -53,7 +53,7 @@ def measure(name: str, device: str, train_size: int, epochs: int) -> dict[str, o
                               "achieved_flops_per_s": rate * flops, "parameters": sum(
                                   p.numel() for p in trainer.model.parameters())}
     if name == "mlp":
-        gemm = linear_gemm_rate(trainer.model, cfg.batch_size, device=device)
+        gemm = linear_gemm_rate(trainer.model, cfg.optim.batch_size, device=device)
         row.update(gemm)
         row["fraction_of_batch_gemm_rate"] = rate * flops / gemm["gemm_flops_per_s"]
     return row

@@ -37,7 +37,7 @@ def train(args: argparse.Namespace, save_dir: Path) -> None:
     marks = sorted(float(m) for m in args.snapshots.split(",") if m)
     run_dir = tempfile.mkdtemp(prefix="vaekit-ttq-")
     shutil.rmtree(run_dir)
-    cfg = TrainConfig(run_dir=run_dir, device=args.device, epochs=1000, max_minutes=args.minutes,
+    cfg = TrainConfig.from_flat(run_dir=run_dir, device=args.device, epochs=1000, max_minutes=args.minutes,
                       tensorboard=False, **BEST_RECIPE)
     trainer = Trainer(cfg, log=print)
     taken: list[dict] = []
@@ -61,8 +61,8 @@ def evaluate(args: argparse.Namespace, save_dir: Path) -> None:
     info = json.loads((save_dir / "snapshots.json").read_text())
     cfg = TrainConfig.from_dict(info["config"])
     model = build_model(cfg.model_config()).to(args.eval_device).eval()
-    data = load_dataset(cfg.dataset)
-    x, y = eval_images(data.test, cfg.binarization, args.images)
+    data = load_dataset(cfg.data.dataset)
+    x, y = eval_images(data.test, cfg.data.binarization, args.images)
     rows = []
     for snap in info["snapshots"]:
         load_weights(model, save_dir / snap["file"])
@@ -70,14 +70,14 @@ def evaluate(args: argparse.Namespace, save_dir: Path) -> None:
         torch.manual_seed(0)
         t0 = time.perf_counter()
         nll = estimate_nll(model, x, y, k=args.k, batch_size=100, chunk_size=250,
-                           protocol=protocol_name(cfg.binarization), device=args.eval_device)
+                           protocol=protocol_name(cfg.data.binarization), device=args.eval_device)
         elbo = elbo_metrics(model, x, y, device=args.eval_device)["elbo"]
         rows.append({**snap, "nll": nll.nll, "standard_error": nll.standard_error, "elbo": elbo,
                      "eval_seconds": time.perf_counter() - t0})
         print(f"{snap['minutes']:5.1f} min (epoch {snap['epoch']}): {nll.line()}; elbo {elbo:.2f}")
     write_result(args.name, {"recipe": BEST_RECIPE, "train_machine": info["train_machine"],
                              "eval_device": args.eval_device, "k": args.k, "images": len(x),
-                             "budget_minutes": cfg.max_minutes, "protocol": protocol_name(cfg.binarization),
+                             "budget_minutes": cfg.optim.max_minutes, "protocol": protocol_name(cfg.data.binarization),
                              "rows": rows})
 
 

@@ -19,7 +19,7 @@ def test_gan_trains_from_the_command_line_and_is_scored_like_the_vaes(tmp_path, 
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {"valid_discriminator_accuracy", "valid_sample_diversity"} <= set(rows[-1])
     saved = json.loads((run / "config.json").read_text())
-    assert saved["binarization"] == "none" and saved["lr"] == 2e-4
+    assert saved["data"]["binarization"] == "none" and saved["optim"]["lr"] == 2e-4
     with Image.open(run / "figures" / "samples.png") as img:
         assert img.size == (484, 484 + 26)  # the grid and its title band
     capsys.readouterr()
@@ -71,15 +71,15 @@ def test_two_optimizers_alternate_and_each_moves_only_its_network():
 
 
 def test_mode_collapse_is_detected_and_the_checkpoint_kept(tmp_path):
-    cfg = TrainConfig(run_dir=str(tmp_path / "g"), model="gan", latent_dim=4, width=8, train_size=256, eval_size=128,
-                      batch_size=64, epochs=1, device="cpu", tensorboard=False)
+    cfg = TrainConfig.from_flat(run_dir=str(tmp_path / "g"), model="gan", latent_dim=4, width=8, train_size=256,
+                      eval_size=128, batch_size=64, epochs=1, device="cpu", tensorboard=False)
     trainer = Trainer(cfg, log=lambda _m: None)
     trainer.fit()
     before = (tmp_path / "g" / "model.safetensors").read_bytes()
     with torch.no_grad():  # a generator that ignores z: every sample identical
         first = trainer.model.generator.fc[0]
         first.weight.zero_()
-    trainer.config.epochs = 2
+    trainer.config.optim.epochs = 2
     with pytest.raises(TrainingDiverged, match=r"mode collapse at epoch 2.*last good checkpoint \(.*epoch-0001\) is intact"):
         trainer.fit()
     assert (tmp_path / "g" / "model.safetensors").read_bytes() == before

@@ -50,8 +50,9 @@ def colour_run(tmp_path_factory):
 
 def test_colour_images_get_a_colour_likelihood_and_keep_their_colour(colour_run):
     run, _ = colour_run
-    config = json.loads((run / "config.json").read_text())
-    assert config["likelihood"] == "gaussian" and config["binarization"] == "none" and config["learn_scale"]
+    config = json.loads((run / "config.json").read_text())  # nested: one table per concern
+    assert config["model"]["likelihood"] == "gaussian" and config["model"]["learn_scale"]
+    assert config["data"]["binarization"] == "none" and config["poem"] is None
     assert "likelihood" in config["chosen"] and config["class_names"] == ["blue", "green", "red"]
     model = vaekit.load(run)
     from vaekit.data import load_dataset
@@ -79,11 +80,11 @@ def test_bernoulli_on_colour_images_warns(colour_run, capsys, tmp_path):
 
 
 def test_explicit_flags_win_over_the_data_defaults():
-    config = TrainConfig(dataset="fashion-mnist", likelihood="bernoulli", binarization="dynamic")
-    assert (config.likelihood, config.binarization, config.learn_scale) == ("bernoulli", "dynamic", False)
+    config = TrainConfig.from_flat(dataset="fashion-mnist", likelihood="bernoulli", binarization="dynamic")
+    assert (config.model.likelihood, config.data.binarization, config.model.learn_scale) == ("bernoulli", "dynamic", False)
     assert "likelihood" not in (config.chosen or {})
-    mnist = TrainConfig()
-    assert (mnist.likelihood, mnist.binarization) == ("bernoulli", "dynamic")  # MNIST keeps the NLL protocol
+    mnist = TrainConfig.from_flat()
+    assert (mnist.model.likelihood, mnist.data.binarization) == ("bernoulli", "dynamic")  # MNIST keeps the NLL protocol
 
 
 def test_labels_by_class_name(colour_run, tmp_path, capsys):
@@ -118,7 +119,7 @@ def test_resume_with_more_epochs_extends_a_finished_run(tmp_path):
     assert main(["train", "--epochs", "2", *args]) == 0
     assert main(["train", "--resume", "--epochs", "4", "--run-dir", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
-    assert config["epochs"] == 4 and config["restarts"] == [2]
+    assert config["optim"]["epochs"] == 4 and config["restarts"] == [2]
     lrs = [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(lrs) == 4 and lrs[1] < 1e-9  # the first cycle ended at 0
     assert 0 < lrs[2] < 0.5e-3 and lrs[3] < 1e-9  # a new, lower cycle, ending at 0 again

@@ -30,7 +30,7 @@ from PIL import Image
 
 from vaekit import cli
 from vaekit.cli import main
-from vaekit.config import TrainConfig, load_config_file
+from vaekit.config import FLAT_KEYS, TrainConfig, load_config_file
 from vaekit.data import DataError, load_dataset
 from vaekit.data.folder import load_folder_arrays
 from vaekit.data.idx import read_idx
@@ -148,13 +148,13 @@ def test_optimizer_state_of_the_wrong_shape_is_refused_before_resume(tmp_path):
 # ---------------------------------------------------------------- lost data
 
 def test_one_process_per_run_directory(tmp_path):
-    cfg = TrainConfig(run_dir=str(tmp_path / "r"), arch="mlp", hidden=[16], latent_dim=2, train_size=64,
+    cfg = TrainConfig.from_flat(run_dir=str(tmp_path / "r"), arch="mlp", hidden=[16], latent_dim=2, train_size=64,
                       eval_size=32, epochs=1, batch_size=32, device="cpu", tensorboard=False)
     first = Trainer(cfg, log=lambda _m: None)
     with pytest.raises(RunError, match=r"in use by another vaekit process \(pid \d+\)"):
-        Trainer(TrainConfig(**{**cfg.__dict__}), log=lambda _m: None)
+        Trainer(TrainConfig.from_dict(cfg.to_dict()), log=lambda _m: None)
     first.fit()  # releases the lock at the end
-    again = Trainer(TrainConfig(**{**cfg.__dict__, "epochs": 2}), resume=True, log=lambda _m: None)
+    again = Trainer(cfg.with_settings(epochs=2), resume=True, log=lambda _m: None)
     assert again.epoch == 1
     again.close()
 
@@ -274,7 +274,7 @@ def test_toml_values_are_type_checked(tmp_path, capsys, toml, message):
 def test_a_single_hidden_width_in_toml_is_one_layer(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("hidden = 400\n")
-    assert TrainConfig.from_dict(load_config_file(cfg)).hidden == [400]
+    assert TrainConfig.from_dict(load_config_file(cfg)).model.hidden == [400]
 
 
 _VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_subnormal=False),
@@ -282,7 +282,8 @@ _VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.f
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.dictionaries(st.sampled_from([f for f in TrainConfig.__dataclass_fields__ if f != "run_dir"]), _VALUES,
+@given(st.dictionaries(st.sampled_from([f for f in [*FLAT_KEYS, "task", "chosen", "class_names", "restarts", "data"]
+                                        if f != "run_dir"]), _VALUES,
                        max_size=4))
 def test_fuzzed_configs_give_a_config_error_or_a_valid_config(values):
     from vaekit.config import ConfigError
@@ -366,7 +367,7 @@ def test_poem_text_without_chinese_is_refused(capsys):
 
 def test_a_run_that_never_checkpointed_starts_again_in_place(tmp_path, capsys):
     run = tmp_path / "r"
-    cfg = TrainConfig(run_dir=str(run), arch="mlp", hidden=[16], latent_dim=2, train_size=64, eval_size=32,
+    cfg = TrainConfig.from_flat(run_dir=str(run), arch="mlp", hidden=[16], latent_dim=2, train_size=64, eval_size=32,
                       epochs=1, batch_size=32, device="cpu", tensorboard=False)
     Trainer(cfg, log=lambda _m: None).close()  # config.json written, then "killed" before the first epoch ended
     message = cli._interrupted_message(argparse.Namespace(run_dir=str(run), func=cli.train.cmd_train), 3.0)
@@ -447,7 +448,7 @@ def test_a_pickled_array_declaring_a_huge_shape_allocates_nothing(tmp_path):
 def test_a_huge_latent_dim_in_config_json_is_refused(tmp_path, capsys):
     run = small_run(tmp_path / "r")
     config = json.loads((run / "config.json").read_text())
-    config["latent_dim"] = 10**9
+    config["model"]["latent_dim"] = 10**9
     (run / "config.json").write_text(json.dumps(config))
     assert run_cli("sample", run) == 2
     assert "latent_dim must be at most" in capsys.readouterr().err

@@ -76,9 +76,9 @@ def fixture_causal_model(tmp_path_factory):
     from vaekit.poetry import load_poem_model
 
     run = tmp_path_factory.mktemp("causal") / "run"
-    cfg = TrainConfig(task="poem", model="vae", run_dir=str(run), form="quatrain", corpus_dir=str(FIXTURE), epochs=3,
-                      batch_size=32, latent_dim=8, embedding_dim=32, min_count=1, decoder="causal", decoder_layers=3,
-                      free_bits=0.5, device="cpu", tensorboard=False)
+    cfg = TrainConfig.from_flat(task="poem", model="vae", run_dir=str(run), form="quatrain", corpus_dir=str(FIXTURE),
+                      epochs=3, batch_size=32, latent_dim=8, embedding_dim=32, min_count=1, decoder="causal",
+                      decoder_layers=3, free_bits=0.5, device="cpu", tensorboard=False)
     metrics = Trainer(cfg, log=lambda _m: None).fit()
     assert metrics["epoch"] == 3
     return load_poem_model(run=run)

@@ -91,7 +91,7 @@ def _poem_config(tmp_path, **kw):
     base = dict(task="poem", run_dir=str(tmp_path / "poem"), form="quatrain", corpus_dir=str(FIXTURE), min_count=1,
                 latent_dim=16, embedding_dim=32, batch_size=8, lr=1e-2, epochs=10, device="cpu", tensorboard=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_flat(**base)
 
 
 def test_training_through_the_shared_trainer_lowers_the_loss_and_writes_well_formed_poems(tmp_path):

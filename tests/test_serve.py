@@ -92,6 +92,17 @@ def test_poems_keep_their_shape_and_rules(client):
     assert len(path) == 4 and all(len(p) == 2 for p in path)
 
 
+def test_the_themed_model_writes_to_a_theme(client):
+    from vaekit.poetry.verse import check
+
+    listing = client.get("/api/poems").json()
+    assert "quatrain" in listing["themed"] and "autumn" in listing["themes"]
+    poems = client.post("/api/poem", json={"form": "quatrain", "n": 4, "seed": 1, "theme": "autumn"}).json()["poems"]
+    assert len(poems) == 4 and all(check("".join(p)).fits for p in poems)
+    bad = client.post("/api/poem", json={"form": "quatrain", "theme": "winter"})
+    assert bad.status_code == 400 and "theme must be one of" in bad.json()["error"]
+
+
 @pytest.mark.parametrize(("path", "body", "message"), [
     ("/api/decode", {"run": "nope", "point": [0, 0]}, "run must be one of"),
     ("/api/decode", {"run": "vae", "point": [0]}, "point must be a list"),

@@ -57,7 +57,7 @@ def test_every_model_trains_from_the_command_line(tmp_path, capsys, model, arch,
 
 def test_training_lowers_the_loss_and_writes_tensorboard(tmp_path):
     run = tmp_path / "run"
-    cfg = TrainConfig(run_dir=str(run), arch="mlp", hidden=[128], latent_dim=8, train_size=2048, eval_size=500,
+    cfg = TrainConfig.from_flat(run_dir=str(run), arch="mlp", hidden=[128], latent_dim=8, train_size=2048, eval_size=500,
                       epochs=3, batch_size=64, lr=2e-3, device="cpu")
     Trainer(cfg, log=lambda _m: None).fit()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -101,7 +101,7 @@ def test_config_file_and_flags(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli("train", "--config", cfg, "--run-dir", run, "--latent-dim", "5", "--eval-size", "64") == 0
     saved = json.loads((run / "config.json").read_text())
-    assert saved["latent_dim"] == 5 and saved["hidden"] == [32] and saved["format"] == "vaekit-run/1"
+    assert saved["model"]["latent_dim"] == 5 and saved["model"]["hidden"] == [32] and saved["format"] == "vaekit-run/2"
     bad = tmp_path / "bad.toml"
     bad.write_text("latnet_dim = 3\n")
     assert run_cli("train", "--config", bad, "--run-dir", tmp_path / "r2") == 2
@@ -151,15 +151,15 @@ def test_checkpoint_from_elsewhere_is_refused(tmp_path, capsys):
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     run = tmp_path / "run"
-    cfg = TrainConfig(run_dir=str(run), arch="mlp", hidden=[16], latent_dim=2, train_size=256, eval_size=64,
+    cfg = TrainConfig.from_flat(run_dir=str(run), arch="mlp", hidden=[16], latent_dim=2, train_size=256, eval_size=64,
                       epochs=3, batch_size=64, device="cpu")
     trainer = Trainer(cfg, log=lambda _m: None)
-    trainer.config.epochs = 1
+    trainer.config.optim.epochs = 1
     trainer.fit()
     digest = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
     with torch.no_grad():
         next(trainer.model.decoder.parameters()).fill_(float("nan"))
-    trainer.config.epochs = 3
+    trainer.config.optim.epochs = 3
     with pytest.raises(TrainingDiverged, match=r"became nan at epoch 2, step 5; try a lower --lr .* intact"):
         trainer.fit()
     assert hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest() == digest

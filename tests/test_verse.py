@@ -85,7 +85,7 @@ def test_acrostic_first_line_and_keywords_over_many_seeds(quatrain):
         text = write(quatrain, 1, seed=seed, temperature=0.7, rules=VerseRules("quatrain", acrostic=heads))[0]
         assert [line[0] for line in lines_of_text(text)] == list(heads)
         _assert_keeps_the_rules(text, "quatrain")
-    for seed in range(10):
+    for seed in range(30):
         text = write(quatrain, 1, seed=seed, rules=VerseRules("quatrain", first_line="白日依山盡"), temperature=0.7)[0]
         assert text.startswith("白日依山盡")
         _assert_keeps_the_rules(text, "quatrain")

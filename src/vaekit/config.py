@@ -1,6 +1,11 @@
-"""Every training setting in one flat dataclass: the CLI flags, the TOML config file and config.json share its keys.
+"""A run's settings, one object per concern: data, model (network and objective), optimisation, poem, run.
 
-Bad values raise `ConfigError` with one sentence naming the setting and what it accepts.
+    TrainConfig.from_flat(dataset="fashion-mnist", latent_dim=32)   # the flat keys of the CLI flags and TOML files
+    config.data.dataset, config.model.latent_dim, config.optim.lr   # nested, as config.json stores them
+
+Users see flat keys (`--latent-dim`, `latent_dim = 32`); `FLAT_KEYS` maps each to its section, in one place.
+An image run has no poem section and a poem run no image-data section. Bad values raise `ConfigError` with one
+sentence naming the setting (by its flat key) and what it accepts.
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,10 @@ from vaekit.models.likelihoods import IMAGE_LIKELIHOODS, SCALE_SHAPES
 from vaekit.models.nets import ARCHS
 from vaekit.runs import RUN_FORMAT
 
-POEM_DECODERS = ("parallel", "causal")
+POEM_DECODERS = ("parallel", "causal", "gru")
 
-__all__ = ["ConfigError", "TrainConfig", "SCHEDULES", "DEVICES", "load_config_file"]
+__all__ = ["ConfigError", "TrainConfig", "DataConfig", "OptimConfig", "PoemConfig", "RunConfig", "FLAT_KEYS",
+           "flat_fields", "SCHEDULES", "DEVICES", "load_config_file"]
 
 SCHEDULES = ("cosine", "constant")
 TASKS = ("images", "poem")
@@ -84,44 +90,36 @@ def _coerce(name: str, value: Any, annotation: str, source: str) -> Any:
 
 
 @dataclass
-class TrainConfig:
-    """A training run: data, model, objective, optimisation and bookkeeping."""
+class DataConfig:
+    """The images: which dataset, where, at what size, binarized how, and how many."""
 
-    run_dir: str = "runs/vae"
-    # data
     dataset: str = "mnist"
     data_dir: str | None = None
     image_size: int = 28
     channels: int = 1
-    binarization: str | None = None  # follows the data unless given: see `_data_defaults`
+    binarization: str = "dynamic"  # follows the data unless given: see `_data_defaults`
     train_size: int | None = None
     eval_size: int | None = None
-    # model (see vaekit.models.ModelConfig)
-    model: str = "vae"
-    arch: str = "conv"
-    latent_dim: int = 16
-    hidden: list[int] = field(default_factory=lambda: [512, 256])
-    width: int = 64
-    likelihood: str | None = None
-    gaussian_scale: float = 0.1
-    learn_scale: bool | None = None
-    scale_per: str | None = None
-    conditioning: str = "input"
-    conditional: bool = False
-    beta: float | None = None  # 1, or 3 for a CVAE with the label as input: see `_model_defaults`
-    kl: str = "analytic"
-    k: int = 5
-    # optimisation
+
+
+@dataclass
+class OptimConfig:
+    """How the objective is optimised: epochs, batch, AdamW, clipping, schedules and the time budget."""
+
     epochs: int = 10
     batch_size: int = 128
-    lr: float | None = None
+    lr: float = 1e-3  # 2e-4 for the GAN unless given
     weight_decay: float = 0.0
     grad_clip: float = 100.0
     schedule: str = "cosine"
     kl_warmup: float = 0.0
     max_minutes: float | None = None
-    # poems (task = "poem"; see vaekit.poetry)
-    task: str = "images"
+
+
+@dataclass
+class PoemConfig:
+    """The poem task: corpus, form and vocabulary, the poem model's sizes and its remedies against collapse."""
+
     form: str = "quatrain"
     corpus_dir: str | None = None
     min_count: int = 2
@@ -130,159 +128,304 @@ class TrainConfig:
     embedding_dim: int = 64
     encoder_layers: int = 2
     decoder_layers: int = 1
-    decoder: str = "parallel"  # poems: parallel (Su's, every position from z) or causal (autoregressive)
-    free_bits: float = 0.0  # poems: a KL floor per latent dimension in the training loss (nats)
-    # bookkeeping
+    decoder: str = "parallel"  # parallel (Su's, every position from z), causal (dilated CNN) or gru
+    free_bits: float = 0.0  # a KL floor per latent dimension in the training loss (nats)
+    posterior_bn: float = 0.0  # BN-VAE's fixed scale gamma of the batch-normed posterior mean (0: off)
+    bag_weight: float = 0.0  # weight of the bag-of-characters loss on z (0: off)
+    ae_pretrain: float = 0.0  # epochs trained as an autoencoder (KL weight 0) before the decoder is reset
+    dropout: float = 0.0  # on the autoregressive decoder's input and residual branches, in training
+    train_size: int | None = None
+    eval_size: int | None = None
+
+
+@dataclass
+class RunConfig:
+    """Where the run lives and how it is kept: directory, seed, device, loggers, checkpoints."""
+
+    run_dir: str = "runs/vae"
     seed: int = 0
     device: str = "auto"
     tensorboard: bool = True
     mlflow: bool = False
     keep_checkpoints: int = 2
-    # filled in from the data when training starts
-    image_shape: tuple[int, int, int] | None = None
-    num_classes: int | None = None
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "poem": PoemConfig,
+                             "run": RunConfig}
+TOP_LEVEL = {"task": "str", "chosen": "dict[str, str] | None", "class_names": "list[str] | None",
+             "restarts": "list[int] | None"}
+# settings that follow the data or the model unless given (None in a flat dict means "not given")
+RESOLVED = ("binarization", "likelihood", "learn_scale", "scale_per", "beta", "lr")
+_SHARED = ("train_size", "eval_size")  # in the data section for images, in the poem section for poems
+
+
+def _flat_table() -> dict[str, tuple[str, str]]:
+    table: dict[str, tuple[str, str]] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            if f.name not in table:
+                table[f.name] = (section, str(f.type))
+    return table
+
+
+FLAT_KEYS: dict[str, tuple[str, str]] = _flat_table()  # flat key -> (section, type), the shared ones under data
+
+
+def flat_fields() -> dict[str, tuple[str, Any]]:
+    """Every flat setting with its section and default (None for those that follow the data or the model)."""
+    out = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            if f.name in out:
+                continue
+            default = f.default if f.default_factory is MISSING else f.default_factory()  # type: ignore[misc]
+            out[f.name] = (section, None if f.name in RESOLVED else default)
+    return out
+
+
+def _section_of(name: str, task: str) -> str:
+    return "poem" if task == "poem" and name in _SHARED else FLAT_KEYS[name][0]
+
+
+@dataclass
+class TrainConfig:
+    """A training run: its task, and one settings object per concern (`poem` only for poems, `data` only for
+    images). Build it from flat keys with `from_flat`, from config.json or a TOML file with `from_dict`."""
+
+    task: str = "images"
+    data: DataConfig | None = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    poem: PoemConfig | None = None
+    run: RunConfig = field(default_factory=RunConfig)
     chosen: dict[str, str] | None = None  # the settings vaekit chose from the data, and why (config.json shows it)
     class_names: list[str] | None = None  # filled in from the data: `--label` takes a name or a number
     restarts: list[int] | None = None  # epochs where `--resume --epochs N` extended a finished run
 
-    def __post_init__(self) -> None:
-        if self.lr is None:
-            self.lr = 2e-4 if self.model == "gan" else 1e-3
-        chosen = {**self._data_defaults(), **self._model_defaults()}
-        if chosen:
-            self.chosen = {**(self.chosen or {}), **chosen}
-
-    def _model_defaults(self) -> dict[str, str]:
-        """The KL weight, unless given: 1 (the ELBO), or 3 for a CVAE that takes its label as input.
-
-        With beta = 1 such a CVAE keeps the class in z, its decoder learns to ignore the label, and samples
-        drawn for a label are of that class only half the time; a heavier KL pushes the class out of z, so the
-        decoder must read the label (49% -> 92% conditional accuracy at equal time). The ELBO reported stays
-        the true bound (beta = 1); only the training loss is weighted.
-        """
-        if self.beta is not None:
-            return {}
-        if self.model == "cvae" and self.conditioning == "input":
-            from vaekit.models.cvae import INPUT_CONDITIONING_BETA
-
-            self.beta = INPUT_CONDITIONING_BETA
-            return {"beta": "a label-input CVAE keeps the class out of z only under a heavier KL, so that its "
-                            "decoder reads the label"}
-        self.beta = 1.0
-        return {}
-
-    def _data_defaults(self) -> dict[str, str]:
-        """Fill the unset likelihood settings from the data; explicit values always win.
-
-        MNIST keeps the NLL protocol (dynamically binarized, Bernoulli); Fashion-MNIST and image folders have grey
-        levels or colour, so they are modelled as they are, by a Gaussian whose scale is learned (sigma-VAE).
-        """
-        chosen = {}
-        binary_data = self.dataset == "mnist" and self.model != "gan"
-        if self.binarization is None:
-            self.binarization = "dynamic" if binary_data else "none"
-            chosen["binarization"] = ("MNIST's NLL protocol: a fresh Bernoulli draw of the pixels each epoch"
-                                      if binary_data else "the GAN generates grey levels" if self.model == "gan"
-                                      else f"{self.dataset} has grey levels or colour: modelled as they are")
-        if self.likelihood is None and self.model == "gan":
-            self.likelihood = "gaussian"  # unused: a GAN has no likelihood
-        if self.likelihood is None:
-            self.likelihood = "bernoulli" if self.binarization != "none" else "gaussian"
-            chosen["likelihood"] = ("binary pixels" if self.likelihood == "bernoulli" else
-                                    "continuous intensities: a Gaussian whose scale is learned")
-            if self.learn_scale is None and self.likelihood == "gaussian":
-                self.learn_scale = True
-                self.scale_per = self.scale_per or "image"
-                chosen["learn_scale"] = ("a learned scale (one for the image: it measured best, see "
-                                         "docs/benchmarks.md); a fixed one leaves colour images grey")
-        if self.learn_scale is None:
-            self.learn_scale = False
-        if self.scale_per is None:
-            self.scale_per = "image"
-        return chosen
-
-    def validate(self) -> TrainConfig:
-        """Check every value; raise ConfigError naming the first bad one."""
-        choices = {"dataset": DATASETS, "binarization": BINARIZATIONS, "model": MODELS, "arch": ARCHS,
-                   "likelihood": IMAGE_LIKELIHOODS, "scale_per": SCALE_SHAPES, "conditioning": CONDITIONINGS,
-                   "kl": KL_ESTIMATORS,
-                   "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS, "decoder": POEM_DECODERS}
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        positive_ints = ("image_size", "latent_dim", "width", "k", "epochs", "batch_size", "keep_checkpoints",
-                         "min_count", "embedding_dim", "encoder_layers", "decoder_layers")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer; got {value!r}")
-            if value > LIMITS[name]:
-                raise ConfigError(f"{name} must be at most {LIMITS[name]:,}; got {value:,}")
-        for name in ("train_size", "eval_size"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer (or unset for all); got {value!r}")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {self.channels!r}")
-        if (not isinstance(self.hidden, list) or not self.hidden or len(self.hidden) > MAX_HIDDEN_LAYERS
-                or any(not _is_int(h) or not 1 <= h <= MAX_HIDDEN_WIDTH for h in self.hidden)):
-            raise ConfigError(f"hidden must be 1 to {MAX_HIDDEN_LAYERS} layer widths between 1 and {MAX_HIDDEN_WIDTH:,}, "
-                              f"e.g. 512,256; got {self.hidden!r}")
-        if self.image_size < 4:
-            raise ConfigError(f"image_size must be at least 4 pixels; got {self.image_size}")
-        for name in ("lr", "gaussian_scale"):
-            value = getattr(self, name)
-            if value is None and name == "lr":
-                continue
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
-                raise ConfigError(f"{name} must be a positive number; got {value!r}")
-        for name in ("beta", "weight_decay", "grad_clip", "kl_warmup", "free_bits"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
-                raise ConfigError(f"{name} must be a number >= 0; got {value!r}")
-        if self.model == "gan" and self.binarization != "none":
-            raise ConfigError("the GAN generates grey levels, so a discriminator would tell them from binarized "
-                              f"images at a glance; use --binarization none (got {self.binarization!r})")
-        if self.task == "poem" and self.model != "vae":
-            raise ConfigError(f"the poem model is a VAE; model must be vae for task poem, got {self.model!r}")
-        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
-            raise ConfigError(f"max_minutes must be positive (or unset); got {self.max_minutes!r}")
-        return self
-
-    @property
-    def uses_labels(self) -> bool:
-        """Whether the model takes the label y (a CVAE, or a conditional GAN)."""
-        return self.model == "cvae" or (self.model == "gan" and self.conditional)
-
-    @property
-    def learning_rate(self) -> float:
-        """The learning rate asked for, else the model's usual one (2e-4 for the GAN, 1e-3 otherwise)."""
-        return float(self.lr if self.lr is not None else (2e-4 if self.model == "gan" else 1e-3))
-
-    def model_config(self) -> ModelConfig:
-        """The part of the settings that defines the network and objective."""
-        if self.image_shape is None or self.num_classes is None:
-            raise ConfigError("image_shape and num_classes are set from the data; load the dataset first")
-        names = {f.name for f in fields(ModelConfig)}
-        return ModelConfig.from_dict({k: v for k, v in asdict(self).items() if k in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": RUN_FORMAT, **asdict(self)}
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Build from a dict (a config file or config.json), rejecting unknown keys with a suggestion."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k != "format"}
+    def from_flat(cls, source: str = "settings", strict: bool = True, **values: Any) -> TrainConfig:
+        """Build from flat keys (the CLI's and TOML's), filling what was not given from the data and the model.
+
+        Unknown keys are refused with a suggestion; with `strict`, so are the settings of the other task (a
+        poem setting in an image run); config.json files of format 1, flat, carry both and are read leniently.
+        """
+        known = set(FLAT_KEYS) | set(TOP_LEVEL)
         for key in values:
             if key not in known:
                 hint = difflib.get_close_matches(key, known, n=1)
                 suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(sorted(known))}"
                 raise ConfigError(f"{source}: unknown setting {key!r}{suggestion}")
-        types = {f.name: str(f.type) for f in fields(cls)}
+        values = {k: v for k, v in values.items() if not (k in RESOLVED and v is None)}
+        types = {**{k: t for k, (_, t) in FLAT_KEYS.items()}, **TOP_LEVEL}
+        for name in RESOLVED:  # given explicitly, these must still have their type
+            types[name] = types[name].replace(" | None", "")
+        chosen_given = values.pop("chosen", None)
+        if chosen_given is not None and not (isinstance(chosen_given, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in chosen_given.items())):
+            raise ConfigError(f"{source}: chosen must be a table of strings; got {_toml(chosen_given)}")
         values = {k: _coerce(k, v, types[k], source) for k, v in values.items()}
-        return cls(**values).validate()
+        task = values.pop("task", "images")
+        if task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+        other = "data" if task == "poem" else "poem"
+        parts: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        top = {k: values.pop(k) for k in list(values) if k in TOP_LEVEL}
+        for key, value in values.items():
+            section = _section_of(key, task)
+            if section == other:
+                if strict:
+                    what = "a poem setting: it applies to `vaekit poem train`" if other == "poem" else \
+                        "an image setting: it does not apply to poems"
+                    raise ConfigError(f"{source}: {key} is {what}")
+                continue
+            parts[section][key] = value
+        chosen = {**(chosen_given or {}), **_resolve(task, parts)}
+        model = parts["model"]
+        model.setdefault("image_shape", None)  # filled in from the data when training starts
+        model.setdefault("num_classes", None)
+        if model["image_shape"] is not None:
+            model["image_shape"] = tuple(model["image_shape"])
+        config = cls(task=task, data=DataConfig(**parts["data"]) if task == "images" else None,
+                     model=ModelConfig(**model), optim=OptimConfig(**parts["optim"]),
+                     poem=PoemConfig(**parts["poem"]) if task == "poem" else None, run=RunConfig(**parts["run"]),
+                     chosen=chosen or None, class_names=top.get("class_names"), restarts=top.get("restarts"))
+        return config.validate(source)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from config.json (nested, or flat as format 1 wrote it) or a flat dict of settings."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: settings must be a table of keys and values")
+        values = {k: v for k, v in data.items() if k != "format"}
+        nested = any(isinstance(values.get(name), dict) for name in SECTIONS)
+        if not nested:
+            return cls.from_flat(source, strict=data.get("format") is None, **values)
+        flat: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in SECTIONS:
+                if value is None:
+                    continue
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{source}: {key} must be a table of settings; got {_toml(value)}")
+                for inner, v in value.items():
+                    if inner not in FLAT_KEYS:
+                        raise ConfigError(f"{source}: unknown setting {key}.{inner}")
+                    flat[inner] = v
+            else:
+                flat[key] = value
+        return cls.from_flat(source, **flat)
+
+    def flat(self) -> dict[str, Any]:
+        """The settings as flat keys (what the CLI and TOML files use), this task's only, and the class names."""
+        out: dict[str, Any] = {"task": self.task, "class_names": self.class_names}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            if section is not None:
+                out.update(asdict(section))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """What config.json holds: the format, the task, one table per section, and what was chosen."""
+        out: dict[str, Any] = {"format": RUN_FORMAT, "task": self.task}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            out[name] = None if section is None else asdict(section)
+        return {**out, "chosen": self.chosen, "class_names": self.class_names, "restarts": self.restarts}
+
+    def with_settings(self, source: str = "settings", **changes: Any) -> TrainConfig:
+        """A copy with some flat settings changed (validated)."""
+        return TrainConfig.from_flat(source, **{**self.flat(), "chosen": self.chosen,
+                                                "class_names": self.class_names, "restarts": self.restarts,
+                                                **changes})
+
+    def validate(self, source: str = "settings") -> TrainConfig:
+        """Check every value; raise ConfigError naming the first bad one by its flat key."""
+        _validate(self.flat())
+        return self
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether the model takes the label y (a CVAE, or a conditional GAN)."""
+        return self.model.uses_labels
+
+    def model_config(self) -> ModelConfig:
+        """The model's settings, once the data has filled in the image shape and the number of classes."""
+        if self.model.image_shape is None or self.model.num_classes is None:
+            raise ConfigError("image_shape and num_classes are set from the data; load the dataset first")
+        return self.model
+
+
+
+def _resolve(task: str, parts: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Fill the settings that follow the data and the model, unless given; returns what was chosen and why.
+
+    The KL weight is 1 (the ELBO), or 3 for an image CVAE that takes its label as input: with beta = 1 such a
+    CVAE keeps the class in z, its decoder learns to ignore the label, and samples drawn for a label are of that
+    class only half the time; a heavier KL pushes the class out of z, so the decoder must read the label (49% ->
+    92% conditional accuracy at equal time). The reported ELBO stays the true bound; only the loss is weighted.
+    """
+    model, optim = parts["model"], parts["optim"]
+    kind = model.get("model", "vae")
+    if "lr" not in optim:
+        optim["lr"] = 2e-4 if kind == "gan" else 1e-3
+    chosen: dict[str, str] = {}
+    if task == "images":
+        chosen.update(_data_defaults(parts["data"], model))
+    if "beta" not in model:
+        model["beta"] = 1.0
+        if kind == "cvae" and model.get("conditioning", "input") == "input" and task == "images":
+            from vaekit.models.cvae import INPUT_CONDITIONING_BETA
+
+            model["beta"] = INPUT_CONDITIONING_BETA
+            chosen["beta"] = ("a label-input CVAE keeps the class out of z only under a heavier KL, so that its "
+                              "decoder reads the label")
+    for name, default in (("likelihood", "bernoulli"), ("learn_scale", False), ("scale_per", "image")):
+        model.setdefault(name, default)
+    return chosen
+
+
+def _data_defaults(data: dict[str, Any], model: dict[str, Any]) -> dict[str, str]:
+    """Fill the unset likelihood settings from the data; explicit values always win.
+
+    MNIST keeps the NLL protocol (dynamically binarized, Bernoulli); Fashion-MNIST and image folders have grey
+    levels or colour, so they are modelled as they are, by a Gaussian whose scale is learned (sigma-VAE).
+    """
+    chosen = {}
+    kind, dataset = model.get("model", "vae"), data.get("dataset", "mnist")
+    binary_data = dataset == "mnist" and kind != "gan"
+    if "binarization" not in data:
+        data["binarization"] = "dynamic" if binary_data else "none"
+        chosen["binarization"] = ("MNIST's NLL protocol: a fresh Bernoulli draw of the pixels each epoch"
+                                  if binary_data else "the GAN generates grey levels" if kind == "gan"
+                                  else f"{dataset} has grey levels or colour: modelled as they are")
+    if "likelihood" not in model and kind == "gan":
+        model["likelihood"] = "gaussian"  # unused: a GAN has no likelihood
+    if "likelihood" not in model:
+        model["likelihood"] = "bernoulli" if data["binarization"] != "none" else "gaussian"
+        chosen["likelihood"] = ("binary pixels" if model["likelihood"] == "bernoulli" else
+                                "continuous intensities: a Gaussian whose scale is learned")
+        if "learn_scale" not in model and model["likelihood"] == "gaussian":
+            model["learn_scale"] = True
+            model.setdefault("scale_per", "image")
+            chosen["learn_scale"] = ("a learned scale (one for the image: it measured best, see "
+                                     "docs/benchmarks.md); a fixed one leaves colour images grey")
+    return chosen
+
+
+def _validate(s: dict[str, Any]) -> None:
+    """Every check on the flat view of a config; ConfigError names the first bad setting."""
+    choices = {"dataset": DATASETS, "binarization": BINARIZATIONS, "model": MODELS, "arch": ARCHS,
+               "likelihood": IMAGE_LIKELIHOODS, "scale_per": SCALE_SHAPES, "conditioning": CONDITIONINGS,
+               "kl": KL_ESTIMATORS, "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS,
+               "decoder": POEM_DECODERS}
+    for name, allowed in choices.items():
+        if name in s and s[name] not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {s[name]!r}")
+    positive_ints = ("image_size", "latent_dim", "width", "k", "epochs", "batch_size", "keep_checkpoints",
+                     "min_count", "embedding_dim", "encoder_layers", "decoder_layers")
+    for name in positive_ints:
+        if name not in s:
+            continue
+        value = s[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        if value > LIMITS[name]:
+            raise ConfigError(f"{name} must be at most {LIMITS[name]:,}; got {value:,}")
+    for name in ("train_size", "eval_size"):
+        value = s.get(name)
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ConfigError(f"{name} must be a positive integer (or unset for all); got {value!r}")
+    if "channels" in s and s["channels"] not in (1, 3):
+        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {s['channels']!r}")
+    hidden = s["hidden"]
+    if (not isinstance(hidden, list) or not hidden or len(hidden) > MAX_HIDDEN_LAYERS
+            or any(not _is_int(h) or not 1 <= h <= MAX_HIDDEN_WIDTH for h in hidden)):
+        raise ConfigError(f"hidden must be 1 to {MAX_HIDDEN_LAYERS} layer widths between 1 and {MAX_HIDDEN_WIDTH:,}, "
+                          f"e.g. 512,256; got {hidden!r}")
+    if "image_size" in s and s["image_size"] < 4:
+        raise ConfigError(f"image_size must be at least 4 pixels; got {s['image_size']}")
+    for name in ("lr", "gaussian_scale"):
+        value = s[name]
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
+            raise ConfigError(f"{name} must be a positive number; got {value!r}")
+    for name in ("beta", "weight_decay", "grad_clip", "kl_warmup", "free_bits", "posterior_bn", "bag_weight",
+                 "ae_pretrain"):
+        if name not in s:
+            continue
+        value = s[name]
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ConfigError(f"{name} must be a number >= 0; got {value!r}")
+    if s["model"] == "gan" and s.get("binarization") != "none":
+        raise ConfigError("the GAN generates grey levels, so a discriminator would tell them from binarized "
+                          f"images at a glance; use --binarization none (got {s.get('binarization')!r})")
+    if s["task"] == "poem" and s["model"] not in ("vae", "cvae"):
+        raise ConfigError(f"the poem model is a VAE (or a CVAE over themes); model must be vae or cvae for task "
+                          f"poem, got {s['model']!r}")
+    if s["max_minutes"] is not None and not 0 < s["max_minutes"] < math.inf:
+        raise ConfigError(f"max_minutes must be positive (or unset); got {s['max_minutes']!r}")
+    dropout = s.get("dropout", 0.0)
+    if not isinstance(dropout, int | float) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        raise ConfigError(f"dropout must be a number from 0 up to (not including) 1; got {dropout!r}")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

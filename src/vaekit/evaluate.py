@@ -45,6 +45,9 @@ def _labels_if_needed(model: torch.nn.Module, y: Tensor) -> Tensor | None:
 
 
 def _uses_labels(model: torch.nn.Module) -> bool:
+    own = getattr(model, "uses_labels", None)  # models without a ModelConfig (the poem model) say it themselves
+    if isinstance(own, bool):
+        return own
     return bool(getattr(getattr(model, "config", None), "uses_labels", False))
 
 

@@ -42,6 +42,7 @@ class ELBOTerms:
     kl: Tensor
     elbo: Tensor
     loss: Tensor
+    z: Tensor | None = None  # the reparameterized sample the terms used (auxiliary losses read it)
 
 
 def elbo(model: LatentVariableModel, x: Tensor, y: Tensor | None = None, kl: str = "analytic",
@@ -68,7 +69,7 @@ def elbo(model: LatentVariableModel, x: Tensor, y: Tensor | None = None, kl: str
         per_dim = kl_divergence(q.base_dist, p.base_dist)  # (B, D): needs the diagonal Gaussian pair
         charged = torch.clamp(per_dim.reshape(-1, per_dim.shape[-1]).mean(0), min=free_bits).sum()
     loss = -log_likelihood.mean() + beta * charged
-    return ELBOTerms(log_likelihood=log_likelihood, kl=kl_term, elbo=bound, loss=loss)
+    return ELBOTerms(log_likelihood=log_likelihood, kl=kl_term, elbo=bound, loss=loss, z=z)
 
 
 def iwae_bound(model: LatentVariableModel, x: Tensor, k: int, chunk_size: int | None = None,

@@ -28,11 +28,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["RUN_FORMAT", "RunError", "RunLock", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
+__all__ = ["RUN_FORMAT", "RUN_FORMATS", "RunError", "RunLock", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
            "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "prepare_run_dir",
            "clean_temporaries", "check_optimizer_state", "read_metrics_lines"]
 
-RUN_FORMAT = "vaekit-run/1"
+RUN_FORMAT = "vaekit-run/2"  # nested settings; format 1 (flat, before 2026-11-25) is still read
+RUN_FORMATS = ("vaekit-run/1", RUN_FORMAT)
 
 
 class RunError(ValueError):
@@ -274,7 +275,7 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); restore it or retrain") from None
     except (OSError, UnicodeDecodeError, RecursionError) as e:
         raise RunError(f"{path}: cannot be read ({type(e).__name__}); restore it or retrain") from None
-    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in RUN_FORMATS:
         raise RunError(f"{path}: not a vaekit run config (expected format {RUN_FORMAT!r}); "
                        "point to a directory written by `vaekit train`")
     return data

@@ -35,24 +35,26 @@ class ImageTask:
 
     def __init__(self, config: TrainConfig):
         self.config = config
-        data = load_dataset(config.dataset, config.data_dir, config.image_size, config.channels, config.seed)
+        d = config.data
+        assert d is not None, "an image run has a data section"
+        data = load_dataset(d.dataset, d.data_dir, d.image_size, d.channels, config.run.seed)
         self.data = data
-        if config.image_shape is None:
-            config.image_shape = data.shape
-            config.num_classes = max(1, data.num_classes)
+        if config.model.image_shape is None:
+            config.model.image_shape = data.shape
+            config.model.num_classes = max(1, data.num_classes)
             config.class_names = list(data.class_names)
-        elif tuple(config.image_shape) != data.shape:
-            raise ValueError(f"the run was trained on images of shape {tuple(config.image_shape)}, but the data "
-                             f"now has {data.shape}; use the same dataset and --image-size")
-        train = data.train.head(config.train_size)
+        elif tuple(config.model.image_shape) != data.shape:
+            raise ValueError(f"the run was trained on images of shape {tuple(config.model.image_shape)}, but the "
+                             f"data now has {data.shape}; use the same dataset and --image-size")
+        train = data.train.head(config.data.train_size)
         self.train = (train.images, train.labels)
-        self.valid = eval_images(data.valid, config.binarization, config.eval_size)
+        self.valid = eval_images(data.valid, config.data.binarization, config.data.eval_size)
 
     def build_model(self) -> torch.nn.Module:
         return build_model(self.config.model_config())
 
     def prepare(self, x: Tensor, epoch: int) -> Tensor:
-        return binarize(x, self.config.binarization, seed=self.config.seed, epoch=epoch)
+        return binarize(x, self.config.data.binarization, seed=self.config.run.seed, epoch=epoch)
 
     def save(self, run_dir: Path) -> None:
         """Images need nothing beside config.json."""
@@ -76,12 +78,20 @@ def model_for_run(config: TrainConfig, run_dir: Path) -> torch.nn.Module:
     return build_model(config.model_config())
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The trained model of a run directory, in eval mode: the contract outside code relies on."""
-    from vaekit.runs import load_weights, read_run_config
+def read_settings(run_dir: str | Path) -> TrainConfig:
+    """The checked settings of a run directory (config.json of either format)."""
+    from vaekit.runs import read_run_config
 
     run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(read_run_config(run_dir), source=str(run_dir / "config.json"))
+    return TrainConfig.from_dict(read_run_config(run_dir), source=str(run_dir / "config.json"))
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The trained model of a run directory, in eval mode: the contract outside code relies on."""
+    from vaekit.runs import load_weights
+
+    run_dir = Path(run_dir)
+    config = read_settings(run_dir)
     model = model_for_run(config, run_dir)
     load_weights(model, run_dir / "model.safetensors")
     return model.to(device).eval()

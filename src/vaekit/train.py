@@ -107,21 +107,22 @@ def _init_distributed(device: torch.device) -> tuple[DistEnv, torch.device]:
 
 def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The saved settings of a run, with the few that may change on resume (epochs, device, time budget)."""
-    saved = read_run_config(Path(run_dir))
-    saved["run_dir"] = str(run_dir)
+    source = str(Path(run_dir) / "config.json")
+    config = TrainConfig.from_dict(read_run_config(Path(run_dir)), source=source)
+    saved = config.flat()
+    changes: dict[str, Any] = {"run_dir": str(run_dir)}
     allowed = {"epochs", "device", "max_minutes", "tensorboard"}
     for key, value in (overrides or {}).items():
         if key not in allowed and value != saved.get(key):
             raise ConfigError(f"--resume continues a run with its saved settings; {key} cannot change from "
                               f"{saved.get(key)!r} to {value!r} "
                               f"(only {', '.join(sorted(allowed))} can), start a new --run-dir instead")
-        saved[key] = value
+        changes[key] = value
     ckpt = latest_checkpoint(Path(run_dir))
     done = read_checkpoint(ckpt)[1]["epoch"] if ckpt is not None else 0
-    old_epochs = read_run_config(Path(run_dir))["epochs"]
-    if done >= old_epochs and saved["epochs"] > done:  # extending a finished run: a new cosine cycle from here
-        saved["restarts"] = [*(saved.get("restarts") or []), done]
-    return TrainConfig.from_dict(saved, source=str(Path(run_dir) / "config.json"))
+    if done >= saved["epochs"] and changes.get("epochs", saved["epochs"]) > done:  # extending a finished run
+        changes["restarts"] = [*(config.restarts or []), done]  # a new cosine cycle from here
+    return config.with_settings(source, **changes)
 
 
 class MLflowLogger:
@@ -133,8 +134,8 @@ class MLflowLogger:
         except ImportError:
             raise ConfigError("--mlflow needs the mlflow package: pip install mlflow (or drop --mlflow)") from None
         self.mlflow = mlflow
-        mlflow.start_run(run_name=Path(config.run_dir).name)
-        mlflow.log_params({k: v for k, v in config.to_dict().items() if isinstance(v, int | float | str | bool)})
+        mlflow.start_run(run_name=Path(config.run.run_dir).name)
+        mlflow.log_params({k: v for k, v in config.flat().items() if isinstance(v, int | float | str | bool)})
 
     def log_metrics(self, metrics: dict[str, Any], epoch: int) -> None:
         numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
@@ -153,8 +154,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None):
         self.config = config.validate()
-        self.run_dir = Path(config.run_dir)
-        device = select_device(config.device)
+        self.run_dir = Path(config.run.run_dir)
+        device = select_device(config.run.device)
         self.dist, self.device = _init_distributed(device)
         self.log = log if log is not None else (print if self.dist.is_main else (lambda _msg: None))
         self._lock: RunLock | None = None
@@ -190,7 +191,7 @@ class Trainer:
         return resume
 
     def _setup(self, config: TrainConfig, resume: bool) -> None:
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.run.seed)
         if self.device.type == "cpu":  # denormal weights and activations slow CPU math by up to 40% late in training
             torch.set_flush_denormal(True)
         self.task = make_task(config, self.run_dir if resume else None)
@@ -199,29 +200,29 @@ class Trainer:
             self.log(f"data: {self.data.name} from {self.data.source} ({len(self.task.train[0]):,} training images, "
                      f"{len(self.task.valid[0]):,} validation)")
             for key, why in (config.chosen or {}).items():
-                self.log(f"chose {key} = {getattr(config, key)}: {why}")
-            if config.likelihood == "bernoulli" and self.data.shape[0] == 3:
+                self.log(f"chose {key} = {config.flat()[key]}: {why}")
+            if config.model.likelihood == "bernoulli" and self.data.shape[0] == 3:
                 self.log("warning: a Bernoulli likelihood on colour images treats each channel as on/off and "
                          "reconstructions lose their colour; --likelihood gaussian --binarization none models them")
         self.train_images = self.task.train[0].to(self.device)
         self.train_labels = self.task.train[1].to(self.device)
         self.valid_images, self.valid_labels = self.task.valid
-        if config.batch_size % self.dist.world_size:
-            raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {self.dist.world_size} "
+        if config.optim.batch_size % self.dist.world_size:
+            raise ConfigError(f"batch_size {config.optim.batch_size} must divide evenly over {self.dist.world_size} "
                               "processes; it is the global batch")
 
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.run.seed)
         self.model = self.task.build_model().to(self.device)
         self.ddp: torch.nn.Module = self.model
         if self.dist.world_size > 1:
             if hasattr(self.model, "training_step"):
-                raise ConfigError(f"{config.model} trains in one process; DDP under torchrun covers the VAE family")
+                raise ConfigError(f"{config.model.model} trains in one process; DDP under torchrun covers the VAE family")
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizers = self._optimizers()
         self.optimizer = self.optimizers[0]
-        self.loader = BatchLoader(self.train_images, self.train_labels, config.batch_size, shuffle=True,
-                                  seed=config.seed, drop_last=len(self.train_images) >= config.batch_size,
+        self.loader = BatchLoader(self.train_images, self.train_labels, config.optim.batch_size, shuffle=True,
+                                  seed=config.run.seed, drop_last=len(self.train_images) >= config.optim.batch_size,
                                   rank=self.dist.rank, world_size=self.dist.world_size)
         self.steps_per_epoch = len(self.loader)
         self.epoch = 0  # epochs completed
@@ -238,11 +239,11 @@ class Trainer:
             atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
         self.task_has_images = self.data is not None
         self.writer = self._tensorboard()
-        self.mlflow = MLflowLogger(config) if config.mlflow and self.dist.is_main else None
+        self.mlflow = MLflowLogger(config) if config.run.mlflow and self.dist.is_main else None
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         """AdamW over all parameters, or the model's own optimizers (the GAN has one per network)."""
-        lr, wd = self.config.learning_rate, self.config.weight_decay
+        lr, wd = self.config.optim.lr, self.config.optim.weight_decay
         if hasattr(self.model, "configure_optimizers"):
             return self.model.configure_optimizers(lr, wd)
         # the fused kernel updates every tensor in one pass: 4x less optimizer time for a small MLP on 2 cores
@@ -251,10 +252,10 @@ class Trainer:
 
     def progress(self) -> float:
         """Fraction of training done: of the steps, or of the time budget when `max_minutes` is set."""
-        total = max(1, self.config.epochs * self.steps_per_epoch)
+        total = max(1, self.config.optim.epochs * self.steps_per_epoch)
         done = self.step / total
-        if self.config.max_minutes is not None and self._clock_start is not None:
-            done = max(done, (time.perf_counter() - self._clock_start) / (60.0 * self.config.max_minutes))
+        if self.config.optim.max_minutes is not None and self._clock_start is not None:
+            done = max(done, (time.perf_counter() - self._clock_start) / (60.0 * self.config.optim.max_minutes))
         return min(done, 1.0)
 
     def _lr_factor(self, _step: int) -> float:
@@ -264,13 +265,13 @@ class Trainer:
         restart): from the share of the base rate that the added epochs are of the new total, down to 0 at
         epoch N, so the rate never jumps back to its peak and never sits at 0 for the new epochs.
         """
-        if self.config.schedule == "constant":
+        if self.config.optim.schedule == "constant":
             return 1.0
         restart = max(self.config.restarts or [0])
-        if restart and self.config.max_minutes is None:
-            total, start = self.config.epochs * self.steps_per_epoch, restart * self.steps_per_epoch
+        if restart and self.config.optim.max_minutes is None:
+            total, start = self.config.optim.epochs * self.steps_per_epoch, restart * self.steps_per_epoch
             span = max(1, total - start)
-            share = (self.config.epochs - restart) / self.config.epochs
+            share = (self.config.optim.epochs - restart) / self.config.optim.epochs
             return share * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, (self.step - start) / span))))
         return 0.5 * (1.0 + math.cos(math.pi * self.progress()))
 
@@ -324,7 +325,7 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             grids = {"samples": self.model.sample(16).cpu()}
-            if self.config.model != "gan":
+            if self.config.model.model != "gan":
                 x, y = self.valid_images[:8].to(self.device), self.valid_labels[:8].to(self.device)
                 recon = self.model.reconstruct(x, y if self.config.uses_labels else None).cpu()
                 grids["reconstructions"] = torch.cat([x.cpu(), recon])
@@ -333,7 +334,7 @@ class Trainer:
             self.writer.add_image(tag, picture, self.epoch)
 
     def _tensorboard(self) -> Any:
-        if not (self.config.tensorboard and self.dist.is_main):
+        if not (self.config.run.tensorboard and self.dist.is_main):
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -344,14 +345,23 @@ class Trainer:
         return writer
 
     def beta_at(self, step: int) -> float:
-        """KL weight: ramps linearly from 0 to beta over `kl_warmup` epochs, then stays."""
-        warm = self.config.kl_warmup * self.steps_per_epoch
-        return self.config.beta if warm <= 0 else self.config.beta * min(1.0, step / warm)
+        """KL weight: 0 for `ae_pretrain` epochs, then a linear ramp to beta over `kl_warmup` epochs, then beta."""
+        step -= self.pretrain_steps
+        if step < 0:
+            return 0.0
+        warm = self.config.optim.kl_warmup * self.steps_per_epoch
+        return self.config.model.beta if warm <= 0 else self.config.model.beta * min(1.0, step / warm)
+
+    @property
+    def pretrain_steps(self) -> int:
+        """Steps trained as an autoencoder before the KL term is turned on (Li et al. 2019)."""
+        poem = self.config.poem
+        return int(round((poem.ae_pretrain if poem is not None else 0.0) * self.steps_per_epoch))
 
     def _diverged(self, what: str, value: float, became: str = "became") -> TrainingDiverged:
         return TrainingDiverged(
             f"{what} {became} {value:.4g} at epoch {self.epoch + 1}, step {self.step + 1}; try a lower --lr (now "
-            f"{self.config.learning_rate:g}), a smaller --grad-clip, or --kl-warmup 1; {self._kept()}")
+            f"{self.config.optim.lr:g}), a smaller --grad-clip, or --kl-warmup 1; {self._kept()}")
 
     def _kept(self) -> str:
         """What is left on disk after a stop, truthfully."""
@@ -371,14 +381,14 @@ class Trainer:
     def _train_epoch(self, deadline: float | None) -> tuple[dict[str, float], bool]:
         cfg = self.config
         self.ddp.train()
-        torch.manual_seed(_epoch_seed(cfg.seed, self.epoch))
+        torch.manual_seed(_epoch_seed(cfg.run.seed, self.epoch))
         self.loader.images = self.task.prepare(self.train_images, self.epoch)
         self.loader.set_epoch(self.epoch)
         show = self.dist.is_main and sys.stderr.isatty()
         bar = None
         if show:
             from tqdm import tqdm
-            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False)
+            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}", leave=False)
         total_loss, total_bound, seen, start = 0.0, 0.0, 0, time.perf_counter()
         timed_out = False
         custom_step = getattr(self.model, "training_step", None)
@@ -386,13 +396,15 @@ class Trainer:
         for x, y in self.loader:
             y_in = y if uses_labels else None
             if custom_step is not None:
-                step_metrics = custom_step(x, y_in, self.optimizers, cfg.grad_clip)
+                step_metrics = custom_step(x, y_in, self.optimizers, cfg.optim.grad_clip)
                 loss_value, bound_sum = step_metrics["loss"], 0.0
                 self._watch_loss(loss_value)
             else:
                 loss_value, bound_sum = self._step(x, y_in)
             self._log_step(loss_value)
             self.step += 1
+            if self.step == self.pretrain_steps and hasattr(self.model, "reset_decoder"):
+                self.model.reset_decoder()  # the encoder keeps what it learned; the decoder starts again
             for sched in self.schedulers:
                 sched.step()
             total_loss += loss_value * len(x)
@@ -422,8 +434,8 @@ class Trainer:
         self._last_kl = terms.kl.detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if cfg.optim.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
             if not torch.isfinite(norm):
                 raise self._diverged("the gradient norm", float(norm))
         self.optimizer.step()
@@ -437,7 +449,7 @@ class Trainer:
             if valid["sample_diversity"] < COLLAPSE_DIVERSITY:
                 raise TrainingDiverged(
                     f"mode collapse at epoch {self.epoch}: samples vary {valid['sample_diversity']:.3f}x as much as "
-                    f"real images; try a lower --lr (now {self.config.learning_rate:g}), a larger --latent-dim, or "
+                    f"real images; try a lower --lr (now {self.config.optim.lr:g}), a larger --latent-dim, or "
                     f"another --seed; {self._kept()}")
             if valid["discriminator_accuracy"] > 0.999 and valid["fake_logit"] < -15:
                 raise TrainingDiverged(
@@ -463,11 +475,11 @@ class Trainer:
     def _fit(self, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None) -> dict[str, Any]:
         cfg = self.config
         self._clock_start = time.perf_counter()
-        deadline = None if cfg.max_minutes is None else self._clock_start + 60.0 * cfg.max_minutes
+        deadline = None if cfg.optim.max_minutes is None else self._clock_start + 60.0 * cfg.optim.max_minutes
         metrics: dict[str, Any] = {}
-        if self.epoch >= cfg.epochs:
+        if self.epoch >= cfg.optim.epochs:
             self.log(f"{self.run_dir}: already trained for {self.epoch} epochs; raise --epochs to train further")
-        while self.epoch < cfg.epochs:
+        while self.epoch < cfg.optim.epochs:
             train_metrics, timed_out = self._train_epoch(deadline)
             self.epoch += 1
             metrics = {"epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
@@ -486,7 +498,7 @@ class Trainer:
             if self.dist.world_size > 1:
                 dist.barrier()
             if timed_out:
-                self.log(f"stopped after {cfg.max_minutes:g} minutes (time budget) in epoch {self.epoch}")
+                self.log(f"stopped after {cfg.optim.max_minutes:g} minutes (time budget) in epoch {self.epoch}")
                 break
         return metrics
 
@@ -509,11 +521,11 @@ class Trainer:
             summary = f"valid elbo {metrics['valid_elbo']:.2f} nats"
         else:
             summary = f"valid log-likelihood {metrics['valid_log_likelihood']:.2f} nats"
-        self.log(f"epoch {self.epoch}/{self.config.epochs}  loss {metrics['train_loss']:.2f}  {summary}"
+        self.log(f"epoch {self.epoch}/{self.config.optim.epochs}  loss {metrics['train_loss']:.2f}  {summary}"
                  f"  {metrics['images_per_s']:,.0f} img/s")
 
     def _checkpoint(self, metrics: dict[str, Any], complete: bool) -> None:
         state = {"optimizers": [opt.state_dict() for opt in self.optimizers],
                  "schedulers": [sched.state_dict() for sched in self.schedulers]}
         progress = {"epoch": self.epoch, "step": self.step, "complete_epoch": complete, "metrics": metrics}
-        save_checkpoint(self.run_dir, self.model, state, progress, keep=self.config.keep_checkpoints)
+        save_checkpoint(self.run_dir, self.model, state, progress, keep=self.config.run.keep_checkpoints)

@@ -22,10 +22,11 @@ def _open_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     import vaekit
     from vaekit.data import load_dataset
-    from vaekit.runs import RunError, read_run_config
+    from vaekit.runs import RunError
+    from vaekit.tasks import read_settings
     from vaekit.train import select_device
 
-    config = read_run_config(Path(args.run))
+    config = read_settings(Path(args.run)).flat()
     if config.get("task") == "poem":
         raise RunError(f"{args.run} is a poem run; use `vaekit poem write --run {args.run}` (or poem evaluate, "
                        "poem interpolate) instead")

@@ -9,10 +9,18 @@ from typing import Any
 
 from vaekit.cli.options import HelpFormatter, count, probability, temperature
 
-__all__ = ["add_poem_commands", "POEM_EPOCHS"]
+__all__ = ["add_poem_commands", "POEM_EPOCHS", "RECIPE"]
 
-# epochs per form (the shipped models were trained with these)
-POEM_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}
+# epochs per form of the default recipe: each trains on 2 CPU cores in under 30 minutes (docs/benchmarks.md)
+POEM_EPOCHS = {"couplet": 5, "quatrain": 12, "regulated": 8, "quatrain7": 12, "regulated7": 6}
+PARALLEL_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}  # Su's model
+# the default recipe, by decoder: what the ablation in docs/benchmarks.md measured best
+RECIPE = {"causal": {"embedding_dim": 128, "decoder_layers": 5, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
+                     "dropout": 0.2},
+          "gru": {"embedding_dim": 128, "decoder_layers": 1, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
+                  "dropout": 0.2},
+          "parallel": {"embedding_dim": 64, "decoder_layers": 1, "posterior_bn": 0.0, "kl_warmup": 0.0, "lr": 1e-3,
+                       "dropout": 0.0}}
 
 
 def cmd_poem_fetch(args: argparse.Namespace) -> None:
@@ -23,26 +31,34 @@ def cmd_poem_fetch(args: argparse.Namespace) -> None:
 
 def cmd_poem_train(args: argparse.Namespace) -> None:
     from vaekit.config import TrainConfig
-    from vaekit.poetry import format_poem, write
+    from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, ConstraintError, VerseRules, format_poem, write
     from vaekit.train import Trainer, resume_config
 
     if args.resume:
         config = resume_config(args.run_dir, {"device": args.device} if args.device else {})
     else:
-        config = TrainConfig(task="poem", model="vae", run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus,
-                             epochs=args.epochs or POEM_EPOCHS[args.form], batch_size=args.batch_size, lr=args.lr,
-                             latent_dim=args.latent_dim, embedding_dim=args.embedding_dim, min_count=args.min_count,
-                             simplified=args.simplified, kl_warmup=args.kl_warmup, seed=args.seed,
-                             device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes,
-                             decoder_layers=args.decoder_layers, grad_clip=5.0, decoder=args.decoder,
-                             free_bits=args.free_bits,
-                             regulated_halves=not args.quatrains_only)
+        recipe = {k: v for k, v in RECIPE[args.decoder].items() if getattr(args, k) is None}  # flags win
+        given = {k: getattr(args, k) for k in RECIPE[args.decoder] if getattr(args, k) is not None}
+        epochs = args.epochs or (PARALLEL_EPOCHS if args.decoder == "parallel" else POEM_EPOCHS)[args.form]
+        config = TrainConfig.from_flat(
+            "command line", task="poem", model="cvae" if args.themed else "vae", conditioning=args.conditioning,
+            run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus, epochs=epochs, batch_size=args.batch_size,
+            latent_dim=args.latent_dim, min_count=args.min_count, simplified=args.simplified, seed=args.seed,
+            device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes, grad_clip=5.0,
+            decoder=args.decoder, free_bits=args.free_bits, bag_weight=args.bag_weight, ae_pretrain=args.ae_pretrain,
+            encoder_layers=args.encoder_layers, regulated_halves=not args.quatrains_only, **recipe, **given)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
     if trainer.dist.is_main:
         trainer.model.eval()
         trainer.model.vocab = trainer.task.vocab
-        for text in write(trainer.model, 3, seed=0):
+        try:  # as `vaekit poem write` writes them
+            texts = write(trainer.model, 3, seed=0, temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P,
+                          rules=VerseRules(config.poem.form))
+        except ConstraintError as e:  # a tiny corpus may lack the characters a rule needs
+            print(f"(the rules cannot be kept with this vocabulary: {e}; decoded freely)")
+            texts = write(trainer.model, 3, seed=0, temperature=DEFAULT_TEMPERATURE)
+        for text in texts:
             print(format_poem(text) + "\n")
 
 
@@ -53,7 +69,7 @@ def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
     if args.free:
         return None
     none = {"none", "off"}
-    return VerseRules(form=model.run_config.form,
+    return VerseRules(form=model.run_config.poem.form,
                       template=None if args.template in none else args.template,
                       rhyme=None if args.rhyme in none else args.rhyme,
                       acrostic=args.acrostic, first_line=args.first_line,
@@ -64,9 +80,9 @@ def cmd_poem_write(args: argparse.Namespace) -> None:
     from vaekit.data.poetry import to_simplified
     from vaekit.poetry import format_poem, load_poem_model, write
 
-    model = load_poem_model(args.form, args.run)
+    model = load_poem_model(args.form, args.run, themed=args.theme is not None)
     texts = write(model, args.n, seed=args.seed, temperature=args.temperature, rules=_verse_rules(args, model),
-                  top_p=args.top_p, beam=args.beam, best_of=args.best_of)
+                  top_p=args.top_p, beam=args.beam, best_of=args.best_of, theme=args.theme)
     if args.simplified:  # the rules were kept on the traditional text; conversion changes only the glyphs
         texts = to_simplified(texts)
     for text in texts:
@@ -86,7 +102,7 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     from vaekit.poetry.evaluate import evaluate_poems
     from vaekit.runs import atomic_write_text
 
-    model = load_poem_model(args.form, args.run)
+    model = load_poem_model(args.form, args.run, themed=args.themed)
     r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature)
     print(f"{r['form']}: {r['poems']} poems each way (temperature {r['temperature']:g}, top-p {r['top_p']:g}, "
           f"seed {r['seed']}), beside {min(r['poems'], r['held_out_poems'])} held-out Tang poems")
@@ -102,7 +118,21 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     print(f"  acrostic heads placed: {r['acrostic_heads_placed']:.1%}")
     f = r["fit"]
     print(f"  fit (held-out {r['held_out_poems']}): reconstruction accuracy {f['reconstruction_accuracy']:.1%}, "
-          f"elbo {f['elbo_per_char']:.3f} nats/char, kl {f['kl_per_poem']:.2f} nats/poem")
+          f"elbo {f['elbo_per_char']:.3f} nats/char, kl {f['kl_per_poem']:.2f} nats/poem, active units "
+          f"{f['active_units']}/{f['latent_dim']}")
+    if "perplexity_iwae" in f:
+        print(f"  perplexity: bound {f['perplexity_bound']:.0f}; importance-sampled (k={f['iwae_k']}, "
+              f"{f['iwae_poems']} poems) {f['perplexity_iwae']:.0f} (bound on those poems "
+              f"{f['perplexity_bound_same_poems']:.0f})")
+    if "interpolation" in r:
+        i = r["interpolation"]
+        print(f"  interpolation ({i['pairs']} pairs): {i['nearer_end_share']:.1%} of inner poems share more "
+              "characters with the nearer end")
+    if "themes" in r:
+        t = r["themes"]
+        cells = ", ".join(f"{k} {v:.0%}" for k, v in t["written"].items() if k != "accuracy")
+        print(f"  theme classifier on {t['per_theme']} poems a theme: {t['written']['accuracy']:.1%} "
+              f"(chance {t['chance']:.0%}): {cells}")
     if args.out is None and args.run is None:  # a shipped model: the installed package is never written to
         print("(metrics not saved: pass --out FILE to keep them as JSON)")
         return
@@ -114,6 +144,8 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
 def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
     from vaekit.data.poetry import FORMS
+    from vaekit.poetry.decode import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+    from vaekit.poetry.themes import THEME_NAMES
 
     poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
                           description="Write, train and score classical Chinese poems.",
@@ -126,23 +158,43 @@ def add_poem_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_poem_fetch)
 
     p = psub.add_parser("train", help="train a poem model through the shared Trainer", formatter_class=HelpFormatter,
-                        epilog="example: vaekit poem train --form quatrain --run-dir runs/quatrain --kl-warmup 4")
+                        epilog="example: vaekit poem train --form quatrain --run-dir runs/quatrain   (the recipe shipped)")
     p.add_argument("--form", choices=FORMS, default="quatrain", help="what the model writes")
     p.add_argument("--corpus", help="folder or clone of the corpus (default: where `vaekit poem fetch` put it)")
     p.add_argument("--run-dir", default="runs/poem", help="where the run is written")
-    p.add_argument("--epochs", type=int, default=None, help=f"passes over the poems (default per form: {POEM_EPOCHS})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"passes over the poems (default per form: {POEM_EPOCHS}; parallel: {PARALLEL_EPOCHS})")
     p.add_argument("--batch-size", type=int, default=64, help="poems a batch")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--lr", type=float, default=None,
+                   help="AdamW learning rate (default 3e-3; 1e-3 for the parallel decoder, as Su trained it)")
     p.add_argument("--latent-dim", type=int, default=64, help="dimensions of z")
-    p.add_argument("--embedding-dim", type=int, default=64, help="character embedding width (and conv channels)")
-    p.add_argument("--decoder", choices=("parallel", "causal"), default="parallel",
-                   help="parallel: every character from z (Su's); causal: each from z and the characters before it")
-    p.add_argument("--decoder-layers", type=int, default=1, help="gated convolutions in the decoder")
-    p.add_argument("--free-bits", type=float, default=0.0,
-                   help="KL floor per latent dimension in the training loss (nats; the reported ELBO stays true)")
+    p.add_argument("--embedding-dim", type=int, default=None,
+                   help="character embedding width (and conv channels; default 128, parallel 64)")
+    p.add_argument("--decoder", choices=("parallel", "causal", "gru"), default="causal",
+                   help="parallel: every character from z (Su's); causal: each from z and the characters before it, "
+                        "by dilated causal convolutions; gru: the same by a GRU")
+    p.add_argument("--encoder-layers", type=int, default=2, help="gated convolutions in the encoder")
+    p.add_argument("--decoder-layers", type=int, default=None,
+                   help="gated convolutions (or GRU layers) in the decoder (default: causal 5, gru 1, parallel 1)")
+    g = p.add_argument_group("against posterior collapse (training only: the reported ELBO stays the true bound)")
+    g.add_argument("--free-bits", type=float, default=0.0, help="KL floor per latent dimension (nats)")
+    g.add_argument("--posterior-bn", type=float, default=None,
+                   help="BN-VAE: batch-norm the posterior mean with this fixed scale gamma (0: off; default 0.9, "
+                        "parallel 0)")
+    g.add_argument("--bag-weight", type=float, default=0.0,
+                   help="weight of a loss asking z which characters the poem holds (0: off)")
+    g.add_argument("--ae-pretrain", type=float, default=0.0,
+                   help="epochs trained as an autoencoder before the KL is turned on and the decoder reset")
+    p.add_argument("--themed", action="store_true",
+                   help="train a CVAE over the poem's theme (read from its title: see vaekit.poetry.themes)")
+    p.add_argument("--conditioning", choices=("input", "prior"), default="input",
+                   help="themed: the theme enters encoder and decoder (input), or only the prior's mean (prior)")
     p.add_argument("--min-count", type=int, default=2, help="rarer characters become □")
     p.add_argument("--simplified", action="store_true", help="convert to simplified characters (OpenCC)")
-    p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs over which the KL weight ramps to 1")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout on the autoregressive decoder's input and layers in training (default 0.2)")
+    p.add_argument("--kl-warmup", type=float, default=None,
+                   help="epochs over which the KL weight ramps to 1 (default 1; parallel 0)")
     p.add_argument("--quatrains-only", action="store_true",
                    help="quatrain forms: only true quatrains (by default both halves of regulated poems are added)")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N poems only (quick runs)")
@@ -167,9 +219,9 @@ def add_poem_commands(sub: Any) -> None:
         p.set_defaults(func=fn)
         if name == "write":
             p.add_argument("-n", type=count(1, 10_000), default=5, help="number of poems")
-            p.add_argument("--temperature", type=temperature, default=0.7,
+            p.add_argument("--temperature", type=temperature, default=DEFAULT_TEMPERATURE,
                            help="sampling temperature; 0 decodes by argmax (Su's setup: repetitive poems)")
-            p.add_argument("--top-p", type=probability, default=0.9,
+            p.add_argument("--top-p", type=probability, default=DEFAULT_TOP_P,
                            help="sample from the smallest set of characters holding this much probability")
             p.add_argument("--beam", type=count(2, 64, zero=True), default=0,
                            help="beam search of this width instead of sampling (0: sample)")
@@ -188,12 +240,15 @@ def add_poem_commands(sub: Any) -> None:
                            help="print simplified characters (OpenCC; the rules are kept on the traditional text)")
             p.add_argument("--free", action="store_true",
                            help="no rules at all: decode each position freely, as Su's model did")
+            p.add_argument("--theme", choices=THEME_NAMES, default=None,
+                           help="what the poem is about: uses the shipped themed model of the form (or a --themed run)")
         elif name == "interpolate":
             p.add_argument("first", help="the poem the walk starts from (punctuation optional)")
             p.add_argument("second", help="the poem it ends at")
             p.add_argument("--steps", type=count(2, 100), default=6, help="poems along the line, ends included")
         else:
             p.add_argument("-n", type=count(2, 100_000), default=1000, help="poems to generate and score")
-            p.add_argument("--temperature", type=temperature, default=0.7, help="as for write (0: argmax)")
+            p.add_argument("--temperature", type=temperature, default=DEFAULT_TEMPERATURE, help="as for write (0: argmax)")
             p.add_argument("--corpus", help="folder or clone of the corpus")
             p.add_argument("--out", help="where to write the metrics JSON")
+            p.add_argument("--themed", action="store_true", help="score the shipped themed model of the form")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -64,21 +63,17 @@ TRAIN_EXAMPLES = """examples:
 Every option can come from the TOML file of --config; flags given on the command line win."""
 
 
-def _default_text(name: str) -> str:
-    from vaekit.config import TrainConfig
-
-    field = next(f for f in fields(TrainConfig) if f.name == name)
-    value = field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
-    if value is None:
+def _default_text(default: Any) -> str:
+    if default is None:
         return ""
-    if isinstance(value, list):
-        value = ",".join(map(str, value))
-    return f" (default: {value})" if not isinstance(value, bool) else f" (default: {'on' if value else 'off'})"
+    if isinstance(default, list):
+        default = ",".join(map(str, default))
+    return f" (default: {default})" if not isinstance(default, bool) else f" (default: {'on' if default else 'off'})"
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """Every TrainConfig setting as a flag, in groups, with its default shown."""
-    from vaekit.config import TrainConfig
+    """Every image-run setting as a flag, in groups, with its default shown (flags are the flat setting keys)."""
+    from vaekit.config import FLAT_KEYS, flat_fields
 
     groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
     groups["run"].add_argument("--config", help="TOML file whose keys are these options; flags given here win")
@@ -88,13 +83,11 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     groups["data"].add_argument("--download", action="store_true",
                                 help="fashion-mnist: fetch the four IDX files into --data-dir when they are missing "
                                      "(sizes and MD5 checked)")
-    for f in fields(TrainConfig):
-        if f.name not in TRAIN_HELP:
-            continue
-        group, text = TRAIN_HELP[f.name]
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        help_text = text + ("" if "default" in text else _default_text(f.name))
+    defaults = flat_fields()
+    for name, (group, text) in TRAIN_HELP.items():
+        flag = "--" + name.replace("_", "-")
+        kind = FLAT_KEYS[name][1]
+        help_text = text + ("" if "default" in text else _default_text(defaults[name][1]))
         if kind.startswith("bool"):
             groups[group].add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
@@ -136,21 +129,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.download:
         from vaekit.data.download import download_fashion_mnist
 
-        if config.dataset != "fashion-mnist" or config.data_dir is None:
+        if config.data.dataset != "fashion-mnist" or config.data.data_dir is None:
             raise ValueError("--download fetches Fashion-MNIST: use it with --dataset fashion-mnist --data-dir DIR")
-        download_fashion_mnist(config.data_dir)
+        download_fashion_mnist(config.data.data_dir)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
     if trainer.dist.is_main:
         from vaekit.plots import save_reconstructions, save_samples
 
-        figures = Path(config.run_dir) / "figures"
+        figures = Path(config.run.run_dir) / "figures"
         x, y = trainer.valid_images[:32], trainer.valid_labels[:32]
         trainer.model.eval()
-        title = run_title(config.run_dir, trainer.epoch)
+        title = run_title(config.run.run_dir, trainer.epoch)
         print(save_samples(trainer.model, figures / "samples.png", 64, label=0 if config.uses_labels else None,
                            title=title, class_names=config.class_names))
-        if config.model != "gan":
+        if config.model.model != "gan":
             print(save_reconstructions(trainer.model, x, y, figures / "reconstructions.png", title=title))
 
 
@@ -167,8 +160,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         run_dir = base.with_name(f"{base.name}-{i}")
     print(f"training the flagship: conv VAE, Bernoulli likelihood, dynamic binarization, MNIST, "
           f"{args.minutes:g} minutes -> {run_dir}")
-    config = TrainConfig(run_dir=str(run_dir), model="vae", arch="conv", latent_dim=16, epochs=args.epochs,
-                         max_minutes=args.minutes, device=args.device)
+    config = TrainConfig.from_flat("demo", run_dir=str(run_dir), model="vae", arch="conv", latent_dim=16,
+                                   epochs=args.epochs, max_minutes=args.minutes, device=args.device)
     trainer = Trainer(config)
     trainer.fit()
     model = trainer.model.eval()
@@ -177,11 +170,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(save_samples(model, figures / "samples.png", 64, title=title))
     print(save_reconstructions(model, trainer.valid_images[:32], trainer.valid_labels[:32],
                                figures / "reconstructions.png", title=title))
-    x, y = eval_images(trainer.data.test, config.binarization)
+    x, y = eval_images(trainer.data.test, config.data.binarization)
     print(save_manifold(model, figures / "manifold.png", images=x[:2000], labels=y[:2000], title=title)[0])
     m = elbo_metrics(model, x, y, device=trainer.device)
     print(f"test elbo: {m['elbo']:.2f} nats (log-likelihood {m['log_likelihood']:.2f}, kl {m['kl']:.2f}; "
-          f"{len(x)} test images, {protocol_name(config.binarization)})")
+          f"{len(x)} test images, {protocol_name(config.data.binarization)})")
     print(f"next: vaekit evaluate {run_dir} --k 1000 --limit 1000   (test NLL by importance sampling)")
     print(f"      vaekit serve {run_dir}                          (explore it in the browser)")
 

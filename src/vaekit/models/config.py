@@ -25,8 +25,8 @@ class ModelConfig:
     gaussian_scale: float = 0.1
     learn_scale: bool = False
     scale_per: str = "image"
-    image_shape: tuple[int, int, int] = (1, 28, 28)
-    num_classes: int = 10
+    image_shape: tuple[int, int, int] | None = (1, 28, 28)  # a run's config: None until its data fills it in
+    num_classes: int | None = 10
     conditioning: str = "input"
     conditional: bool = False
     beta: float = 1.0
@@ -59,6 +59,6 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        if "image_shape" in kwargs:
+        if kwargs.get("image_shape") is not None:
             kwargs["image_shape"] = tuple(kwargs["image_shape"])
         return cls(**kwargs)

@@ -15,30 +15,41 @@ import torch
 
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import FORMS, is_han
-from vaekit.poetry.decode import LINES_FILE, ConstraintError, LineSet, VerseRules, decode
+from vaekit.poetry.decode import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    LINES_FILE,
+    ConstraintError,
+    LineSet,
+    VerseRules,
+    decode,
+)
 from vaekit.poetry.verse import lines_of_text
 
 __all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "format_poem", "encode_poem",
-           "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE"]
+           "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P"]
 
 
-def shipped_model_dir(form: str) -> Path:
-    """Where the model trained for `form` and shipped in the package lives."""
-    return Path(str(resources.files("vaekit.poetry") / "shipped" / form))
+def shipped_model_dir(form: str, themed: bool = False) -> Path:
+    """Where the model trained for `form` (its themed CVAE with `themed`) and shipped in the package lives."""
+    return Path(str(resources.files("vaekit.poetry") / "shipped" / (f"{form}-themed" if themed else form)))
 
 
-def load_poem_model(form: str | None = None, run: str | Path | None = None, device: str = "cpu") -> torch.nn.Module:
-    """A trained poem model: from a run directory, else the one shipped for `form` (default quatrain)."""
+def load_poem_model(form: str | None = None, run: str | Path | None = None, device: str = "cpu",
+                    themed: bool = False) -> torch.nn.Module:
+    """A trained poem model: from a run directory, else the one shipped for `form` (default quatrain), or the
+    themed CVAE shipped for it with `themed`."""
     from vaekit.tasks import load
 
     if run is None:
         form = form or "quatrain"
         if form not in FORMS:
             raise DataError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
-        run = shipped_model_dir(form)
+        run = shipped_model_dir(form, themed)
         if not (run / "config.json").is_file():
-            raise DataError(f"vaekit ships no {form} model; train one with `vaekit poem train --form {form}` "
-                            "and pass --run DIR")
+            what, flag = ("themed ", " --themed") if themed else ("", "")
+            raise DataError(f"vaekit ships no {what}{form} model; train one with `vaekit poem train --form {form}"
+                            f"{flag}` and pass --run DIR")
     model = load(run, device=device)
     if not hasattr(model, "vocab"):
         raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
@@ -48,35 +59,54 @@ def load_poem_model(form: str | None = None, run: str | Path | None = None, devi
 
 def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = 0.0,
           allow_unknown: bool = False, rules: VerseRules | None = None, top_p: float = 1.0, beam: int = 0,
-          best_of: int = 1) -> list[str]:
+          best_of: int = 1, theme: str | int | None = None) -> list[str]:
     """n new poems (punctuation-free texts) decoded from z ~ N(0, I).
 
     With `rules` the constrained decoder keeps tone, rhyme and the other rules (sampling at `temperature`
     with `top_p`, or a beam search of width `beam`); `best_of` N writes N candidates a poem and keeps the
     one the model scores highest (its ELBO). Without rules each position is decoded freely, as Su's model did.
+    A themed model (`vaekit poem train --themed`) writes to `theme` (a name of `poetry.themes.THEMES`).
     """
+    y = _theme_of_model(model, theme)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     if rules is None:
         ids = model.generate(n * best_of, temperature=temperature, generator=generator,
-                             forbid=None if allow_unknown else [0])
+                             forbid=None if allow_unknown else [0],
+                             **({} if y is None else {"y": torch.full((n * best_of,), y)}))
         texts = model.vocab.decode(ids.cpu())
     else:
         texts = decode(model, n * best_of, rules, temperature=temperature, top_p=top_p, beam=beam,
-                       generator=generator, lines=getattr(model, "corpus_lines", None))
+                       generator=generator, lines=getattr(model, "corpus_lines", None), theme=y)
     if best_of == 1:
         return texts
-    scores = poem_scores(model, texts)
+    scores = poem_scores(model, texts, theme=y)
     best = [max(range(i, i + best_of), key=scores.__getitem__) for i in range(0, len(texts), best_of)]
     return [texts[i] for i in best]
 
 
+def _theme_of_model(model: torch.nn.Module, theme: str | int | None) -> int | None:
+    """The theme index a themed model writes to (the catch-all when none is asked); None for other models."""
+    from vaekit.poetry.themes import THEME_NAMES, theme_index
+
+    if not getattr(model, "uses_labels", False):
+        if theme is not None:
+            raise DataError("this poem model has no themes; train one with `vaekit poem train --themed`, or drop "
+                            "--theme")
+        return None
+    try:
+        return theme_index(theme if theme is not None else THEME_NAMES[-1])
+    except ValueError as e:
+        raise DataError(str(e)) from None
+
+
 @torch.no_grad()
-def poem_scores(model: torch.nn.Module, texts: list[str]) -> list[float]:
+def poem_scores(model: torch.nn.Module, texts: list[str], theme: int | None = None) -> list[float]:
     """The model's own score of each poem: its ELBO in nats (higher is better)."""
     from vaekit.objectives import elbo
 
     x = model.vocab.encode(texts).to(next(model.parameters()).device)
-    return elbo(model, x).elbo.tolist()
+    y = None if theme is None else torch.full((len(x),), theme, device=x.device)
+    return elbo(model, x, y).elbo.tolist()
 
 
 def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
@@ -92,12 +122,16 @@ def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6) -> list[str]:
-    """Decode points on the straight line between the posterior means of two poems."""
-    za = model.posterior(encode_poem(model, a)).mean[0]
-    zb = model.posterior(encode_poem(model, b)).mean[0]
+def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: str | int | None = None) -> list[str]:
+    """Decode points on the straight line between the posterior means of two poems (of one theme, for a
+    themed model: the catch-all unless given)."""
+    y = _theme_of_model(model, theme)
+    one = {} if y is None else {"y": torch.tensor([y])}
+    za = model.posterior(encode_poem(model, a), **one).mean[0]
+    zb = model.posterior(encode_poem(model, b), **one).mean[0]
     t = torch.linspace(0, 1, steps)[:, None]
-    ids = model.generate(steps, z=(1 - t) * za + t * zb, forbid=[0])
+    ids = model.generate(steps, z=(1 - t) * za + t * zb, forbid=[0],
+                         **({} if y is None else {"y": torch.full((steps,), y)}))
     return model.vocab.decode(ids.cpu())
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from vaekit.poetry import VerseRules, write
-from vaekit.poetry.decode import LineSet
-from vaekit.poetry.metrics import fit, verse_metrics
-from vaekit.poetry.task import corpus_texts, split_texts
+from vaekit.poetry.decode import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, LineSet
+from vaekit.poetry.metrics import fit, interpolation_overlap, verse_metrics
+from vaekit.poetry.task import corpus_items, split_texts
 from vaekit.poetry.verse import lines_of_text
 
-__all__ = ["evaluate_poems", "acrostic_share"]
+__all__ = ["evaluate_poems", "acrostic_share", "theme_scores"]
 
 
 def acrostic_share(model: torch.nn.Module, n: int, seed: int, temperature: float) -> float:
@@ -25,33 +25,62 @@ def acrostic_share(model: torch.nn.Module, n: int, seed: int, temperature: float
     placed = total = 0
     for i in range(n):
         heads = "".join(rng.sample(frequent, n_lines))
-        rules = VerseRules(form=model.run_config.form, acrostic=heads)
+        rules = VerseRules(form=model.run_config.poem.form, acrostic=heads)
         text = write(model, 1, seed=seed + i, temperature=temperature, rules=rules)[0]
         placed += sum(line[0] == h for line, h in zip(lines_of_text(text), heads, strict=True))
         total += n_lines
     return placed / total
 
 
+def theme_scores(model: torch.nn.Module, n: int, seed: int, temperature: float, top_p: float) -> dict[str, Any]:
+    """A themed model writes n poems to each theme (rules kept); the shipped theme classifier reads them."""
+    from vaekit.poetry.themes import THEME_NAMES, load_theme_classifier, theme_accuracy
+
+    classifier = load_theme_classifier()
+    texts, themes = [], []
+    for i, name in enumerate(THEME_NAMES):
+        texts += write(model, n, seed=seed + i, temperature=temperature, top_p=top_p,
+                       rules=VerseRules(form=model.run_config.poem.form), theme=name)
+        themes += [i] * n
+    return {"per_theme": n, "written": theme_accuracy(classifier, texts, themes),
+            "chance": 1 / len(THEME_NAMES)}
+
+
 def evaluate_poems(model: torch.nn.Module, corpus_dir: str | Path | None = None, n: int = 1000, seed: int = 0,
-                   temperature: float = 0.7, top_p: float = 0.9) -> dict[str, Any]:
-    """Write n poems with the rules kept and n without, and measure both beside n held-out corpus poems."""
+                   temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P, iwae_poems: int = 300,
+                   k: int = 100) -> dict[str, Any]:
+    """Write n poems with the rules kept and n without, and measure both beside n held-out corpus poems; the
+    model's fit on the held-out poems (with an importance-sampled perplexity on `iwae_poems` of them, k samples),
+    the interpolation overlap, and for a themed model the theme classifier's reading of poems written to each theme.
+    """
     config = model.run_config
     if corpus_dir is not None:
-        config.corpus_dir = str(corpus_dir)
-    train_texts, held_texts = split_texts(corpus_texts(config), config.seed)
+        config.poem.corpus_dir = str(corpus_dir)
+    train_items, held_items = split_texts(corpus_items(config), config.run.seed)
+    train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
     lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(
         [line for t in train_texts for line in lines_of_text(t)])
     model.corpus_lines = lines
-    rules = VerseRules(form=config.form)
+    rules = VerseRules(form=config.poem.form)
     constrained = write(model, n, seed=seed, temperature=temperature, rules=rules, top_p=top_p)
     free = write(model, n, seed=seed, temperature=temperature)
     reference = random.Random(seed).sample(held_texts, min(n, len(held_texts)))
+    held = model.vocab.encode(held_texts)
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    themed = bool(getattr(model, "uses_labels", False))
+    labels = torch.tensor([c for _, c in held_items]) if themed else None
+    extra: dict[str, Any] = {}
+    if themed:
+        extra["themes"] = theme_scores(model, max(10, n // 10), seed, temperature, top_p)
+    elif len(held) >= 2:
+        extra["interpolation"] = interpolation_overlap(model, held, seed=seed)
     return {
-        "form": config.form, "poems": n, "seed": seed, "temperature": temperature, "top_p": top_p,
+        "form": config.poem.form, "poems": n, "seed": seed, "temperature": temperature, "top_p": top_p,
         "train_poems": len(train_texts), "held_out_poems": len(held_texts), "vocabulary": len(model.vocab),
         "constrained": verse_metrics(constrained, lines), "unconstrained": verse_metrics(free, lines),
         "corpus": verse_metrics(reference, lines),
         "acrostic_heads_placed": acrostic_share(model, min(n, 100), seed, temperature),
-        "fit": fit(model, model.vocab.encode(held_texts), device=next(model.parameters()).device),
-        "examples": constrained[:3],
+        "fit": fit(model, held, labels, device=device, iwae_poems=iwae_poems, k=k),
+        "examples": constrained[:3], **extra,
     }

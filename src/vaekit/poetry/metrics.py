@@ -16,7 +16,8 @@ from vaekit.poetry.decode import LineSet
 from vaekit.poetry.verse import alternates, check, has_doubled_character, lines_of_text, rhyme_groups
 
 __all__ = ["distinct_n", "novelty", "rhyme_share", "template_fit_share", "alternation_share", "doubled_share",
-           "verse_metrics", "fit", "form_share"]
+           "verse_metrics", "fit", "form_share",
+           "interpolation_overlap"]
 
 
 def form_share(texts: list[str], length: int) -> dict[str, float]:
@@ -85,12 +86,62 @@ def verse_metrics(texts: list[str], corpus_lines: LineSet | None) -> dict[str, f
 
 
 @torch.no_grad()
-def fit(model: torch.nn.Module, held_out: torch.Tensor, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Held-out reconstruction accuracy per character (greedy decoding at the posterior mean), ELBO per character."""
-    x = held_out.to(device)
-    recon = torch.cat([model.greedy(model.posterior(x[i:i + 500]).mean) for i in range(0, len(x), 500)])
-    metrics = elbo_metrics(model, held_out, torch.zeros(len(held_out), dtype=torch.long), device=device)
+def fit(model: torch.nn.Module, held_out: torch.Tensor, labels: torch.Tensor | None = None,
+        device: torch.device | str = "cpu", iwae_poems: int = 0, k: int = 100) -> dict[str, float]:
+    """How well the model fits held-out poems, and how much its z carries.
+
+    Reconstruction accuracy per character (greedy decoding at the posterior mean), the true ELBO and KL, active
+    units (Burda's criterion), the perplexity bound exp(-ELBO per character) and, on the first `iwae_poems`
+    poems, the importance-sampled one from `iwae_bound` with k samples (tighter: log p(x) >= IWAE_k >= ELBO).
+    """
+    from vaekit.evaluate import estimate_nll, latent_statistics
+
+    labels = torch.zeros(len(held_out), dtype=torch.long) if labels is None else labels
+    x, y = held_out.to(device), labels.to(device) if getattr(model, "uses_labels", False) else None
+    recon = torch.cat([model.greedy(model.posterior(x[i:i + 500], None if y is None else y[i:i + 500]).mean,
+                                    None if y is None else y[i:i + 500]) for i in range(0, len(x), 500)])
+    metrics = elbo_metrics(model, held_out, labels, device=device)
+    stats = latent_statistics(model, held_out, labels, device=device)
     length = held_out.shape[1]
-    return {"reconstruction_accuracy": float((recon == x).float().mean()),
-            "elbo_per_char": metrics["elbo"] / length, "kl_per_poem": metrics["kl"],
-            "perplexity_bound": math.exp(-metrics["elbo"] / length)}
+    out = {"reconstruction_accuracy": float((recon == x).float().mean()),
+           "elbo_per_char": metrics["elbo"] / length, "kl_per_poem": metrics["kl"],
+           "perplexity_bound": math.exp(-metrics["elbo"] / length),
+           "active_units": stats["active_units"], "latent_dim": stats["latent_dim"], "held_out_poems": len(x)}
+    if iwae_poems > 0:
+        n = min(iwae_poems, len(x))
+        nll = estimate_nll(model, held_out[:n], labels[:n], k=k, device=device)
+        subset = elbo_metrics(model, held_out[:n], labels[:n], device=device)
+        out.update({"iwae_k": k, "iwae_poems": n, "perplexity_iwae": math.exp(nll.nll / length),
+                    "perplexity_bound_same_poems": math.exp(-subset["elbo"] / length)})
+    return out
+
+
+@torch.no_grad()
+def interpolation_overlap(model: torch.nn.Module, held_out: torch.Tensor, pairs: int = 100, steps: int = 7,
+                          seed: int = 0) -> dict[str, object]:
+    """Walk the line between the posterior means of random pairs of held-out poems, decoding greedily.
+
+    At each inner point, count the characters the decoded poem shares with each end (as sets). Reports the
+    mean overlap with the start and with the end at every step, and the share of inner points that share more
+    with the nearer end than with the farther one (the midpoint, equally near both, is left out).
+    """
+    pairs = min(pairs, len(held_out) // 2)
+    if pairs < 1:
+        raise ValueError("interpolation needs at least two held-out poems")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(held_out), generator=g)[: 2 * pairs]
+    a, b = held_out[order[:pairs]], held_out[order[pairs: 2 * pairs]]
+    za, zb = model.posterior(a).mean, model.posterior(b).mean
+    t = torch.linspace(0, 1, steps)
+    paths = [model.greedy((1 - s) * za + s * zb) for s in t]
+    near_a, near_b, nearer, counted = [], [], 0, 0
+    for i, s in enumerate(t.tolist()):
+        share_a = [len(set(p.tolist()) & set(x.tolist())) for p, x in zip(paths[i], a, strict=True)]
+        share_b = [len(set(p.tolist()) & set(x.tolist())) for p, x in zip(paths[i], b, strict=True)]
+        near_a.append(sum(share_a) / pairs)
+        near_b.append(sum(share_b) / pairs)
+        if 0 < i < steps - 1 and abs(s - 0.5) > 1e-6:
+            nearer += sum((sa > sb) if s < 0.5 else (sb > sa) for sa, sb in zip(share_a, share_b, strict=True))
+            counted += pairs
+    return {"steps": steps, "pairs": pairs, "overlap_with_start": near_a, "overlap_with_end": near_b,
+            "nearer_end_share": nearer / max(1, counted)}

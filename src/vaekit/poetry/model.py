@@ -6,7 +6,17 @@ A five-character poem has a fixed length, so encoder and decoder can be pure 1-D
 - `causal`: character t from z and the characters before it, through left-padded dilated gated
   convolutions with z entering every layer (after Yang et al. 2017), so line 4 can agree with line 2.
 
-Both offer the same `step_decoder(z)` to the constrained decoder, which never knows which it drives.
+- `gru`: the same dependence through a GRU whose first state and every input carry z (the usual text-VAE
+  decoder, Bowman et al. 2016), kept for the comparison in docs/benchmarks.md.
+
+Every decoder offers the same `step_decoder(z)` to the constrained decoder, which never knows which it drives.
+With `themes` > 0 the model is a CVAE over poem themes: the theme enters encoder and decoder ("input"), or
+only the prior p(z | theme) = N(mu_theme, I) (Su's "prior" scheme), as for images.
+
+Remedies against posterior collapse, each shaping training only (the reported ELBO stays the true bound):
+free bits (a KL floor per dimension), BN-VAE (batch-norm on the posterior mean with a fixed scale gamma, so
+E[KL] >= latent_dim * gamma^2 / 2, Zhu et al. 2020), a bag-of-characters loss (z predicts which characters
+the poem holds), and autoencoder pretraining with the decoder reset after it (Li et al. 2019, in the Trainer).
 Encoder: embedding, two residual gated convolutions (kernel 3, h[:d] * sigmoid(h[d:])), global average
 pooling, dense layers for mean and log-variance. Decoder: dense to L x d, residual gated convolution(s),
 a softmax over the vocabulary at each position.
@@ -19,14 +29,16 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Distribution
+from torch.distributions import Distribution, Independent, Normal
 
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, standard_normal
 from vaekit.objectives import ELBOTerms, elbo
 
-__all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS"]
+__all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS", "CONDITIONINGS"]
 
-DECODERS = ("parallel", "causal")
+DECODERS = ("parallel", "causal", "gru")
+CONDITIONINGS = ("input", "prior")
+THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that start apart stay apart
 
 
 class GatedConv(nn.Module):
@@ -44,124 +56,219 @@ class GatedConv(nn.Module):
 class CausalGatedConv(nn.Module):
     """x + a * sigmoid(b), [a, b] = dilated conv1d(x padded on the left) + W z: position t sees only t and before."""
 
-    def __init__(self, channels: int, latent_dim: int, dilation: int, kernel: int = 3):
+    def __init__(self, channels: int, code_dim: int, dilation: int, kernel: int = 3, dropout: float = 0.0):
         super().__init__()
         self.pad = (kernel - 1) * dilation
         self.conv = nn.Conv1d(channels, 2 * channels, kernel, dilation=dilation)
-        self.from_z = nn.Linear(latent_dim, 2 * channels)
+        self.from_z = nn.Linear(code_dim, 2 * channels)
+        self.drop = nn.Dropout(dropout)  # on the residual branch, in training
 
-    def forward(self, x: Tensor, z: Tensor) -> Tensor:  # x: (N, d, T), z: (N, latent)
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:  # x: (N, d, T), z: (N, code)
         a, b = (self.conv(F.pad(x, (self.pad, 0))) + self.from_z(z)[:, :, None]).chunk(2, dim=1)
-        return x + a * torch.sigmoid(b)
+        return x + self.drop(a * torch.sigmoid(b))
 
 
 class CausalLikelihood:
-    """p(x | z) = prod_t p(x_t | x_<t, z) of the causal decoder; `log_prob` runs it with teacher forcing.
+    """p(x | z) = prod_t p(x_t | x_<t, z) of an autoregressive decoder; `log_prob` runs it with teacher forcing.
 
     z may carry leading sample dimensions (k, B, latent), as the objectives pass it; x is (B, L).
     """
 
-    def __init__(self, model: PoemVAE, z: Tensor):
-        self.model, self.z = model, z
+    def __init__(self, model: PoemVAE, z: Tensor, y: Tensor | None = None):
+        self.model, self.z, self.y = model, z, y
 
     def log_prob(self, x: Tensor) -> Tensor:
         lead = self.z.shape[:-1]
         z = self.z.reshape(-1, self.model.latent_dim)
+        y = None if self.y is None else self.y.expand(*lead).reshape(-1)
         tokens = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
-        logits = self.model.causal_logits(z, tokens[:, :-1])
+        logits = self.model.causal_logits(z, tokens[:, :-1], y)
         logp = torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         return logp.sum(-1).reshape(lead)
 
 
 class PoemVAE(nn.Module):
-    """p(poem | z): every character from z alone (`parallel`), or from z and the characters before (`causal`);
-    z ~ N(0, I); q(z | poem) from a gated CNN. `free_bits` shapes training only (see objectives.elbo)."""
+    """p(poem | z): every character from z alone (`parallel`), or from z and the characters before (`causal`,
+    `gru`); z ~ N(0, I) (or N(mu_theme, I)); q(z | poem) from a gated CNN.
+
+    `free_bits`, `posterior_bn` and `bag_weight` shape training only (see the module docstring).
+    """
 
     def __init__(self, vocab_size: int, length: int, latent_dim: int = 64, embedding_dim: int = 64,
                  encoder_layers: int = 2, decoder_layers: int = 1, beta: float = 1.0, kl: str = "analytic",
-                 decoder: str = "parallel", free_bits: float = 0.0):
+                 decoder: str = "parallel", free_bits: float = 0.0, posterior_bn: float = 0.0,
+                 bag_weight: float = 0.0, themes: int = 0, conditioning: str = "input", dropout: float = 0.0):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}; got {conditioning!r}")
         self.vocab_size, self.length, self.latent_dim, self.beta, self.kl = vocab_size, length, latent_dim, beta, kl
-        self.decoder_kind, self.free_bits = decoder, free_bits
+        self.decoder_kind, self.free_bits, self.bag_weight = decoder, free_bits, bag_weight
+        self.themes, self.conditioning = themes, conditioning
+        self.posterior_bn = posterior_bn
+        self.drop = nn.Dropout(dropout)  # on the decoder's input and residual branches: 31k poems overfit without
+        labels_in = themes if themes and conditioning == "input" else 0
+        code = latent_dim + labels_in  # what the decoder reads: z, and the theme one-hot under "input"
         d = embedding_dim
-        self.embed = nn.Embedding(vocab_size, d)
+        if decoder == "parallel":  # Su's layout, kept as it was so the shipped parallel models still load
+            self.embed = nn.Embedding(vocab_size, d)
+        else:  # one table for encoder input, decoder input and output (tied, Press & Wolf 2017); row V: start
+            self.embed = nn.Embedding(vocab_size + 1, d)
+            # unit-variance rows would make the tied output's first logits ~sqrt(d) wide and slow learning
+            # (held-out perplexity 880 against 510 after 1,000 steps)
+            nn.init.normal_(self.embed.weight, std=d**-0.5)
         self.encoder = nn.Sequential(*[GatedConv(d) for _ in range(encoder_layers)])
-        self.to_posterior = nn.Linear(d, 2 * latent_dim)
+        self.to_posterior = nn.Linear(d + labels_in, 2 * latent_dim)
+        if posterior_bn > 0:
+            self.mean_norm = nn.BatchNorm1d(latent_dim, affine=False)
+            self.mean_shift = nn.Parameter(torch.zeros(latent_dim))
+        if themes and conditioning == "prior":
+            self.theme_means = nn.Embedding(themes, latent_dim)
+            nn.init.normal_(self.theme_means.weight, std=THEME_MEAN_SPREAD)
+        if bag_weight > 0:
+            self.to_bag = nn.Linear(code, vocab_size)
         if decoder == "parallel":
-            self.from_z = nn.Linear(latent_dim, length * d)
+            self.from_z = nn.Linear(code, length * d)
             self.decoder = nn.Sequential(*[GatedConv(d) for _ in range(decoder_layers)])
-        else:  # token vocab_size is the start mark; dilations 1, 2, 4, ... widen the view to the whole poem
-            self.previous = nn.Embedding(vocab_size + 1, d)
-            self.causal = nn.ModuleList(CausalGatedConv(d, latent_dim, 2 ** (i % 5)) for i in range(decoder_layers))
-        self.to_logits = nn.Linear(d, vocab_size)
+            self.to_logits = nn.Linear(d, vocab_size)
+        elif decoder == "causal":  # dilations 1, 2, 4, ... widen the view to the whole poem
+            self.causal = nn.ModuleList(CausalGatedConv(d, code, 2 ** (i % 5), dropout=dropout)
+                                        for i in range(decoder_layers))
+        else:
+            self.gru = nn.GRU(d + code, d, num_layers=decoder_layers, batch_first=True)
+            self.to_state = nn.Linear(code, decoder_layers * d)
+        if decoder != "parallel":
+            self.out_proj = nn.Linear(d, d)
+            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether the model reads a theme y (the evaluation code passes labels only then)."""
+        return self.themes > 0
 
     @property
     def parallel(self) -> bool:
         """Whether every position is decoded from z alone (no dependence on earlier characters)."""
         return self.decoder_kind == "parallel"
 
-    def causal_logits(self, z: Tensor, before: Tensor) -> Tensor:
+    def _code(self, z: Tensor, y: Tensor | None) -> Tensor:
+        """What the decoder reads: z, with the theme one-hot beside it under "input" conditioning."""
+        if not self.themes or self.conditioning == "prior":
+            return z
+        y = self._need_theme(y)
+        return torch.cat([z, F.one_hot(y, self.themes).to(z.dtype).expand(*z.shape[:-1], self.themes)], dim=-1)
+
+    def _need_theme(self, y: Tensor | None) -> Tensor:
+        if y is None:
+            raise ValueError("this poem model is conditioned on a theme; pass y (theme indices)")
+        return y
+
+    def _output(self, h: Tensor) -> Tensor:
+        """Logits over the vocabulary from decoder states (..., d), through the tied embedding."""
+        return F.linear(torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size], self.out_bias).float()
+
+    def causal_logits(self, z: Tensor, before: Tensor, y: Tensor | None = None) -> Tensor:
         """(N, T+1, V) logits of positions 0..T given z (N, latent) and the T characters `before` them."""
+        return self._output(self._causal_states(z, before, y))
+
+    def _causal_states(self, z: Tensor, before: Tensor, y: Tensor | None) -> Tensor:
+        """(N, T+1, d) decoder states of positions 0..T: the output layer reads them."""
+        code = self._code(z, y)
         start = torch.full((len(before), 1), self.vocab_size, dtype=torch.long, device=before.device)
-        h = self.previous(torch.cat([start, before], dim=1)).transpose(1, 2)
+        h = self.drop(self.embed(torch.cat([start, before], dim=1)))
+        if self.decoder_kind == "gru":
+            state = torch.tanh(self.to_state(code)).view(len(code), self.gru.num_layers, -1).transpose(0, 1)
+            out, _ = self.gru(torch.cat([h, code[:, None].expand(-1, h.shape[1], -1)], dim=-1), state.contiguous())
+            return self.drop(out)
+        h = h.transpose(1, 2)
         for layer in self.causal:
-            h = layer(h, z)
-        return self.to_logits(h.transpose(1, 2)).float()
+            h = layer(h, code)
+        return h.transpose(1, 2)
+
+    def reset_decoder(self) -> None:
+        """Re-initialise the decoder's own layers (the tied embedding stays): Li et al.'s step after pretraining."""
+        for name in ("causal", "gru", "to_state", "out_proj", "from_z", "decoder", "to_logits"):
+            module = getattr(self, name, None)
+            if module is not None:
+                for m in module.modules():
+                    if hasattr(m, "reset_parameters") and m is not self:
+                        m.reset_parameters()
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         h = self.encoder(self.embed(x).transpose(1, 2)).mean(dim=2)  # global average pooling over positions
+        if self.themes and self.conditioning == "input":
+            h = torch.cat([h, F.one_hot(self._need_theme(y), self.themes).to(h.dtype)], dim=-1)
         mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
+        if self.posterior_bn > 0:
+            mu = self.posterior_bn * self.mean_norm(mu) + self.mean_shift
         return diagonal_gaussian(mu, logvar.clamp(-30.0, 20.0))
 
     def prior(self, y: Tensor | None = None) -> Distribution:
+        if self.themes and self.conditioning == "prior":
+            mu = self.theme_means(self._need_theme(y))
+            return Independent(Normal(mu, torch.ones_like(mu), validate_args=False), 1)
         return standard_normal(self.latent_dim, device=self._device_probe.device)
 
-    def logits(self, z: Tensor) -> Tensor:
+    def logits(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """(..., L, V) logits for codes z of shape (..., latent): the parallel decoder's, all positions at once."""
         if not self.parallel:
-            raise ValueError("a causal decoder has no logits from z alone; use step_decoder(z) or greedy(z)")
+            raise ValueError("an autoregressive decoder has no logits from z alone; use step_decoder(z) or greedy(z)")
         lead = z.shape[:-1]
-        h = self.from_z(z.reshape(-1, self.latent_dim)).view(-1, self.embed.embedding_dim, self.length)
+        code = self._code(z, y)
+        h = self.from_z(code.reshape(-1, code.shape[-1])).view(-1, self.embed.embedding_dim, self.length)
         out = self.to_logits(self.decoder(h).transpose(1, 2))
         return out.reshape(*lead, self.length, self.vocab_size).float()
 
     def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution | CausalLikelihood:
-        return categorical_likelihood(self.logits(z)) if self.parallel else CausalLikelihood(self, z)
+        return categorical_likelihood(self.logits(z, y)) if self.parallel else CausalLikelihood(self, z, y)
 
     def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
-        return elbo(self, x, kl=self.kl, beta=self.beta if beta is None else beta, free_bits=self.free_bits)
+        terms = elbo(self, x, y, kl=self.kl, beta=self.beta if beta is None else beta, free_bits=self.free_bits)
+        if self.bag_weight > 0:  # z must predict which characters the poem holds, in any order
+            assert terms.z is not None
+            logp = torch.log_softmax(self.to_bag(self._code(terms.z, y)).float(), dim=-1)
+            terms.loss = terms.loss - self.bag_weight * logp.gather(-1, x).sum(-1).mean()
+        return terms
 
     @torch.no_grad()
-    def greedy(self, z: Tensor) -> Tensor:
+    def greedy(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """(N, L) the most likely character at each position given z (and, causally, the ones chosen before)."""
         if self.parallel:
-            return self.logits(z).argmax(-1)
-        step = self.step_decoder(z)
+            return self.logits(z, y).argmax(-1)
+        step = self.step_decoder(z, y)
         ids = torch.zeros(len(z), 0, dtype=torch.long, device=z.device)
         for _ in range(self.length):
             ids = torch.cat([ids, step(ids).argmax(-1, keepdim=True)], dim=1)
         return ids
 
-    def step_decoder(self, z: Tensor) -> Callable[[Tensor], Tensor]:
+    def step_decoder(self, z: Tensor, y: Tensor | None = None) -> Callable[[Tensor], Tensor]:
         """Logits (B, V) of position t given z (B, latent) and the prefix (B, t), for any decoder."""
         if self.parallel:
-            logits = self.logits(z)
+            logits = self.logits(z, y)
             return lambda prefix: logits[:, prefix.shape[1]]
-        return lambda prefix: self.causal_logits(z, prefix)[:, -1]
+        # the stack runs over the prefix (cheap: 20-56 positions), the vocabulary projection only at the last one
+        return lambda prefix: self._output(self._causal_states(z, prefix, y)[:, -1])
+
+    def sample_prior(self, n: int, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """n codes from p(z) (or p(z | theme)), drawn on the CPU generator for reproducibility."""
+        z = torch.randn(n, self.latent_dim, generator=generator).to(self._device_probe.device)
+        if self.themes and self.conditioning == "prior":
+            z = z + self.theme_means(self._need_theme(y))
+        return z
 
     @torch.no_grad()
     def generate(self, n: int, temperature: float = 0.0, z: Tensor | None = None,
-                 generator: torch.Generator | None = None, forbid: list[int] | None = None) -> Tensor:
-        """(n, L) token ids from z ~ N(0, I) (or the given z): argmax (temperature 0) or sampled."""
+                 generator: torch.Generator | None = None, forbid: list[int] | None = None,
+                 y: Tensor | None = None) -> Tensor:
+        """(n, L) token ids from z ~ p(z) (or the given z): argmax (temperature 0) or sampled."""
         device = self._device_probe.device
         if z is None:
-            z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+            z = self.sample_prior(n, y, generator)
         if not self.parallel:
-            return self._generate_causal(z, temperature, generator, forbid)
-        logits = self.logits(z)
+            return self._generate_causal(z, temperature, generator, forbid, y)
+        logits = self.logits(z, y)
         if forbid:
             logits[..., forbid] = float("-inf")
         if temperature <= 0:
@@ -171,9 +278,9 @@ class PoemVAE(nn.Module):
         return flat.view(n, self.length).to(device)
 
     def _generate_causal(self, z: Tensor, temperature: float, generator: torch.Generator | None,
-                         forbid: list[int] | None) -> Tensor:
+                         forbid: list[int] | None, y: Tensor | None) -> Tensor:
         """Ancestral sampling, one position at a time."""
-        step = self.step_decoder(z)
+        step = self.step_decoder(z, y)
         ids = torch.zeros(len(z), 0, dtype=torch.long, device=z.device)
         for _ in range(self.length):
             logits = step(ids)

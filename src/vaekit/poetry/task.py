@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -12,15 +13,18 @@ from vaekit.config import TrainConfig
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import Vocabulary, extract_form, form_length, load_poems, to_simplified
 from vaekit.poetry.model import PoemVAE
+from vaekit.poetry.themes import THEME_NAMES, THEMES, theme_of
 
-__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "poem_model_for_run", "load_vocabulary", "save_line_set"]
+__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_texts", "corpus_items", "poem_model_for_run",
+           "load_vocabulary", "save_line_set"]
 
 HELD_OUT_FRACTION = 0.05
+T = TypeVar("T")
 VOCAB_FILE = "vocab.json"
 SPLIT_FILE = "held_out.json"
 
 
-def split_texts(texts: list[str], seed: int) -> tuple[list[str], list[str]]:
+def split_texts(texts: list[T], seed: int) -> tuple[list[T], list[T]]:
     """A held-out 5% (at least one) fixed by seed; the rest for training."""
     order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed)).tolist()
     n_held = max(1, int(round(HELD_OUT_FRACTION * len(texts))))
@@ -30,21 +34,30 @@ def split_texts(texts: list[str], seed: int) -> tuple[list[str], list[str]]:
 
 
 def corpus_texts(config: TrainConfig) -> list[str]:
-    """All texts of the configured form (simplified if asked).
+    """All texts of the configured form (simplified if asked): see `corpus_items`."""
+    return [text for text, _ in corpus_items(config)]
+
+
+def corpus_items(config: TrainConfig) -> list[tuple[str, int]]:
+    """All (text, theme) pairs of the configured form (simplified if asked); the theme follows the title.
 
     For quatrains, `regulated_halves` adds both four-line halves of every regulated poem: stanzas of the
     same shape that also rhyme on their even lines, 29k of them beside the corpus's 3,956 true five-character
     quatrains (16k beside the 10,580 seven-character ones).
     """
-    poems = load_poems(config.corpus_dir)
-    texts = extract_form(poems, config.form)
-    if config.form in ("quatrain", "quatrain7") and config.regulated_halves:
-        regulated = "regulated" if config.form == "quatrain" else "regulated7"
-        half = form_length(config.form)
-        texts += [part for t in extract_form(poems, regulated) for part in (t[:half], t[half:])]
-    if not texts:
-        raise DataError(f"{config.corpus_dir or 'the corpus'}: no {config.form} poems found; check --corpus")
-    return to_simplified(texts) if config.simplified else texts
+    poems = load_poems(config.poem.corpus_dir)
+    items = [(t, theme_of(p.title)) for p in poems for t in extract_form([p], config.poem.form)]
+    if config.poem.form in ("quatrain", "quatrain7") and config.poem.regulated_halves:
+        regulated = "regulated" if config.poem.form == "quatrain" else "regulated7"
+        half = form_length(config.poem.form)
+        items += [(part, theme_of(p.title)) for p in poems for t in extract_form([p], regulated)
+                  for part in (t[:half], t[half:])]
+    if not items:
+        raise DataError(f"{config.poem.corpus_dir or 'the corpus'}: no {config.poem.form} poems found; "
+                        "check --corpus")
+    if config.poem.simplified:
+        return list(zip(to_simplified([t for t, _ in items]), [c for _, c in items], strict=True))
+    return items
 
 
 def load_vocabulary(run_dir: Path) -> Vocabulary:
@@ -62,18 +75,24 @@ class PoemTask:
 
     def __init__(self, config: TrainConfig, run_dir: Path | None = None):
         self.config = config
-        self.length = form_length(config.form)
-        train_texts, held_texts = split_texts(corpus_texts(config), config.seed)
-        if config.train_size is not None:
-            train_texts = train_texts[: config.train_size]
-        self.vocab = load_vocabulary(run_dir) if run_dir is not None else Vocabulary.build(train_texts, config.min_count)
+        self.length = form_length(config.poem.form)
+        train_items, held_items = split_texts(corpus_items(config), config.run.seed)
+        if config.poem.train_size is not None:
+            train_items = train_items[: config.poem.train_size]
+        train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
+        themed = config.model.model == "cvae"  # the themed CVAE: the title's theme is the label
+        self.vocab = (load_vocabulary(run_dir) if run_dir is not None else
+                      Vocabulary.build(train_texts, config.poem.min_count))
         self.train_texts, self.held_texts = train_texts, held_texts
         x = self.vocab.encode(train_texts)
-        held = self.vocab.encode(held_texts[: config.eval_size] if config.eval_size else held_texts)
-        self.train = (x, torch.zeros(len(x), dtype=torch.long))
-        self.valid = (held, torch.zeros(len(held), dtype=torch.long))
-        config.image_shape = None
-        config.num_classes = 1
+        held_items = held_items[: config.poem.eval_size] if config.poem.eval_size else held_items
+        held = self.vocab.encode([t for t, _ in held_items])
+        self.train = (x, torch.tensor([c for _, c in train_items]) if themed else torch.zeros(len(x), dtype=torch.long))
+        self.valid = (held, torch.tensor([c for _, c in held_items]) if themed else
+                      torch.zeros(len(held), dtype=torch.long))
+        config.model.image_shape = None
+        config.model.num_classes = len(THEMES) if themed else 1
+        config.class_names = list(THEME_NAMES) if themed else None
 
     def build_model(self) -> PoemVAE:
         return poem_model(self.config, len(self.vocab))
@@ -98,10 +117,13 @@ def save_line_set(train_texts: list[str], run_dir: Path) -> None:
 
 
 def poem_model(config: TrainConfig, vocab_size: int) -> PoemVAE:
-    return PoemVAE(vocab_size, form_length(config.form), latent_dim=config.latent_dim,
-                   embedding_dim=config.embedding_dim, encoder_layers=config.encoder_layers,
-                   decoder_layers=config.decoder_layers, beta=config.beta, kl=config.kl, decoder=config.decoder,
-                   free_bits=config.free_bits)
+    """The poem model a run's settings describe (a themed CVAE when the run's model is cvae)."""
+    p, m = config.poem, config.model
+    assert p is not None, "a poem run has a poem section"
+    return PoemVAE(vocab_size, form_length(p.form), latent_dim=m.latent_dim, embedding_dim=p.embedding_dim,
+                   encoder_layers=p.encoder_layers, decoder_layers=p.decoder_layers, beta=m.beta, kl=m.kl,
+                   decoder=p.decoder, free_bits=p.free_bits, posterior_bn=p.posterior_bn, bag_weight=p.bag_weight,
+                   themes=len(THEMES) if m.model == "cvae" else 0, conditioning=m.conditioning, dropout=p.dropout)
 
 
 def poem_model_for_run(config: TrainConfig, run_dir: Path) -> PoemVAE:

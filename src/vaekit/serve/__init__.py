@@ -22,12 +22,12 @@ def _require_web() -> None:
 
 def open_runs(paths: list[str | Path]) -> tuple[list, dict[str, Path]]:
     """(image RunViews, poem runs by form) for the run directories given, each checked to be a vaekit run."""
-    from vaekit.runs import read_run_config
     from vaekit.serve.views import RunView
+    from vaekit.tasks import read_settings
 
     views, poems = [], {}
     for i, path in enumerate(map(Path, paths)):
-        config = read_run_config(path)
+        config = read_settings(path).flat()
         if config.get("task") == "poem":
             poems[config["form"]] = path
         else:

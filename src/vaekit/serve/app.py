@@ -56,14 +56,24 @@ class Served:
         shipped = [f for f in FORMS if (shipped_model_dir(f) / "model.safetensors").is_file()]
         return sorted(set(shipped) | set(self.poem_runs), key=FORMS.index)
 
-    def poem_model(self, form: Any) -> torch.nn.Module:
+    def themed_forms(self) -> list[str]:
+        """Forms with a themed model shipped (a poem run given on the command line replaces the shipped one)."""
+        from vaekit.poetry import shipped_model_dir
+
+        return [f for f in self.poem_forms()
+                if f not in self.poem_runs and (shipped_model_dir(f, themed=True) / "model.safetensors").is_file()]
+
+    def poem_model(self, form: Any, themed: bool = False) -> torch.nn.Module:
         from vaekit.poetry import load_poem_model
 
         if form not in self.poem_forms():
             raise BadRequest(f"form must be one of {', '.join(self.poem_forms())}; got {form!r}")
-        if form not in self._poem_models:
-            self._poem_models[form] = load_poem_model(form, self.poem_runs.get(form))
-        return self._poem_models[form]
+        if themed and form not in self.themed_forms():
+            raise BadRequest(f"no themed {form} model is served; write without a theme")
+        key = f"{form}-themed" if themed else form
+        if key not in self._poem_models:
+            self._poem_models[key] = load_poem_model(form, None if themed else self.poem_runs.get(form), themed=themed)
+        return self._poem_models[key]
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -160,7 +170,9 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
         return JSONResponse({"images": [png_data_url(i, scale=2) for i in images]})
 
     async def poem_forms(_request: Request) -> JSONResponse:
-        return JSONResponse({"forms": served.poem_forms()})
+        from vaekit.poetry.themes import THEME_NAMES
+
+        return JSONResponse({"forms": served.poem_forms(), "themed": served.themed_forms(), "themes": THEME_NAMES})
 
     def _finish(texts: list[str], body: dict[str, Any]) -> list[list[str]]:
         from vaekit.data.poetry import to_simplified
@@ -173,17 +185,20 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
         return [lines_of_text(t) for t in texts]
 
     async def poem(request: Request) -> JSONResponse:
-        from vaekit.poetry import VerseRules, write
+        from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, write
 
         body = await _body(request)
-        model = served.poem_model(body.get("form"))
+        theme = text(body, "theme", 20)
+        model = served.poem_model(body.get("form"), themed=theme is not None)
         keywords = text(body, "keywords") or ""
-        rules = VerseRules(form=model.run_config.form, template=text(body, "template") or "auto",
+        rules = VerseRules(form=model.run_config.poem.form, template=text(body, "template") or "auto",
                            rhyme=text(body, "rhyme") or "auto", acrostic=text(body, "acrostic"),
                            first_line=text(body, "first_line"),
                            keywords=tuple(k.strip() for k in keywords.replace("，", ",").split(",") if k.strip()))
         texts = write(model, integer(body, "n", 1, 20, default=4), seed=integer(body, "seed", 0, 2**31 - 1, default=0),
-                      temperature=number(body, "temperature", 0, 2, default=0.7), rules=rules, top_p=0.9)
+                      temperature=number(body, "temperature", 0, 2, default=DEFAULT_TEMPERATURE), rules=rules,
+                      top_p=DEFAULT_TOP_P,
+                      theme=theme)
         return JSONResponse({"poems": _finish(texts, body)})
 
     async def poem_interpolate(request: Request) -> JSONResponse:

@@ -86,9 +86,9 @@ class RunView:
         from vaekit.data import load_dataset
         from vaekit.evaluate import eval_images
         from vaekit.plots import principal_axes
-        from vaekit.runs import read_run_config
+        from vaekit.tasks import read_settings
 
-        config = read_run_config(path)
+        config = read_settings(path).flat()
         if config.get("task") == "poem":
             raise BadRequest(f"{path} is a poem run")
         model = vaekit.load(path)

@@ -217,7 +217,7 @@ async function writePoems() {
     const r = await api("/api/poem", { form: $("poem-form").value, n: Number($("poem-n").value),
       seed: Number($("poem-seed").value), temperature: Number($("poem-t").value), acrostic: $("poem-acrostic").value,
       first_line: $("poem-first").value, keywords: $("poem-keywords").value, rhyme: $("poem-rhyme").value,
-      simplified: $("poem-simplified").checked });
+      theme: $("poem-theme").value || null, simplified: $("poem-simplified").checked });
     showPoems("poems", r.poems);
     say("");
   } catch (e) { say(e.message); }
@@ -275,10 +275,15 @@ async function start() {
   $("label").addEventListener("change", decodePoint);
   $("compare").addEventListener("change", decodePoint);
   try {
-    const [{ runs }, { forms }] = await Promise.all([api("/api/runs"), api("/api/poems")]);
+    const [{ runs }, { forms, themed, themes }] = await Promise.all([api("/api/runs"), api("/api/poems")]);
+    $("poem-theme").append(...themes.map((t) => new Option(t, t)));
+    const showThemes = () => { $("poem-theme-label").hidden = !themed.includes($("poem-form").value);
+      if ($("poem-theme-label").hidden) $("poem-theme").value = ""; };
+    $("poem-form").addEventListener("change", showThemes);
     state.runs = runs;
     $("poem-form").replaceChildren(...forms.map((f) => new Option(f, f)));
     if (forms.includes("quatrain")) $("poem-form").value = "quatrain";
+    showThemes();
     $("poem-section").hidden = forms.length === 0;
     for (const id of ["explorer-section", "draw-section", "sample-section"]) $(id).hidden = runs.length === 0;
     if (runs.length) {

@@ -1,0 +1,184 @@
+"""Remedies against posterior collapse, the GRU decoder, and the themed poem CVAE: each does what it claims."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaekit.config import TrainConfig
+from vaekit.data.errors import DataError
+from vaekit.objectives import elbo
+from vaekit.poetry import VerseRules, load_poem_model, write
+from vaekit.poetry.metrics import fit, interpolation_overlap
+from vaekit.poetry.model import PoemVAE
+from vaekit.poetry.themes import THEME_NAMES, theme_accuracy, theme_index, theme_of, train_theme_classifier
+from vaekit.poetry.verse import check
+from vaekit.train import Trainer
+
+FIXTURE = Path(__file__).parent / "fixtures" / "poetry"
+
+
+def model(**kw) -> PoemVAE:
+    torch.manual_seed(0)
+    args = {"latent_dim": 8, "embedding_dim": 16, "decoder": "causal", "decoder_layers": 3, **kw}
+    return PoemVAE(50, 20, **args)
+
+
+def test_the_theme_rule_reads_titles_in_order_of_precedence():
+    assert THEME_NAMES[theme_of("秋夜送友")] == "farewell"  # parting outranks the season
+    assert THEME_NAMES[theme_of("塞下曲")] == "frontier"
+    assert THEME_NAMES[theme_of("秋日登樓")] == "autumn"
+    assert THEME_NAMES[theme_of("春曉")] == "spring"
+    assert THEME_NAMES[theme_of("靜夜思")] == "other"
+    assert theme_index("moon") == THEME_NAMES.index("moon") and theme_index("2") == 2
+    with pytest.raises(ValueError, match="farewell"):
+        theme_index("winter")
+
+
+@pytest.mark.parametrize("decoder", ["causal", "gru"])
+def test_autoregressive_decoders_never_look_ahead(decoder):
+    m = model(decoder=decoder, decoder_layers=2).eval()
+    x, z = torch.randint(1, 50, (3, 20)), torch.randn(3, 8)
+    changed = x.clone()
+    changed[:, 12] = changed[:, 12] % 49 + 1
+    before, after = m.causal_logits(z, x[:, :-1]), m.causal_logits(z, changed[:, :-1])
+    assert torch.allclose(before[:, :13], after[:, :13]) and not torch.allclose(before[:, 13:], after[:, 13:])
+
+
+def test_the_bag_of_characters_loss_changes_the_loss_not_the_bound():
+    x = torch.randint(1, 50, (16, 20))
+    plain, bagged = model(), model(bag_weight=1.0)
+    bagged.load_state_dict(plain.state_dict(), strict=False)
+    torch.manual_seed(2)
+    a = plain(x)
+    torch.manual_seed(2)
+    b = bagged(x)
+    assert torch.equal(a.elbo, b.elbo)
+    # an untrained bag predictor costs about log(50) nats for each of the 20 characters
+    assert float((b.loss - a.loss).detach()) == pytest.approx(20 * torch.log(torch.tensor(50.0)).item(), rel=0.2)
+
+
+def test_bn_vae_keeps_the_expected_kl_above_its_floor():
+    gamma, x = 0.8, torch.randint(1, 50, (256, 20))
+    m = model(posterior_bn=gamma).train()
+    m.mean_norm.eps = 1e-12  # the floor is exact up to batch-norm's eps, which a near-constant mean would feel
+    plain = model().train()
+    with torch.no_grad():
+        kl_bn = float(elbo(m, x).kl.mean())
+    assert kl_bn >= 8 * gamma**2 / 2 * 0.999  # E[KL] >= D * gamma^2 / 2 however the encoder is set
+    m.to_posterior.weight.data.mul_(0.3)  # a weak encoder: the means barely move with x
+    plain.to_posterior.weight.data.mul_(0.3)
+    plain.to_posterior.bias.data.zero_()
+    m.to_posterior.bias.data.zero_()
+    assert float(elbo(plain, x).kl.mean()) < 0.1
+    assert float(elbo(m, x).kl.mean()) >= 8 * gamma**2 / 2 * 0.999
+
+
+def test_ae_pretraining_holds_the_kl_off_then_resets_the_decoder(tmp_path):
+    cfg = TrainConfig.from_flat(task="poem", run_dir=str(tmp_path / "run"), form="quatrain", corpus_dir=str(FIXTURE),
+                      epochs=2, batch_size=32, latent_dim=8, embedding_dim=16, min_count=1, decoder="causal",
+                      decoder_layers=2, ae_pretrain=1, kl_warmup=0, device="cpu", tensorboard=False)
+    trainer = Trainer(cfg, log=lambda _m: None)
+    steps = trainer.steps_per_epoch
+    assert trainer.beta_at(0) == 0.0 and trainer.beta_at(steps - 1) == 0.0 and trainer.beta_at(steps) == 1.0
+    seen = {}
+    reset = trainer.model.reset_decoder
+
+    def spy() -> None:
+        seen["weight"] = trainer.model.causal[0].conv.weight.detach().clone()
+        reset()
+        seen["after"] = trainer.model.causal[0].conv.weight.detach().clone()
+        seen["step"] = trainer.step
+
+    trainer.model.reset_decoder = spy
+    trainer.fit()
+    assert seen["step"] == steps and not torch.equal(seen["weight"], seen["after"])
+
+
+@pytest.fixture(scope="module")
+def themed_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("themed") / "run"
+    cfg = TrainConfig.from_flat(task="poem", model="cvae", run_dir=str(run), form="quatrain", corpus_dir=str(FIXTURE),
+                      epochs=3, batch_size=32, latent_dim=8, embedding_dim=32, min_count=1, decoder="causal",
+                      decoder_layers=3, device="cpu", tensorboard=False)
+    Trainer(cfg, log=lambda _m: None).fit()
+    return run
+
+
+def test_a_themed_model_reads_its_theme_and_keeps_the_rules(themed_run):
+    m = load_poem_model(run=themed_run)
+    assert m.uses_labels and m.run_config.class_names == list(THEME_NAMES)
+    z, x = torch.randn(4, 8), m.vocab.encode(["床前明月光疑是地上霜舉頭望明月低頭思故鄉"] * 4)
+    spring = m.causal_logits(z, x[:, :-1], torch.full((4,), theme_index("spring")))
+    autumn = m.causal_logits(z, x[:, :-1], torch.full((4,), theme_index("autumn")))
+    assert not torch.allclose(spring, autumn)  # the decoder reads the theme
+    for theme in ("autumn", "farewell"):
+        for text in write(m, 10, seed=3, temperature=0.8, rules=VerseRules("quatrain"), theme=theme):
+            assert check(text, "quatrain").fits
+    with pytest.raises(DataError, match="theme must be one of"):
+        write(m, 1, theme="winter")
+    with pytest.raises(DataError, match="no themes"):
+        write(load_poem_model("quatrain"), 1, theme="autumn")
+
+
+def test_the_prior_scheme_draws_each_theme_around_its_own_mean():
+    m = model(themes=3, conditioning="prior")
+    y = torch.tensor([0, 1, 2])
+    means = m.prior(y).mean
+    assert not torch.allclose(means[0], means[1])
+    z = m.sample_prior(3000, torch.zeros(3000, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert torch.allclose(z.mean(0), means[0], atol=0.1)
+    with pytest.raises(ValueError, match="theme"):
+        m.prior(None)
+
+
+def test_the_theme_classifier_learns_the_title_rule_from_text(tmp_path):
+    # two themes with separate vocabularies: the classifier must tell them apart on held-out texts
+    rng = torch.Generator().manual_seed(0)
+    spring, autumn = list("春花柳燕鶯桃紅綠暖晴"), list("秋霜雁菊楓寒露蟲涼黃")
+
+    def poems(chars, n):
+        return ["".join(chars[i] for i in torch.randint(len(chars), (20,), generator=rng)) for _ in range(n)]
+
+    texts, themes = poems(spring, 200) + poems(autumn, 200), [3] * 200 + [2] * 200
+    clf = train_theme_classifier(texts, themes, tmp_path / "clf", epochs=3)
+    result = theme_accuracy(clf, poems(spring, 50) + poems(autumn, 50), [3] * 50 + [2] * 50)
+    assert result["accuracy"] > 0.95 and result["spring"] > 0.9 and result["autumn"] > 0.9
+    assert (tmp_path / "clf" / "classifier.safetensors").is_file()
+
+
+def test_fit_reports_the_iwae_perplexity_tighter_than_the_bound(themed_run):
+    from vaekit.poetry import load_poem_model as load
+
+    m = load(run=themed_run)
+    held = m.vocab.encode(["床前明月光疑是地上霜舉頭望明月低頭思故鄉", "白日依山盡黃河入海流欲窮千里目更上一層樓"] * 3)
+    torch.manual_seed(0)
+    result = fit(m, held, labels=torch.tensor([4, 5] * 3), iwae_poems=6, k=64)
+    assert result["perplexity_iwae"] <= result["perplexity_bound_same_poems"]
+    assert 0 <= result["active_units"] <= result["latent_dim"] == 8
+    assert 0 <= result["reconstruction_accuracy"] <= 1
+
+
+def test_interpolation_overlap_counts_shared_characters_along_the_path():
+    m = model().eval()
+    held = torch.randint(1, 50, (40, 20))
+    r = interpolation_overlap(m, held, pairs=10, steps=5)
+    assert len(r["overlap_with_start"]) == 5 and 0 <= r["nearer_end_share"] <= 1
+    assert all(0 <= v <= 20 for v in r["overlap_with_start"] + r["overlap_with_end"])
+
+
+def test_poem_train_uses_the_shipped_recipe_unless_told_otherwise(tmp_path):
+    import json
+
+    from vaekit.cli import main
+    from vaekit.cli.poem import RECIPE
+
+    base = ["poem", "train", "--corpus", str(FIXTURE), "--epochs", "1", "--min-count", "1", "--device", "cpu",
+            "--latent-dim", "8"]
+    assert main([*base, "--run-dir", str(tmp_path / "a")]) == 0
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["poem"]["decoder"] == "causal" and saved["data"] is None
+    assert {k: saved["poem"].get(k, saved["optim"].get(k)) for k in RECIPE["causal"]} == RECIPE["causal"]
+    assert main([*base, "--run-dir", str(tmp_path / "b"), "--posterior-bn", "0", "--decoder-layers", "2"]) == 0
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert saved["poem"]["posterior_bn"] == 0 and saved["poem"]["decoder_layers"] == 2  # flags win
