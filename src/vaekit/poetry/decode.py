@@ -174,6 +174,8 @@ class _Masker:
             for q in plan.rhyme_positions:
                 if q < p:
                     m[prefix[q]] = False  # no rhyme character twice
+                elif q > p and q in plan.fixed:
+                    m[plan.fixed[q]] = False  # nor one a later line is fixed to end with (a keyword, say)
         if self.rules.no_doubles and col > 0:
             m[prefix[p - 1]] = False
         if self.rules.no_doubles and col < self.chars - 1 and (p + 1) in plan.fixed:
