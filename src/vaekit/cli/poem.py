@@ -37,8 +37,8 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
     if args.resume:
         config = resume_config(args.run_dir, {"device": args.device} if args.device else {})
     else:
-        recipe = {k: v for k, v in RECIPE[args.decoder].items() if getattr(args, k) is None}  # flags win
-        given = {k: getattr(args, k) for k in RECIPE[args.decoder] if getattr(args, k) is not None}
+        recipe = {k: v if getattr(args, k) is None else getattr(args, k)  # flags given win over the recipe
+                  for k, v in RECIPE[args.decoder].items()}
         epochs = args.epochs or (PARALLEL_EPOCHS if args.decoder == "parallel" else POEM_EPOCHS)[args.form]
         config = TrainConfig.from_flat(
             "command line", task="poem", model="cvae" if args.themed else "vae", conditioning=args.conditioning,
@@ -46,7 +46,7 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
             latent_dim=args.latent_dim, min_count=args.min_count, simplified=args.simplified, seed=args.seed,
             device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes, grad_clip=5.0,
             decoder=args.decoder, free_bits=args.free_bits, bag_weight=args.bag_weight, ae_pretrain=args.ae_pretrain,
-            encoder_layers=args.encoder_layers, regulated_halves=not args.quatrains_only, **recipe, **given)
+            encoder_layers=args.encoder_layers, regulated_halves=not args.quatrains_only, **recipe)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
     if trainer.dist.is_main:
