@@ -32,7 +32,9 @@ if __name__ == "__main__":
         run("family.py", "--dataset", "fashion-mnist")
         run("time_to_quality.py")
         run("eval_memory.py")
+        run("peers.py")  # installs pytorch/examples' and Pythae's needs into benchmarks/.peers-venv first
         run("serve_latency.py")
+        run("likelihoods.py", "--minutes", "3")  # 8 runs of 3 minutes, two at a time
         run("cvae.py", "--minutes", "10")
         if (Path.home() / ".cache" / "vaekit" / "chinese-poetry").is_dir():
             run("poems.py", "-n", "1000")

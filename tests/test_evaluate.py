@@ -34,10 +34,13 @@ def test_nll_is_at_most_the_negative_elbo():
 
 
 def test_nll_reports_bits_per_dim_for_continuous_data():
-    model = PPCA(n=6, d=2, noise=0.4, seed=3)
-    x = model.sample_x(10)
-    result = estimate_nll(model, x, torch.zeros(10, dtype=torch.long), k=10, continuous=True, protocol="p")
-    assert result.bits_per_dim == pytest.approx(result.nll / (6 * np.log(2)))
+    model = PPCA(n=6, d=2, noise=0.4, seed=3)  # a density: scored on dequantized levels, plus log 256 a pixel
+    x = (model.sample_x(10).sigmoid() * 255).round() / 255
+    result = estimate_nll(model, x, torch.zeros(10, dtype=torch.long), k=10, pixel_levels=256, protocol="p")
+    assert result.dequantized and result.bits_per_dim == pytest.approx(result.nll / (6 * np.log(2)))
+    plain = estimate_nll(model, x, torch.zeros(10, dtype=torch.long), k=10, protocol="p")
+    assert plain.bits_per_dim is None and not plain.dequantized
+    assert abs(result.nll - 6 * np.log(256) - plain.nll) < 5  # the offset, up to the dequantization noise
     assert "bits/dim" in result.line() and "k=10, 10 images, p" in result.line()
 
 

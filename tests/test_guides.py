@@ -51,7 +51,7 @@ def colour_run(tmp_path_factory):
 def test_colour_images_get_a_colour_likelihood_and_keep_their_colour(colour_run):
     run, _ = colour_run
     config = json.loads((run / "config.json").read_text())  # nested: one table per concern
-    assert config["model"]["likelihood"] == "gaussian" and config["model"]["learn_scale"]
+    assert config["model"]["likelihood"] == "discretized_logistic" and config["model"]["learn_scale"]
     assert config["data"]["binarization"] == "none" and config["poem"] is None
     assert "likelihood" in config["chosen"] and config["class_names"] == ["blue", "green", "red"]
     model = vaekit.load(run)
@@ -80,11 +80,19 @@ def test_bernoulli_on_colour_images_warns(colour_run, capsys, tmp_path):
 
 
 def test_explicit_flags_win_over_the_data_defaults():
-    config = TrainConfig.from_flat(dataset="fashion-mnist", likelihood="bernoulli", binarization="dynamic")
+    config = TrainConfig.from_flat(dataset="fashion-mnist", likelihood="bernoulli", binarization="dynamic", norm="none")
     assert (config.model.likelihood, config.data.binarization, config.model.learn_scale) == ("bernoulli", "dynamic", False)
-    assert "likelihood" not in (config.chosen or {})
+    assert config.model.norm == "none" and not {"likelihood", "norm"} & set(config.chosen or {})
     mnist = TrainConfig.from_flat()
     assert (mnist.model.likelihood, mnist.data.binarization) == ("bernoulli", "dynamic")  # MNIST keeps the NLL protocol
+    assert mnist.model.norm == "none"  # and the flagship's architecture, whose numbers docs/benchmarks.md reports
+    fashion = TrainConfig.from_flat(dataset="fashion-mnist")
+    assert (fashion.model.likelihood, fashion.model.learn_scale, fashion.model.norm) == ("discretized_logistic", True,
+                                                                                         "batch")
+    assert {"likelihood", "learn_scale", "norm"} <= set(fashion.chosen)
+    assert TrainConfig.from_flat(dataset="fashion-mnist", arch="mlp").model.norm == "none"  # conv nets only
+    logistic = TrainConfig.from_flat(likelihood="discretized_logistic", binarization="none")
+    assert logistic.model.learn_scale  # asked for by name, it still learns its scale unless told not to
 
 
 def test_labels_by_class_name(colour_run, tmp_path, capsys):

@@ -4,7 +4,7 @@ from torch.distributions import Distribution
 
 from vaekit.models import ModelConfig, build_model
 
-FAMILY = [("ae", "input"), ("vae", "input"), ("iwae", "input"), ("cvae", "input"), ("cvae", "prior")]
+FAMILY = [("ae", "input"), ("vae", "input"), ("iwae", "input"), ("cvae", "input"), ("cvae", "prior"), ("cvae", "both")]
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv", "resnet"])
@@ -59,10 +59,10 @@ def test_cvae_prior_scheme_kl_has_the_class_mean_form():
     torch.testing.assert_close(torch.distributions.kl_divergence(q, model.prior(y)), expected)
 
 
-@pytest.mark.parametrize("conditioning", ["input", "prior"])
+@pytest.mark.parametrize("conditioning", ["input", "prior", "both"])
 def test_cvae_samples_a_requested_label(conditioning):
     model = build_model(ModelConfig(model="cvae", arch="conv", latent_dim=4, conditioning=conditioning))
-    if conditioning == "prior":  # move class 3's mean far away so that its samples' codes are recognisable
+    if conditioning != "input":  # move class 3's mean far away so that its samples' codes are recognisable
         with torch.no_grad():
             model.class_means.weight[3] = 50.0
         z = model.prior(torch.full((200,), 3)).sample()
@@ -73,6 +73,17 @@ def test_cvae_samples_a_requested_label(conditioning):
         model.sample(2, label=10)
 
 
+def test_cvae_both_scheme_reads_the_label_in_encoder_decoder_and_prior():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(model="cvae", arch="mlp", hidden=[16], latent_dim=3, conditioning="both"))
+    x = torch.rand(2, 1, 28, 28).bernoulli()
+    y0, y1 = torch.tensor([0, 0]), torch.tensor([1, 1])
+    assert not torch.allclose(model.posterior(x, y0).mean, model.posterior(x, y1).mean)  # the encoder reads y
+    z = torch.zeros(2, 3)
+    assert not torch.allclose(model.likelihood(z, y0).mean, model.likelihood(z, y1).mean)  # so does the decoder
+    torch.testing.assert_close(model.prior(y1).mean, model.class_means(y1))  # and the prior is p(z|y)
+
+
 def test_autoencoder_is_deterministic_and_has_no_kl():
     model = build_model(ModelConfig(model="ae", arch="mlp", hidden=[16], latent_dim=4))
     x = torch.rand(4, 1, 28, 28)
@@ -81,7 +92,7 @@ def test_autoencoder_is_deterministic_and_has_no_kl():
     assert (a.kl == 0).all()
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "continuous_bernoulli"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic"])
 def test_likelihoods_give_normalised_or_known_values(likelihood):
     model = build_model(ModelConfig(arch="mlp", hidden=[16], latent_dim=4, likelihood=likelihood, gaussian_scale=0.5))
     z = torch.randn(2, 4)
@@ -98,6 +109,11 @@ def test_likelihoods_give_normalised_or_known_values(likelihood):
         logits = torch.logit(px.mean.clamp(1e-6, 1 - 1e-6))
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
         torch.testing.assert_close(lp, -bce, rtol=1e-3, atol=1e-2)
+    if likelihood == "discretized_logistic":  # a probability over the 256 levels of every pixel
+        levels = torch.arange(256.0) / 255
+        mass = px.base_dist.log_prob(levels.view(256, 1, 1, 1, 1)).exp().sum(0)
+        torch.testing.assert_close(mass, torch.ones_like(mass), rtol=0, atol=1e-5)
+        assert bool((lp < 0).all())
 
 
 def test_learned_gaussian_scale_is_a_parameter():
@@ -108,3 +124,20 @@ def test_learned_gaussian_scale_is_a_parameter():
 def test_conv_rejects_sizes_it_cannot_mirror():
     with pytest.raises(ValueError, match="divisible by 4"):
         build_model(ModelConfig(arch="conv", image_shape=(1, 30, 30)))
+
+
+def test_batch_norm_nets_score_each_image_alone_once_trained():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="conv", latent_dim=4, norm="batch", likelihood="discretized_logistic",
+                                    learn_scale=True, image_shape=(3, 16, 16)))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = (torch.rand(6, 3, 16, 16) * 255).round() / 255
+    model(x).loss.backward()  # training mode: batch statistics, and running statistics updated
+    model.eval()
+    with torch.no_grad():  # evaluation: running statistics, so an image's terms do not depend on its batch
+        alone = model.posterior(x[:1]).mean
+        in_batch = model.posterior(x).mean[:1]
+        torch.testing.assert_close(alone, in_batch)
+        z = torch.randn(1, 4)
+        torch.testing.assert_close(model.likelihood(z).log_prob(x[:1]),
+                                   model.likelihood(z.expand(6, 4)).log_prob(x)[:1])

@@ -92,7 +92,8 @@ def test_run_commands_write_images_of_the_right_size(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "elbo:" in out and "nll:" in out and "k=20, 50 images" in out
     saved = json.loads((run / "eval.json").read_text())
-    assert saved["nll"]["k"] == 20 and saved["nll"]["nll"] > -saved["elbo"] - 5
+    # k=20 importance samples give a tighter bound than the ELBO on the same images (up to Monte Carlo noise)
+    assert saved["nll"]["k"] == 20 and 0 < saved["nll"]["nll"] <= -saved["elbo"] + 2
 
 
 def test_config_file_and_flags(tmp_path, capsys):

@@ -14,7 +14,9 @@ import torch
 from torch import Tensor
 
 from vaekit.data import Split, binarize
+from vaekit.distributions import dequantization_offset
 from vaekit.memory import EvalPlan, default_budget, plan_passes
+from vaekit.models.likelihoods import DISCRETE_LIKELIHOODS
 from vaekit.objectives import elbo, iwae_bound, reconstruction_loss
 
 __all__ = ["EVAL_SEED", "eval_images", "elbo_metrics", "NLLResult", "estimate_nll", "protocol_name",
@@ -86,9 +88,11 @@ class NLLResult:
     images: int
     protocol: str
     bits_per_dim: float | None = None
+    dequantized: bool = False  # a density scored on uniformly dequantized images: nll is a code-length bound
 
     def line(self) -> str:
         bpd = f", {self.bits_per_dim:.4f} bits/dim" if self.bits_per_dim is not None else ""
+        bpd += " (uniformly dequantized)" if self.dequantized else ""
         return (f"nll: {self.nll:.2f} ± {self.standard_error:.2f} nats{bpd} "
                 f"(k={self.k}, {self.images} images, {self.protocol})")
 
@@ -98,14 +102,17 @@ class NLLResult:
 
 @torch.no_grad()
 def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int = 5000, batch_size: int | None = None,
-                 chunk_size: int | None = None, protocol: str = "", continuous: bool = False,
+                 chunk_size: int | None = None, protocol: str = "", pixel_levels: int | None = None,
                  device: torch.device | str = "cpu", progress: Callable[[int], None] | None = None,
                  memory: int | None = None, on_plan: Callable[[EvalPlan], None] | None = None) -> NLLResult:
     """Test NLL = -mean_x log p(x), log p(x) estimated by iwae_bound with k samples, streamed in chunks.
 
     Unless given, batch and chunk sizes follow a memory budget (`memory` bytes; about 1 GB on a CPU) over the
     decoder's measured bytes per sample, so peak memory is bounded whatever k and the machine; the estimate
-    itself does not depend on them. For continuous data the number is also given in bits per dimension.
+    itself does not depend on them. For `pixel_levels`-level intensities (8-bit grey or colour: 256) the number is
+    a code length, also given in bits per dimension: a discrete likelihood scores the images as they are, a
+    density (Gaussian, continuous Bernoulli) scores them uniformly dequantized, plus log(levels) nats a pixel, so
+    the two kinds of model are compared on one scale.
     """
     if _kind(model) == "ae":
         raise ValueError("an autoencoder defines no likelihood p(x): it has no NLL; use a vae, iwae or cvae run")
@@ -115,6 +122,11 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
                        memory if memory is not None else default_budget(device), batch_size, chunk_size)
     if on_plan is not None:
         on_plan(plan)
+    scored_as = _scored_as(model) if pixel_levels is not None else None
+    dequantize = scored_as == "density"
+    if dequantize:
+        noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(EVAL_SEED))
+        images = (images * (pixel_levels - 1) + noise) / pixel_levels
     values = []
     for start in range(0, len(images), plan.batch_size):
         x = images[start:start + plan.batch_size].to(device)
@@ -125,10 +137,20 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
     log_px = torch.cat(values)
     n = len(log_px)
     se = float(log_px.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
-    nll = -float(log_px.mean())
     dims = math.prod(images.shape[1:])
-    bpd = nll / (dims * math.log(2)) if continuous else None
-    return NLLResult(nll=nll, standard_error=se, k=k, images=n, protocol=protocol, bits_per_dim=bpd)
+    nll = -float(log_px.mean()) + (dequantization_offset(dims, pixel_levels) if dequantize else 0.0)
+    bpd = nll / (dims * math.log(2)) if scored_as is not None else None
+    return NLLResult(nll=nll, standard_error=se, k=k, images=n, protocol=protocol, bits_per_dim=bpd,
+                     dequantized=dequantize)
+
+
+def _scored_as(model: torch.nn.Module) -> str | None:
+    """How p(x|z) scores pixel levels: 'levels' (a probability over them: a code length as it stands), 'density'
+    (dequantize first), or None (a Bernoulli on grey levels is a cross-entropy: no bits/dim)."""
+    kind = getattr(getattr(model, "head", None), "kind", "gaussian")  # models from outside vaekit: densities
+    if kind == "bernoulli":
+        return None
+    return "levels" if kind in DISCRETE_LIKELIHOODS else "density"
 
 
 @torch.no_grad()

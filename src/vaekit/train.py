@@ -203,7 +203,8 @@ class Trainer:
                 self.log(f"chose {key} = {config.flat()[key]}: {why}")
             if config.model.likelihood == "bernoulli" and self.data.shape[0] == 3:
                 self.log("warning: a Bernoulli likelihood on colour images treats each channel as on/off and "
-                         "reconstructions lose their colour; --likelihood gaussian --binarization none models them")
+                         "reconstructions lose their colour; --likelihood discretized_logistic --binarization none "
+                         "models them")
         self.train_images = self.task.train[0].to(self.device)
         self.train_labels = self.task.train[1].to(self.device)
         self.valid_images, self.valid_labels = self.task.valid

@@ -129,7 +129,8 @@ def _estimate_nll_with_progress(args: argparse.Namespace, model: Any, x: Any, y:
                   f"left{hint}", file=sys.stderr)
 
     nll = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                       protocol=protocol, continuous=config["binarization"] == "none", device=device,
+                       protocol=protocol, device=device,
+                       pixel_levels=256 if config["binarization"] == "none" else None,
                        progress=progress, memory=args.memory, on_plan=on_plan)
     print(nll.line())
     return nll

@@ -25,13 +25,20 @@ TRAIN_HELP = {
     "latent_dim": ("model", "dimensions of z"),
     "hidden": ("model", "MLP layer widths, comma-separated, e.g. 400 or 512,256"),
     "width": ("model", "channels of the resnet arch"),
-    "conditioning": ("model", "cvae: input (label to encoder and decoder) or prior (learned class means, Su's)"),
+    "norm": ("model", "conv arch: none or batch (batch norm after each hidden convolution); default: none for MNIST, "
+                      "batch for grey levels and colour"),
+    "conditioning": ("model", "cvae: input (label to encoder and decoder), prior (learned class means, Su's) "
+                              "or both (label to encoder, decoder and prior)"),
     "conditional": ("model", "gan: condition generator and discriminator on the label (a conditional GAN)"),
-    "likelihood": ("objective", "bernoulli (binary pixels), gaussian, continuous_bernoulli; default: bernoulli "
-                                "for binarized data, gaussian with a learned scale otherwise"),
-    "gaussian_scale": ("objective", "standard deviation of the gaussian likelihood (its start with --learn-scale)"),
-    "learn_scale": ("objective", "learn the gaussian likelihood's scale (see --scale-per)"),
-    "scale_per": ("objective", "what one learned scale covers: image (one scalar), channel, pixel"),
+    "likelihood": ("objective", "bernoulli (binary pixels), discretized_logistic (8-bit levels), gaussian, "
+                                "continuous_bernoulli; default: bernoulli for binarized data, discretized_logistic "
+                                "with a learned scale otherwise"),
+    "gaussian_scale": ("objective", "scale of the gaussian or discretized_logistic likelihood (its start when "
+                                    "learned)"),
+    "learn_scale": ("objective", "learn the likelihood's scale (see --scale-per); on by default for "
+                                 "discretized_logistic"),
+    "scale_per": ("objective", "what one learned scale covers: image (one scalar), channel, pixel; default: pixel "
+                               "for discretized_logistic, image otherwise"),
     "beta": ("objective", "KL weight; > 1 makes a beta-VAE (default 1; 3 for a cvae with --conditioning input)"),
     "kl": ("objective", "analytic (closed form) or mc (Monte Carlo on the sample)"),
     "k": ("objective", "importance samples for --model iwae"),
@@ -54,8 +61,8 @@ GROUPS = {"data": "data", "model": "model", "objective": "objective (what is opt
           "optimisation": "optimisation", "run": "run (where, how, resume)"}
 TRAIN_EXAMPLES = """examples:
   vaekit train --model vae --arch conv --latent-dim 16 --epochs 20 --run-dir runs/vae
-  vaekit train --model cvae --conditioning prior --run-dir runs/cvae     then: vaekit sample runs/cvae --label 3
-  vaekit train --dataset fashion-mnist --run-dir runs/fashion            (grey levels: a learned-scale Gaussian)
+  vaekit train --model cvae --run-dir runs/cvae                          then: vaekit sample runs/cvae --label 3
+  vaekit train --dataset fashion-mnist --run-dir runs/fashion            (grey levels: a discretized logistic)
   vaekit train --dataset folder --data-dir photos --image-size 32 --channels 3 --run-dir runs/photos
   vaekit train --config vae.toml --run-dir runs/vae16                    (TOML keys are these option names)
   vaekit train --resume --run-dir runs/vae --epochs 30                   (continue, or extend a finished run)

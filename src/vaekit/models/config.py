@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "ModelConfig"]
+__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "NORMS", "ModelConfig"]
 
 MODELS = ("ae", "vae", "iwae", "cvae", "gan")
-CONDITIONINGS = ("input", "prior")
+CONDITIONINGS = ("input", "prior", "both")
 KL_ESTIMATORS = ("analytic", "mc")
+NORMS = ("none", "batch")  # normalisation in the conv nets
 
 
 @dataclass
@@ -21,13 +22,14 @@ class ModelConfig:
     latent_dim: int = 16
     hidden: list[int] = field(default_factory=lambda: [512, 256])
     width: int = 64
+    norm: str = "none"
     likelihood: str = "bernoulli"
     gaussian_scale: float = 0.1
     learn_scale: bool = False
     scale_per: str = "image"
     image_shape: tuple[int, int, int] | None = (1, 28, 28)  # a run's config: None until its data fills it in
     num_classes: int | None = 10
-    conditioning: str = "input"
+    conditioning: str = "both"  # a CVAE's label: into encoder, decoder and prior (see vaekit.models.cvae)
     conditional: bool = False
     beta: float = 1.0
     kl: str = "analytic"

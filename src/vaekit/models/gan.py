@@ -64,7 +64,7 @@ class Discriminator(nn.Module):
 
 
 class GAN(nn.Module):
-    """Generator and discriminator; conditional (a cGAN) when config.conditioning == 'input' and labelled."""
+    """Generator and discriminator; conditional (a cGAN) when config.conditional is set."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()

@@ -8,11 +8,18 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from vaekit.distributions import bernoulli_likelihood, continuous_bernoulli_likelihood, gaussian_likelihood
+from vaekit.distributions import (
+    bernoulli_likelihood,
+    continuous_bernoulli_likelihood,
+    discretized_logistic_likelihood,
+    gaussian_likelihood,
+)
 
-__all__ = ["IMAGE_LIKELIHOODS", "SCALE_SHAPES", "ImageLikelihood"]
+__all__ = ["IMAGE_LIKELIHOODS", "DISCRETE_LIKELIHOODS", "SCALED_LIKELIHOODS", "SCALE_SHAPES", "ImageLikelihood"]
 
-IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "continuous_bernoulli")
+DISCRETE_LIKELIHOODS = ("bernoulli", "discretized_logistic")  # log_prob is a probability, not a density
+SCALED_LIKELIHOODS = ("gaussian", "discretized_logistic")  # those with a scale, fixed or learned
 SCALE_SHAPES = ("image", "channel", "pixel")  # what a learned gaussian scale is shared over
 
 
@@ -22,7 +29,8 @@ class ImageLikelihood(nn.Module):
     bernoulli: logits (binarized images; sigmoid cross-entropy). continuous_bernoulli: logits, a proper
     density on [0, 1]. gaussian: mean = sigmoid(output), scale fixed (`scale`, so -log p is a scaled squared
     error) or learned (`learn_scale`, as in the sigma-VAE): one scalar for the image, one per channel (each
-    colour finds its own noise level), or one per pixel (`scale_per`).
+    colour finds its own noise level), or one per pixel (`scale_per`). discretized_logistic: the same mean and
+    scale, binned into 256 levels (PixelCNN++), so -log p(x|z) is a code length for 8-bit images.
     """
 
     def __init__(self, kind: str = "bernoulli", scale: float = 0.1, learn_scale: bool = False,
@@ -47,4 +55,6 @@ class ImageLikelihood(nn.Module):
             return bernoulli_likelihood(params)
         if self.kind == "continuous_bernoulli":
             return continuous_bernoulli_likelihood(params)
+        if self.kind == "discretized_logistic":
+            return discretized_logistic_likelihood(torch.sigmoid(params), self.log_scale.expand_as(params))
         return gaussian_likelihood(torch.sigmoid(params), self.log_scale.expand_as(params))

@@ -69,17 +69,27 @@ class _LabelPlanes(nn.Module):
         return torch.cat([x, planes], dim=1)
 
 
-class ConvEncoder(_LabelPlanes):
-    """The classic encoder: two stride-2 3x3 convolutions (32, 64 channels), then a linear output."""
+def _norm(kind: str, channels: int) -> list[nn.Module]:
+    """The normalisation after a hidden convolution: none, or batch norm (see NORMS)."""
+    return [nn.BatchNorm2d(channels)] if kind == "batch" else []
 
-    def __init__(self, in_shape: Sequence[int], out_dim: int, channels: Sequence[int] = (32, 64), cond_dim: int = 0):
+
+class ConvEncoder(_LabelPlanes):
+    """The classic encoder: two stride-2 3x3 convolutions (32, 64 channels), then a linear output.
+
+    `norm="batch"` puts batch norm after each convolution: on colour shapes an autoencoder so built fitted colour
+    within 1,000 steps, where without it reconstructions were still grey (benchmarks/NOTES.md).
+    """
+
+    def __init__(self, in_shape: Sequence[int], out_dim: int, channels: Sequence[int] = (32, 64), cond_dim: int = 0,
+                 norm: str = "none"):
         super().__init__()
         c, h, w = in_shape
         c += cond_dim
         _check_conv_size(h, w, 2 ** len(channels))
         layers: list[nn.Module] = []
         for ch in channels:
-            layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), *_norm(norm, ch), nn.ReLU()]
             c = ch
         scale = 2 ** len(channels)
         layers += [nn.Flatten(), nn.Linear(c * (h // scale) * (w // scale), out_dim)]
@@ -92,7 +102,7 @@ class ConvEncoder(_LabelPlanes):
 class ConvDecoder(nn.Module):
     """The mirror: a linear map to a (64, H/4, W/4) map, then stride-2 transposed convolutions."""
 
-    def __init__(self, in_dim: int, out_shape: Sequence[int], channels: Sequence[int] = (64, 32)):
+    def __init__(self, in_dim: int, out_shape: Sequence[int], channels: Sequence[int] = (64, 32), norm: str = "none"):
         super().__init__()
         c_out, h, w = out_shape
         scale = 2 ** len(channels)
@@ -102,7 +112,7 @@ class ConvDecoder(nn.Module):
         layers: list[nn.Module] = []
         widths = list(channels) + [channels[-1]]
         for a, b in zip(widths[:-1], widths[1:], strict=True):
-            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), *_norm(norm, b), nn.ReLU()]
         layers.append(nn.Conv2d(widths[-1], c_out, 3, padding=1))
         self.net = nn.Sequential(*layers)
 
@@ -160,23 +170,25 @@ class ResNetDecoder(nn.Module):
 
 
 def build_encoder(arch: str, in_shape: Sequence[int], out_dim: int, hidden: Sequence[int], width: int = 64,
-                  cond_dim: int = 0) -> nn.Module:
-    """An encoder `forward(x, cond=None)`; `hidden` sizes the MLP, `width` the ResNet, `cond_dim` the label input."""
+                  cond_dim: int = 0, norm: str = "none") -> nn.Module:
+    """An encoder `forward(x, cond=None)`; `hidden` sizes the MLP, `width` the ResNet, `cond_dim` the label input,
+    `norm` the conv net's normalisation."""
     if arch == "mlp":
         return MLPEncoder(in_shape, out_dim, hidden, cond_dim)
     if arch == "conv":
-        return ConvEncoder(in_shape, out_dim, cond_dim=cond_dim)
+        return ConvEncoder(in_shape, out_dim, cond_dim=cond_dim, norm=norm)
     if arch == "resnet":
         return ResNetEncoder(in_shape, out_dim, width=width, cond_dim=cond_dim)
     raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
 
 
-def build_decoder(arch: str, in_dim: int, out_shape: Sequence[int], hidden: Sequence[int], width: int = 64) -> nn.Module:
+def build_decoder(arch: str, in_dim: int, out_shape: Sequence[int], hidden: Sequence[int], width: int = 64,
+                  norm: str = "none") -> nn.Module:
     """The decoder that mirrors `build_encoder(arch, ...)` (MLP hidden sizes reversed)."""
     if arch == "mlp":
         return MLPDecoder(in_dim, out_shape, list(reversed(hidden)))
     if arch == "conv":
-        return ConvDecoder(in_dim, out_shape)
+        return ConvDecoder(in_dim, out_shape, norm=norm)
     if arch == "resnet":
         return ResNetDecoder(in_dim, out_shape, width=width)
     raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")

@@ -35,9 +35,9 @@ class VAE(nn.Module):
         self.latent_dim = config.latent_dim
         self.label_inputs = self._label_inputs()
         self.encoder = build_encoder(config.arch, (c, h, w), self.posterior_params * config.latent_dim, config.hidden,
-                                     config.width, cond_dim=self.label_inputs)
+                                     config.width, cond_dim=self.label_inputs, norm=config.norm)
         self.decoder = build_decoder(config.arch, config.latent_dim + self.label_inputs, (c, h, w), config.hidden,
-                                     config.width)
+                                     config.width, norm=config.norm)
         self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale, config.scale_per,
                                     (c, h, w))
 

@@ -11,7 +11,7 @@ A five-character poem has a fixed length, so encoder and decoder can be pure 1-D
 
 Every decoder offers the same `step_decoder(z)` to the constrained decoder, which never knows which it drives.
 With `themes` > 0 the model is a CVAE over poem themes: the theme enters encoder and decoder ("input"), or
-only the prior p(z | theme) = N(mu_theme, I) (Su's "prior" scheme), as for images.
+only the prior p(z | theme) = N(mu_theme, I) (Su's "prior" scheme), or all three ("both"), as for images.
 
 Remedies against posterior collapse, each shaping training only (the reported ELBO stays the true bound):
 free bits (a KL floor per dimension), BN-VAE (batch-norm on the posterior mean with a fixed scale gamma, so
@@ -37,7 +37,7 @@ from vaekit.objectives import ELBOTerms, elbo
 __all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS", "CONDITIONINGS"]
 
 DECODERS = ("parallel", "causal", "gru")
-CONDITIONINGS = ("input", "prior")
+CONDITIONINGS = ("input", "prior", "both")  # as for images: see vaekit.models.cvae
 THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that start apart stay apart
 
 
@@ -108,7 +108,7 @@ class PoemVAE(nn.Module):
         self.themes, self.conditioning = themes, conditioning
         self.posterior_bn = posterior_bn
         self.drop = nn.Dropout(dropout)  # on the decoder's input and residual branches: 31k poems overfit without
-        labels_in = themes if themes and conditioning == "input" else 0
+        labels_in = themes if themes and conditioning in ("input", "both") else 0
         code = latent_dim + labels_in  # what the decoder reads: z, and the theme one-hot under "input"
         d = embedding_dim
         if decoder == "parallel":  # Su's layout, kept as it was so the shipped parallel models still load
@@ -123,7 +123,7 @@ class PoemVAE(nn.Module):
         if posterior_bn > 0:
             self.mean_norm = nn.BatchNorm1d(latent_dim, affine=False)
             self.mean_shift = nn.Parameter(torch.zeros(latent_dim))
-        if themes and conditioning == "prior":
+        if themes and conditioning in ("prior", "both"):
             self.theme_means = nn.Embedding(themes, latent_dim)
             nn.init.normal_(self.theme_means.weight, std=THEME_MEAN_SPREAD)
         if bag_weight > 0:
@@ -198,7 +198,7 @@ class PoemVAE(nn.Module):
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         h = self.encoder(self.embed(x).transpose(1, 2)).mean(dim=2)  # global average pooling over positions
-        if self.themes and self.conditioning == "input":
+        if self.themes and self.conditioning in ("input", "both"):
             h = torch.cat([h, F.one_hot(self._need_theme(y), self.themes).to(h.dtype)], dim=-1)
         mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
         if self.posterior_bn > 0:
@@ -206,7 +206,7 @@ class PoemVAE(nn.Module):
         return diagonal_gaussian(mu, logvar.clamp(-30.0, 20.0))
 
     def prior(self, y: Tensor | None = None) -> Distribution:
-        if self.themes and self.conditioning == "prior":
+        if self.themes and self.conditioning in ("prior", "both"):
             mu = self.theme_means(self._need_theme(y))
             return Independent(Normal(mu, torch.ones_like(mu), validate_args=False), 1)
         return standard_normal(self.latent_dim, device=self._device_probe.device)
@@ -254,7 +254,7 @@ class PoemVAE(nn.Module):
     def sample_prior(self, n: int, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n codes from p(z) (or p(z | theme)), drawn on the CPU generator for reproducibility."""
         z = torch.randn(n, self.latent_dim, generator=generator).to(self._device_probe.device)
-        if self.themes and self.conditioning == "prior":
+        if self.themes and self.conditioning in ("prior", "both"):
             z = z + self.theme_means(self._need_theme(y))
         return z
 
