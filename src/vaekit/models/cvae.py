@@ -5,8 +5,8 @@
   per class, so KL = 1/2 sum((mu - mu_y)^2 + sigma^2 - log sigma^2 - 1); a class is drawn around mu_y.
 - "both" (the default): the label enters encoder, decoder and prior (Sohn et al.'s conditional prior p(z|y), here
   a learned mean per class): the decoder reads y, and z drawn for y also lies in y's region. On Fashion-MNIST it
-  drew the class asked for 93% of the time after 2.5 one-core minutes, against 79% (prior) and 43% (input,
-  beta 3), with the best ELBO of the three (benchmarks/NOTES.md).
+  drew the class asked for 90% of the time after 10 one-core minutes, against 87% (prior) and 65% (input,
+  beta 3); see benchmarks/NOTES.md.
 """
 
 from __future__ import annotations
