@@ -216,3 +216,15 @@ def test_fashion_mnist_downloads_and_checks_its_files(tmp_path, monkeypatch):
 def test_download_is_refused_for_other_datasets(tmp_path, capsys):
     assert main(["train", "--download", "--run-dir", str(tmp_path / "r")]) == 2
     assert "--download fetches Fashion-MNIST" in capsys.readouterr().err
+
+
+def test_a_narrow_grid_keeps_its_title_inside_the_figure(tmp_path):
+    from vaekit.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig(model="cvae", arch="mlp", hidden=[8], latent_dim=2)).eval()
+    path = save_samples(model, tmp_path / "s.png", n=4, label=3, title="a-rather-long-run-name, epoch 12",
+                        class_names=[f"class-{i}" for i in range(10)])
+    with Image.open(path) as img:
+        band = np.asarray(img.convert("L"))[:TITLE_BAND]
+    assert (band < 128).any()  # a title is drawn
+    assert (band[:, -5:] > 200).all()  # and it ends before the right edge instead of running off it

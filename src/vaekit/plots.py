@@ -61,7 +61,8 @@ def captioned(grid: Image.Image, title: str, tile: tuple[int, int], row_labels: 
     canvas = Image.new("RGB", (grid.width + left, grid.height + top + bottom), "white")
     canvas.paste(grid.convert("RGB"), (left, top))
     draw = ImageDraw.Draw(canvas)
-    draw.text((6, 5), title, fill="black", font=_font(15))
+    title, font = _fitted(draw, title, canvas.width - 12)
+    draw.text((6, 5), title, fill="black", font=font)
     step_y, step_x = (h + _PAD) * _SCALE, (w + _PAD) * _SCALE
     for r, label in enumerate(row_labels or []):
         draw.text((4, top + _PAD * _SCALE + r * step_y + h * _SCALE // 2 - 8), label, fill="#333", font=_font(13))
@@ -70,6 +71,18 @@ def captioned(grid: Image.Image, title: str, tile: tuple[int, int], row_labels: 
     if footer:
         draw.text((6, canvas.height - FOOTER_BAND + 3), footer, fill="#444", font=_font(12))
     return canvas
+
+
+def _fitted(draw: ImageDraw.ImageDraw, text: str, width: int) -> tuple[str, ImageFont.ImageFont]:
+    """The title in the largest font (15 down to 9 px) that fits `width`; cut with an ellipsis if none does,
+    so a narrow grid (a few samples of one class) still shows its title's start."""
+    for size in range(15, 8, -1):
+        font = _font(size)
+        if draw.textlength(text, font=font) <= width:
+            return text, font
+    while len(text) > 1 and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text.rstrip(" ,:") + "…", font
 
 
 def save_figure(images: Tensor, path: str | Path, nrow: int, title: str, row_labels: list[str] | None = None,
@@ -86,8 +99,8 @@ def save_samples(model: torch.nn.Module, path: str | Path, n: int = 64, label: i
                  title: str = "", class_names: list[str] | None = None) -> Path:
     """A captioned grid of n samples (of one class when `label` is given and the model is conditional)."""
     what = f"{n} samples from the model"
-    if label is not None:
-        what += f" of class {class_names[label] if class_names else label}"
+    if label is not None:  # the class first: a narrow grid's title may be cut short
+        what = f"class {class_names[label] if class_names else label}, {n} samples"
     elif model.config.uses_labels:
         what += ", classes in turn"
     return save_figure(model.sample(n, label=label).cpu(), path, nrow=int(math.ceil(math.sqrt(n))),
