@@ -112,8 +112,6 @@ def train_side_by_side(python: str, data: Path, tmp: Path, repeats: int) -> tupl
 
 
 def nll_side_by_side(python: str, run: Path, tmp: Path, k: int, images: int, repeats: int) -> dict[str, object]:
-    import torch
-
     import vaekit
     from vaekit.data import load_dataset
     from vaekit.evaluate import eval_images
@@ -123,7 +121,6 @@ def nll_side_by_side(python: str, run: Path, tmp: Path, k: int, images: int, rep
     x, _ = eval_images(load_dataset("mnist").test, "dynamic", images)  # the NLL protocol: binarized once
     test = tmp / "test.npz"
     np.savez(test, images=x.numpy().astype(np.float32))
-    del torch
     cmds = {"vaekit": [sys.executable, "-c", VAEKIT_NLL, str(run), str(test), str(k)],
             "pythae get_nll": [python, str(PEERS / "pythae_vae.py"), "nll", str(test), str(weights), str(k)]}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in cmds}

@@ -334,7 +334,7 @@ def _resolve(task: str, parts: dict[str, dict[str, Any]]) -> dict[str, str]:
         chosen.update(_data_defaults(parts["data"], model))
     if "beta" not in model:
         model["beta"] = 1.0
-        if kind == "cvae" and model.get("conditioning", "both") == "input" and task == "images":
+        if kind == "cvae" and model.get("conditioning", ModelConfig.conditioning) == "input" and task == "images":
             from vaekit.models.cvae import INPUT_CONDITIONING_BETA
 
             model["beta"] = INPUT_CONDITIONING_BETA

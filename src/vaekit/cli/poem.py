@@ -144,6 +144,7 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
 def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
     from vaekit.data.poetry import FORMS
+    from vaekit.models.config import CONDITIONINGS
     from vaekit.poetry.decode import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
     from vaekit.poetry.themes import THEME_NAMES
 
@@ -187,7 +188,7 @@ def add_poem_commands(sub: Any) -> None:
                    help="epochs trained as an autoencoder before the KL is turned on and the decoder reset")
     p.add_argument("--themed", action="store_true",
                    help="train a CVAE over the poem's theme (read from its title: see vaekit.poetry.themes)")
-    p.add_argument("--conditioning", choices=("input", "prior", "both"), default="input",
+    p.add_argument("--conditioning", choices=CONDITIONINGS, default="input",
                    help="themed: the theme enters encoder and decoder (input), only the prior's mean (prior), or "
                         "all three (both)")
     p.add_argument("--min-count", type=int, default=2, help="rarer characters become □")

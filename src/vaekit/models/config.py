@@ -5,12 +5,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "NORMS", "ModelConfig"]
+__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "NORMS", "ModelConfig", "label_in_networks", "label_in_prior"]
 
 MODELS = ("ae", "vae", "iwae", "cvae", "gan")
 CONDITIONINGS = ("input", "prior", "both")
 KL_ESTIMATORS = ("analytic", "mc")
 NORMS = ("none", "batch")  # normalisation in the conv nets
+
+
+def label_in_networks(conditioning: str) -> bool:
+    """Whether a conditioning scheme feeds the label to encoder and decoder (input, both)."""
+    return conditioning in ("input", "both")
+
+
+def label_in_prior(conditioning: str) -> bool:
+    """Whether a conditioning scheme gives each label its own prior mean (prior, both)."""
+    return conditioning in ("prior", "both")
 
 
 @dataclass

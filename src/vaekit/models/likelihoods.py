@@ -15,11 +15,10 @@ from vaekit.distributions import (
     gaussian_likelihood,
 )
 
-__all__ = ["IMAGE_LIKELIHOODS", "DISCRETE_LIKELIHOODS", "SCALED_LIKELIHOODS", "SCALE_SHAPES", "ImageLikelihood"]
+__all__ = ["IMAGE_LIKELIHOODS", "DISCRETE_LIKELIHOODS", "SCALE_SHAPES", "ImageLikelihood"]
 
 IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "continuous_bernoulli")
 DISCRETE_LIKELIHOODS = ("bernoulli", "discretized_logistic")  # log_prob is a probability, not a density
-SCALED_LIKELIHOODS = ("gaussian", "discretized_logistic")  # those with a scale, fixed or learned
 SCALE_SHAPES = ("image", "channel", "pixel")  # what a learned gaussian scale is shared over
 
 

@@ -32,12 +32,12 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, standard_normal
+from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
 from vaekit.objectives import ELBOTerms, elbo
 
 __all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS", "CONDITIONINGS"]
 
 DECODERS = ("parallel", "causal", "gru")
-CONDITIONINGS = ("input", "prior", "both")  # as for images: see vaekit.models.cvae
 THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that start apart stay apart
 
 
@@ -108,7 +108,7 @@ class PoemVAE(nn.Module):
         self.themes, self.conditioning = themes, conditioning
         self.posterior_bn = posterior_bn
         self.drop = nn.Dropout(dropout)  # on the decoder's input and residual branches: 31k poems overfit without
-        labels_in = themes if themes and conditioning in ("input", "both") else 0
+        labels_in = themes if themes and label_in_networks(conditioning) else 0
         code = latent_dim + labels_in  # what the decoder reads: z, and the theme one-hot under "input"
         d = embedding_dim
         if decoder == "parallel":  # Su's layout, kept as it was so the shipped parallel models still load
@@ -123,7 +123,7 @@ class PoemVAE(nn.Module):
         if posterior_bn > 0:
             self.mean_norm = nn.BatchNorm1d(latent_dim, affine=False)
             self.mean_shift = nn.Parameter(torch.zeros(latent_dim))
-        if themes and conditioning in ("prior", "both"):
+        if themes and label_in_prior(conditioning):
             self.theme_means = nn.Embedding(themes, latent_dim)
             nn.init.normal_(self.theme_means.weight, std=THEME_MEAN_SPREAD)
         if bag_weight > 0:
@@ -155,7 +155,7 @@ class PoemVAE(nn.Module):
 
     def _code(self, z: Tensor, y: Tensor | None) -> Tensor:
         """What the decoder reads: z, with the theme one-hot beside it under "input" conditioning."""
-        if not self.themes or self.conditioning == "prior":
+        if not self.themes or not label_in_networks(self.conditioning):
             return z
         y = self._need_theme(y)
         return torch.cat([z, F.one_hot(y, self.themes).to(z.dtype).expand(*z.shape[:-1], self.themes)], dim=-1)
@@ -198,7 +198,7 @@ class PoemVAE(nn.Module):
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         h = self.encoder(self.embed(x).transpose(1, 2)).mean(dim=2)  # global average pooling over positions
-        if self.themes and self.conditioning in ("input", "both"):
+        if self.themes and label_in_networks(self.conditioning):
             h = torch.cat([h, F.one_hot(self._need_theme(y), self.themes).to(h.dtype)], dim=-1)
         mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
         if self.posterior_bn > 0:
@@ -206,7 +206,7 @@ class PoemVAE(nn.Module):
         return diagonal_gaussian(mu, logvar.clamp(-30.0, 20.0))
 
     def prior(self, y: Tensor | None = None) -> Distribution:
-        if self.themes and self.conditioning in ("prior", "both"):
+        if self.themes and label_in_prior(self.conditioning):
             mu = self.theme_means(self._need_theme(y))
             return Independent(Normal(mu, torch.ones_like(mu), validate_args=False), 1)
         return standard_normal(self.latent_dim, device=self._device_probe.device)
@@ -254,7 +254,7 @@ class PoemVAE(nn.Module):
     def sample_prior(self, n: int, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n codes from p(z) (or p(z | theme)), drawn on the CPU generator for reproducibility."""
         z = torch.randn(n, self.latent_dim, generator=generator).to(self._device_probe.device)
-        if self.themes and self.conditioning in ("prior", "both"):
+        if self.themes and label_in_prior(self.conditioning):
             z = z + self.theme_means(self._need_theme(y))
         return z
 
