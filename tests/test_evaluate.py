@@ -138,17 +138,34 @@ def test_evaluate_says_how_long_and_how_much_at_once(tmp_path, capsys):
     assert "decoder passes" in err and "budget 1 MB" in err and "samples/s" in err
 
 
-def test_channels_last_evaluation_changes_only_rounding_and_restores_the_layout(monkeypatch):
+@pytest.mark.parametrize("arch", ["conv", "resnet"])
+def test_fast_evaluation_changes_only_rounding_and_restores_the_model(monkeypatch, arch):
     import contextlib
 
     import vaekit.evaluate as ev
 
-    model = build_model(ModelConfig(arch="conv", latent_dim=4)).eval()
+    model = build_model(ModelConfig(arch=arch, latent_dim=4, width=8)).eval()
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
     x, y = torch.rand(3, 1, 28, 28).bernoulli(), torch.zeros(3, dtype=torch.long)
     torch.manual_seed(0)
     fast = estimate_nll(model, x, y, k=50)
     assert all(p.is_contiguous() for p in model.parameters())  # the caller's model is left as it was
+    assert not any(m.inplace for m in relus)
     monkeypatch.setattr(ev, "_fast_layout", lambda *_: contextlib.nullcontext())
     torch.manual_seed(0)
     plain = estimate_nll(model, x, y, k=50)
+    # a residual block's first ReLU sees the block's input: were it in place, the skip path would change the number
     assert fast.nll == pytest.approx(plain.nll, rel=1e-5)
+    in_place = ev._relus_on_fresh_tensors(model)
+    assert 0 < len(in_place) < len(relus) if arch == "resnet" else len(in_place) == len(relus)
+
+
+def test_no_single_cpu_activation_outgrows_the_cap():
+    from vaekit.memory import CPU_TENSOR_CAP, largest_activation, plan_passes
+
+    model = build_model(ModelConfig(arch="conv", latent_dim=4)).eval()
+    x = torch.rand(50, 1, 28, 28).bernoulli()
+    largest = largest_activation(model, x)
+    assert largest == 32 * 28 * 28 * 4  # the last transposed convolution's output, one sample
+    plan = plan_passes(model, x, None, k=5000, budget=2**30)
+    assert plan.samples_at_once * largest <= CPU_TENSOR_CAP < (plan.samples_at_once + 1) * largest

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vaekit.data import Split, binarize
 from vaekit.distributions import dequantization_offset
@@ -148,20 +148,44 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
 
 @contextmanager
 def _fast_layout(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
-    """Conv weights in channels-last layout while evaluating on a CPU, restored after.
+    """Faster inference while estimating the NLL, every change undone after; the numbers change only in rounding.
 
-    oneDNN's transposed convolutions run about 1.8x faster on the conv decoder in that layout (one core, k=1000:
-    1,700 -> 3,000 samples/s); the numbers change only in float rounding.
+    - ReLUs that only ever see a fresh tensor work in place: a fresh 100 MB output of a conv decoder's ReLU costs
+      24 ms in page faults where the in-place one costs 2 ms (1,000 samples).
+    - On a CPU, conv weights in channels-last layout: oneDNN's transposed convolutions run about 1.8x faster on
+      the conv decoder in that layout (one core, k=1000: 1,700 -> 3,000 samples/s).
     """
-    has_conv = any(p.ndim == 4 for p in model.parameters())
-    if device.type != "cpu" or not has_conv:
-        yield
-        return
-    model.to(memory_format=torch.channels_last)
+    relus = _relus_on_fresh_tensors(model)
+    for relu in relus:
+        relu.inplace = True
+    channels_last = device.type == "cpu" and any(p.ndim == 4 for p in model.parameters())
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     try:
         yield
     finally:
-        model.to(memory_format=torch.contiguous_format)
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        for relu in relus:
+            relu.inplace = False
+
+
+_ALLOCATING = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _relus_on_fresh_tensors(model: torch.nn.Module) -> list[nn.ReLU]:
+    """The out-of-place ReLUs of a Sequential that follow a layer writing a new tensor: no one else holds their
+    input, so they may overwrite it (a ReLU first in a residual branch sees the block's input, and is left alone)."""
+    found = []
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        fresh = False
+        for module in seq:
+            if isinstance(module, nn.ReLU) and fresh and not module.inplace:
+                found.append(module)
+            fresh = fresh or isinstance(module, _ALLOCATING)
+    return found
 
 
 def _scored_as(model: torch.nn.Module) -> str | None:
