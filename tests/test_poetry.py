@@ -112,6 +112,21 @@ def test_training_through_the_shared_trainer_lowers_the_loss_and_writes_well_for
     assert sampled != poems
 
 
+def test_long_poems_add_training_stanzas_and_never_touch_the_held_out_poems(tmp_path):
+    base = PoemTask(_poem_config(tmp_path))
+    more = PoemTask(_poem_config(tmp_path, long_stanzas=True))
+    assert more.held_texts == base.held_texts  # measured on the same poems with and without them
+    added = more.train_texts[len(base.train_texts):]
+    assert more.train_texts[:len(base.train_texts)] == base.train_texts
+    assert len(added) == 3 + 3 + 4  # lines 1-4, 5-8, 9-12 (and 13-16) of the fixture's three long poems
+    assert all(len(t) == 20 for t in added) and not set(added) & set(base.train_texts + base.held_texts)
+    assert more.vocab.encode(more.train_texts).shape == (len(more.train_texts), 20)
+    from vaekit.data.poetry import extract_stanzas, load_poems
+
+    stanzas = extract_stanzas(load_poems(FIXTURE), 7)  # the ten 12-line seven-character poems, three stanzas each
+    assert len(stanzas) == 30 and all(len(t) == 28 for _, t in stanzas)
+
+
 def test_quatrains_only_keeps_the_strict_form(tmp_path):
     task = PoemTask(_poem_config(tmp_path, regulated_halves=False))
     assert len(task.train_texts) + len(task.held_texts) == 120

@@ -125,6 +125,7 @@ class PoemConfig:
     corpus_dir: str | None = None
     min_count: int = 2
     regulated_halves: bool = True  # quatrain form: also train on both 4-line halves of each regulated poem
+    long_stanzas: bool = False  # quatrain forms: also train on the 4-line stanzas of longer poems (never held out)
     simplified: bool = False
     embedding_dim: int = 64
     encoder_layers: int = 2

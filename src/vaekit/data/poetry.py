@@ -26,7 +26,8 @@ from vaekit.data.errors import DataError
 
 __all__ = ["FORMS", "FORM_LINES", "FORM_CHARS", "form_length", "line_chars",
            "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
-           "find_corpus", "load_poems", "poem_lines", "extract_form", "load_strains", "to_simplified", "is_han"]
+           "find_corpus", "load_poems", "poem_lines", "extract_form", "extract_stanzas", "load_strains", "to_simplified",
+           "is_han"]
 
 NPM_PACKAGE = "chinese-poetry@2.0.1"
 FORMS = ("couplet", "quatrain", "regulated", "quatrain7", "regulated7")
@@ -207,6 +208,22 @@ def extract_form(poems: Iterable[Poem], form: str) -> list[str]:
             lines = poem_lines(poem.paragraphs)
             if len(lines) == FORM_LINES[form] and all(_is_line(line, chars) for line in lines):
                 out.append("".join(lines))
+    return out
+
+
+def extract_stanzas(poems: Iterable[Poem], chars: int) -> list[tuple[int, str]]:
+    """(poem index, text) of every four-line stanza of the longer poems whose every line has `chars` characters.
+
+    A poem of 6, 10, 12 or more lines (pailü, ancient-style verse) yields lines 1-4, 5-8, ... (a last odd pair is
+    left out); 4- and 8-line poems are left to `extract_form` (quatrains and regulated halves), so nothing is
+    counted twice. Within such a poem the even lines keep one rhyme, so each stanza rhymes as a quatrain does.
+    """
+    out = []
+    for i, poem in enumerate(poems):
+        lines = poem_lines(poem.paragraphs)
+        if len(lines) < 6 or len(lines) == 8 or not all(_is_line(line, chars) for line in lines):
+            continue
+        out += [(i, "".join(lines[j:j + 4])) for j in range(0, len(lines) - 3, 4)]
     return out
 
 

@@ -11,12 +11,21 @@ from torch import Tensor
 
 from vaekit.config import TrainConfig
 from vaekit.data.errors import DataError
-from vaekit.data.poetry import Vocabulary, extract_form, form_length, load_poems, to_simplified
+from vaekit.data.poetry import (
+    FORM_CHARS,
+    Poem,
+    Vocabulary,
+    extract_form,
+    extract_stanzas,
+    form_length,
+    load_poems,
+    to_simplified,
+)
 from vaekit.poetry.model import PoemVAE
 from vaekit.poetry.themes import THEME_NAMES, THEMES, theme_of
 
-__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_texts", "corpus_items", "poem_model_for_run",
-           "load_vocabulary", "save_line_set"]
+__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_texts", "corpus_items", "long_stanza_items",
+           "poem_model_for_run", "load_vocabulary", "save_line_set"]
 
 HELD_OUT_FRACTION = 0.05
 T = TypeVar("T")
@@ -38,14 +47,14 @@ def corpus_texts(config: TrainConfig) -> list[str]:
     return [text for text, _ in corpus_items(config)]
 
 
-def corpus_items(config: TrainConfig) -> list[tuple[str, int]]:
+def corpus_items(config: TrainConfig, poems: list[Poem] | None = None) -> list[tuple[str, int]]:
     """All (text, theme) pairs of the configured form (simplified if asked); the theme follows the title.
 
     For quatrains, `regulated_halves` adds both four-line halves of every regulated poem: stanzas of the
     same shape that also rhyme on their even lines, 29k of them beside the corpus's 3,956 true five-character
     quatrains (16k beside the 10,580 seven-character ones).
     """
-    poems = load_poems(config.poem.corpus_dir)
+    poems = load_poems(config.poem.corpus_dir) if poems is None else poems
     items = [(t, theme_of(p.title)) for p in poems for t in extract_form([p], config.poem.form)]
     if config.poem.form in ("quatrain", "quatrain7") and config.poem.regulated_halves:
         regulated = "regulated" if config.poem.form == "quatrain" else "regulated7"
@@ -55,7 +64,25 @@ def corpus_items(config: TrainConfig) -> list[tuple[str, int]]:
     if not items:
         raise DataError(f"{config.poem.corpus_dir or 'the corpus'}: no {config.poem.form} poems found; "
                         "check --corpus")
-    if config.poem.simplified:
+    return _simplified(config, items)
+
+
+def long_stanza_items(config: TrainConfig, poems: list[Poem] | None = None) -> list[tuple[str, int]]:
+    """(text, theme) of every four-line stanza of the longer poems of the form's line length (quatrain forms).
+
+    These only ever train: the held-out poems stay the quatrains and regulated halves that `corpus_items` splits,
+    so models trained with and without them are measured on the same poems.
+    """
+    if config.poem.form not in ("quatrain", "quatrain7"):
+        return []
+    poems = load_poems(config.poem.corpus_dir) if poems is None else poems
+    items = [(t, theme_of(poems[i].title)) for i, t in extract_stanzas(poems, FORM_CHARS[config.poem.form])]
+    return _simplified(config, items)
+
+
+def _simplified(config: TrainConfig, items: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The items in simplified characters when the run asks for them (OpenCC), else as they are."""
+    if config.poem.simplified and items:
         return list(zip(to_simplified([t for t, _ in items]), [c for _, c in items], strict=True))
     return items
 
@@ -76,7 +103,11 @@ class PoemTask:
     def __init__(self, config: TrainConfig, run_dir: Path | None = None):
         self.config = config
         self.length = form_length(config.poem.form)
-        train_items, held_items = split_texts(corpus_items(config), config.run.seed)
+        poems = load_poems(config.poem.corpus_dir)
+        train_items, held_items = split_texts(corpus_items(config, poems), config.run.seed)
+        if config.poem.long_stanzas:  # more verse to learn from; a stanza equal to a held-out poem stays out
+            held_set = {t for t, _ in held_items}
+            train_items += [item for item in long_stanza_items(config, poems) if item[0] not in held_set]
         if config.poem.train_size is not None:
             train_items = train_items[: config.poem.train_size]
         train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
