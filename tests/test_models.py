@@ -141,3 +141,19 @@ def test_batch_norm_nets_score_each_image_alone_once_trained():
         z = torch.randn(1, 4)
         torch.testing.assert_close(model.likelihood(z).log_prob(x[:1]),
                                    model.likelihood(z.expand(6, 4)).log_prob(x)[:1])
+
+
+@pytest.mark.parametrize("out_channels", [1, 3, 6])
+def test_the_output_convolution_computes_the_same_convolution_on_its_fast_path(out_channels):
+    from vaekit.models.nets import OutputConv2d
+
+    conv = OutputConv2d(16, out_channels)
+    x = torch.randn(4, 16, 12, 10).relu()
+    expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        with torch.no_grad():  # the tap-GEMM path: CPU, no gradients
+            fast = conv(x.contiguous(memory_format=layout))
+        assert fast.shape == expected.shape
+        assert torch.allclose(fast, expected, atol=1e-5)
+    grad_path = conv(x)  # training takes the library's convolution and still learns
+    assert grad_path.requires_grad and torch.allclose(grad_path, expected, atol=1e-5)

@@ -69,6 +69,33 @@ class _LabelPlanes(nn.Module):
         return torch.cat([x, planes], dim=1)
 
 
+class OutputConv2d(nn.Conv2d):
+    """The 3x3 convolution to a few output channels (the pixel parameters) that ends a conv decoder.
+
+    Evaluated on a CPU without gradients, it runs as one GEMM over the nine taps and nine shifted sums: oneDNN
+    runs a 32 -> 1 convolution of 28x28 maps at a third of that speed (4.0 against 1.5 ms for 167 samples), a
+    third of the whole k=1000 evaluation. Training, and other devices, use the library's own convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or torch.is_grad_enabled() or self.out_channels > 8:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        o = self.out_channels
+        # taps[n, i, j, a, b, :] = x[n, :, i, j] . weight[:, :, a, b]: what pixel (i, j) gives each neighbour
+        taps = (x.permute(0, 2, 3, 1).reshape(-1, c) @ self.weight.permute(1, 2, 3, 0).reshape(c, 9 * o))
+        taps = taps.view(n, h, w, 3, 3, o)
+        out = taps.new_zeros(n, h + 2, w + 2, o)
+        for a in range(3):
+            for b in range(3):  # output (i, j) reads input (i + a - 1, j + b - 1) through weight tap (a, b)
+                out[:, 2 - a:h + 2 - a, 2 - b:w + 2 - b] += taps[:, :, :, a, b]
+        out = out[:, 1:h + 1, 1:w + 1] + self.bias
+        return out.permute(0, 3, 1, 2)
+
+
 def _norm(kind: str, channels: int) -> list[nn.Module]:
     """The normalisation after a hidden convolution: none, or batch norm (see NORMS)."""
     return [nn.BatchNorm2d(channels)] if kind == "batch" else []
@@ -113,7 +140,7 @@ class ConvDecoder(nn.Module):
         widths = list(channels) + [channels[-1]]
         for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), *_norm(norm, b), nn.ReLU()]
-        layers.append(nn.Conv2d(widths[-1], c_out, 3, padding=1))
+        layers.append(OutputConv2d(widths[-1], c_out))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -162,7 +189,7 @@ class ResNetDecoder(nn.Module):
         self.net = nn.Sequential(
             ResBlock(width), nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
             ResBlock(width), nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
-            ResBlock(width), nn.ReLU(), nn.Conv2d(width, c_out, 3, padding=1),
+            ResBlock(width), nn.ReLU(), OutputConv2d(width, c_out),
         )
 
     def forward(self, z: Tensor) -> Tensor:
