@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from vaekit.config import TrainConfig
-from vaekit.poetry.task import corpus_items, split_texts
+from vaekit.poetry.task import split_items
 from vaekit.poetry.themes import load_theme_classifier, theme_accuracy, train_theme_classifier
 
 if __name__ == "__main__":
@@ -19,7 +19,7 @@ if __name__ == "__main__":
     parser.add_argument("--corpus", default=None)
     args = parser.parse_args()
     config = TrainConfig.from_flat(task="poem", form="quatrain", corpus_dir=args.corpus)
-    train, held = split_texts(corpus_items(config), config.run.seed)
+    train, held = split_items(config)
     out = Path(__file__).resolve().parents[1] / "src" / "vaekit" / "poetry" / "shipped" / "themes"
     train_theme_classifier([t for t, _ in train], [c for _, c in train], out)
     classifier = load_theme_classifier(out)

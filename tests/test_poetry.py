@@ -21,7 +21,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "poetry"
 
 def test_forms_from_the_fixture_corpus():
     poems = load_poems(FIXTURE)
-    assert len(poems) == 170
+    assert len(poems) == 173  # 120 quatrains, 40 regulated, 10 seven-character, 3 long five-character poems
     quatrains, regulated = extract_form(poems, "quatrain"), extract_form(poems, "regulated")
     assert len(quatrains) == 120 and len(regulated) == 40
     assert all(len(t) == 20 for t in quatrains) and all(len(t) == 40 for t in regulated)

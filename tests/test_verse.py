@@ -113,6 +113,8 @@ def test_best_of_keeps_the_candidate_the_model_scores_highest(quatrain):
     rules = VerseRules("quatrain")
     candidates = write(quatrain, 6, seed=9, temperature=0.7, rules=rules)
     scores = poem_scores(quatrain, candidates)
+    # a poem's score is its own: alone or beside others, whatever the random stream
+    assert poem_scores(quatrain, candidates[2:3]) == pytest.approx(scores[2:3], abs=1e-3)
     expected = [max(candidates[i:i + 3], key=lambda t: scores[candidates.index(t)]) for i in (0, 3)]
     assert write(quatrain, 2, seed=9, temperature=0.7, rules=rules, best_of=3) == expected
 

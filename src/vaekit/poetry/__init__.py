@@ -100,13 +100,21 @@ def _theme_of_model(model: torch.nn.Module, theme: str | int | None) -> int | No
 
 
 @torch.no_grad()
+@torch.no_grad()
 def poem_scores(model: torch.nn.Module, texts: list[str], theme: int | None = None) -> list[float]:
-    """The model's own score of each poem: its ELBO in nats (higher is better)."""
-    from vaekit.objectives import elbo
+    """The model's own score of each poem in nats (higher is better): its ELBO with the reconstruction term read
+    at the posterior mean, log p(x | z = E_q[z]) - KL(q(z|x) || p(z)).
+
+    A one-sample ELBO moves by several nats from draw to draw, more than candidates differ, so best-of-N picked
+    by it followed the random stream; this score depends on the poem (and theme) alone.
+    """
+    from torch.distributions import kl_divergence
 
     x = model.vocab.encode(texts).to(next(model.parameters()).device)
     y = None if theme is None else torch.full((len(x),), theme, device=x.device)
-    return elbo(model, x, y).elbo.tolist()
+    q = model.posterior(x, y)
+    score = model.likelihood(q.mean, y).log_prob(x) - kl_divergence(q, model.prior(y))
+    return score.tolist()
 
 
 def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:

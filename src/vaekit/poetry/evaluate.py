@@ -11,7 +11,7 @@ import torch
 from vaekit.poetry import VerseRules, write
 from vaekit.poetry.decode import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, LineSet
 from vaekit.poetry.metrics import fit, interpolation_overlap, verse_metrics
-from vaekit.poetry.task import corpus_items, split_texts
+from vaekit.poetry.task import split_items
 from vaekit.poetry.verse import lines_of_text
 
 __all__ = ["evaluate_poems", "acrostic_share", "theme_scores"]
@@ -56,7 +56,7 @@ def evaluate_poems(model: torch.nn.Module, corpus_dir: str | Path | None = None,
     config = model.run_config
     if corpus_dir is not None:
         config.poem.corpus_dir = str(corpus_dir)
-    train_items, held_items = split_texts(corpus_items(config), config.run.seed)
+    train_items, held_items = split_items(config)
     train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
     lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(
         [line for t in train_texts for line in lines_of_text(t)])

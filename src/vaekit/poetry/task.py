@@ -25,7 +25,7 @@ from vaekit.poetry.model import PoemVAE
 from vaekit.poetry.themes import THEME_NAMES, THEMES, theme_of
 
 __all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_texts", "corpus_items", "long_stanza_items",
-           "poem_model_for_run", "load_vocabulary", "save_line_set"]
+           "split_items", "poem_model_for_run", "load_vocabulary", "save_line_set"]
 
 HELD_OUT_FRACTION = 0.05
 T = TypeVar("T")
@@ -87,6 +87,17 @@ def _simplified(config: TrainConfig, items: list[tuple[str, int]]) -> list[tuple
     return items
 
 
+def split_items(config: TrainConfig) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The run's (training, held-out) (text, theme) items: the form's poems split by seed, and with
+    `long_stanzas` the stanzas of longer poems added to training (a stanza equal to a held-out poem stays out)."""
+    poems = load_poems(config.poem.corpus_dir)
+    train_items, held_items = split_texts(corpus_items(config, poems), config.run.seed)
+    if config.poem.long_stanzas:
+        held_set = {t for t, _ in held_items}
+        train_items += [item for item in long_stanza_items(config, poems) if item[0] not in held_set]
+    return train_items, held_items
+
+
 def load_vocabulary(run_dir: Path) -> Vocabulary:
     path = run_dir / VOCAB_FILE
     try:
@@ -103,11 +114,7 @@ class PoemTask:
     def __init__(self, config: TrainConfig, run_dir: Path | None = None):
         self.config = config
         self.length = form_length(config.poem.form)
-        poems = load_poems(config.poem.corpus_dir)
-        train_items, held_items = split_texts(corpus_items(config, poems), config.run.seed)
-        if config.poem.long_stanzas:  # more verse to learn from; a stanza equal to a held-out poem stays out
-            held_set = {t for t, _ in held_items}
-            train_items += [item for item in long_stanza_items(config, poems) if item[0] not in held_set]
+        train_items, held_items = split_items(config)
         if config.poem.train_size is not None:
             train_items = train_items[: config.poem.train_size]
         train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
