@@ -258,6 +258,7 @@ def peers_section(data: dict[str, Any]) -> list[str]:
 
 def eval_memory_section(data: dict[str, Any]) -> list[str]:
     out = ["### Evaluation memory and speed on CPU", "",
+           f"Machine: {data['machine'].get('cpu', 'CPU')}, {data['machine']['cores']} cores; {data['machine']['date']}. "
            f"`vaekit evaluate` at its default settings (memory budget ~1 GB), k={data['rows'][0]['k']} on "
            f"{data['rows'][0]['images']} test images, peak resident memory of the whole process (ru_maxrss) beside "
            "its importance samples per second. The FLOP bound is the machine's square-GEMM rate "
