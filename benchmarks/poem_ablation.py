@@ -57,12 +57,12 @@ def measure(name: str, iwae_poems: int, k: int) -> dict:
 
     from vaekit.poetry import load_poem_model
     from vaekit.poetry.metrics import fit
-    from vaekit.poetry.task import corpus_texts, split_texts
+    from vaekit.poetry.task import split_items
 
     torch.manual_seed(0)
     model = load_poem_model(run=RUNS / name)
-    _, held = split_texts(corpus_texts(model.run_config), model.run_config.run.seed)
-    result = fit(model, model.vocab.encode(held), iwae_poems=iwae_poems, k=k)
+    _, held = split_items(model.run_config)
+    result = fit(model, model.vocab.encode([t for t, _ in held]), iwae_poems=iwae_poems, k=k)
     last = [json.loads(line) for line in (RUNS / name / "metrics.jsonl").read_text().splitlines()][-1]
     return {"name": name, "variant": VARIANTS[name][0], "flags": VARIANTS[name][1], "epochs": last["epoch"],
             "train_seconds": last["train_seconds"], **result}

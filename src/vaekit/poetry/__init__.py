@@ -100,7 +100,6 @@ def _theme_of_model(model: torch.nn.Module, theme: str | int | None) -> int | No
 
 
 @torch.no_grad()
-@torch.no_grad()
 def poem_scores(model: torch.nn.Module, texts: list[str], theme: int | None = None) -> list[float]:
     """The model's own score of each poem in nats (higher is better): its ELBO with the reconstruction term read
     at the posterior mean, log p(x | z = E_q[z]) - KL(q(z|x) || p(z)).

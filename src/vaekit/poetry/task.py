@@ -24,7 +24,7 @@ from vaekit.data.poetry import (
 from vaekit.poetry.model import PoemVAE
 from vaekit.poetry.themes import THEME_NAMES, THEMES, theme_of
 
-__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_texts", "corpus_items", "long_stanza_items",
+__all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_items", "long_stanza_items",
            "split_items", "poem_model_for_run", "load_vocabulary", "save_line_set"]
 
 HELD_OUT_FRACTION = 0.05
@@ -40,11 +40,6 @@ def split_texts(texts: list[T], seed: int) -> tuple[list[T], list[T]]:
     held = [texts[i] for i in order[:n_held]]
     train = [texts[i] for i in order[n_held:]]
     return train, held
-
-
-def corpus_texts(config: TrainConfig) -> list[str]:
-    """All texts of the configured form (simplified if asked): see `corpus_items`."""
-    return [text for text, _ in corpus_items(config)]
 
 
 def corpus_items(config: TrainConfig, poems: list[Poem] | None = None) -> list[tuple[str, int]]:
