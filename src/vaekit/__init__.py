@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from vaekit import math  # noqa: F401  (so that `vaekit.math.kl_discrete` works after `import vaekit`)
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -19,3 +17,12 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Mo
     from vaekit.tasks import load as load_run
 
     return load_run(run_dir, device)
+
+
+def __getattr__(name: str) -> Any:
+    """`vaekit.math` after a bare `import vaekit`, imported on first use: the command starts without torch."""
+    if name == "math":
+        import vaekit.math
+
+        return vaekit.math
+    raise AttributeError(f"module 'vaekit' has no attribute {name!r}")

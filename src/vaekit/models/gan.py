@@ -18,6 +18,7 @@ from torch.distributions import Distribution
 
 from vaekit.distributions import standard_normal
 from vaekit.models.config import ModelConfig
+from vaekit.optim import Optimizer, adamw
 
 __all__ = ["GAN", "NoEncoderError"]
 
@@ -122,12 +123,12 @@ class GAN(nn.Module):
 
     # -- training through the shared Trainer: two optimizers, alternating steps --------------------------
 
-    def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self, lr: float, weight_decay: float) -> list[Optimizer]:
         """Adam with beta1 = 0.5 for each network (Radford et al. 2015)."""
-        return [torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.5, 0.999), weight_decay=weight_decay)
+        return [adamw(net.parameters(), lr=lr, betas=(0.5, 0.999), weight_decay=weight_decay)
                 for net in (self.discriminator, self.generator)]
 
-    def training_step(self, x: Tensor, y: Tensor | None, optimizers: list[torch.optim.Optimizer],
+    def training_step(self, x: Tensor, y: Tensor | None, optimizers: list[Optimizer],
                       grad_clip: float = 0.0) -> dict[str, float]:
         """One discriminator step, then one generator step; returns their losses."""
         opt_d, opt_g = optimizers

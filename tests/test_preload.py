@@ -1,0 +1,93 @@
+"""The embedded MNIST inflated while torch imports: same arrays, same refusals, started only when it will be read."""
+
+import gzip
+import pickle
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from vaekit import preload
+from vaekit.cli.train import preload_embedded_mnist
+from vaekit.data.mnist import _load_pickle
+
+
+def _fake_mnist(path, n=30):
+    rng = np.random.default_rng(0)
+    splits = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, rng.integers(0, 10, n).astype(np.int64))
+                   for _ in range(3))
+    path.write_bytes(gzip.compress(pickle.dumps(splits, protocol=2)))
+    return splits
+
+
+def test_preloaded_pickle_reads_as_the_streamed_one(tmp_path):
+    path = tmp_path / "mnist.pkl.gz"
+    splits = _fake_mnist(path)
+    streamed = _load_pickle(path)
+    preload.start(path, preload.MNIST_PICKLE_CAP)
+    assert path in preload._started
+    loaded = _load_pickle(path)
+    assert path not in preload._started  # handed over once: the bytes are not kept
+    for name, (x, y) in zip(("train", "valid", "test"), splits, strict=True):
+        np.testing.assert_array_equal(loaded[name][0].reshape(len(x), -1), x)
+        np.testing.assert_array_equal(loaded[name][1], y)
+        np.testing.assert_array_equal(loaded[name][0], streamed[name][0])
+        assert loaded[name][0].flags.writeable
+
+
+def test_inflate_refuses_past_the_cap_and_names_truncation(tmp_path):
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(bytes(5_000_000)))
+    with pytest.raises(preload.TooLarge):
+        preload.inflate_gzip(path, 1_000_000)
+    assert len(preload.inflate_gzip(path, 5_000_000)) == 5_000_000
+    path.write_bytes(gzip.compress(b"abc" * 1000)[:-20])
+    with pytest.raises((EOFError, zlib.error)):
+        preload.inflate_gzip(path, 10**6)
+    path.write_bytes(gzip.compress(b"one") + gzip.compress(b"two"))
+    assert preload.inflate_gzip(path, 10**6) is None  # several members: the loader streams it
+
+
+def test_a_failed_preload_leaves_the_loader_to_report(tmp_path):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(b"\x80\x02(garbage")[:-4])
+    preload.start(path, preload.MNIST_PICKLE_CAP)
+    from vaekit.data import DataError
+
+    with pytest.raises(DataError, match="truncated or corrupt MNIST pickle"):
+        _load_pickle(path)
+
+
+@pytest.mark.parametrize("argv, starts", [
+    (["train"], True),
+    (["train", "--arch", "mlp", "--dataset", "mnist"], True),
+    (["demo", "--minutes", "1"], True),
+    (["train", "--dataset", "fashion-mnist"], False),
+    (["train", "--dataset=folder", "--data-dir", "x"], False),
+    (["train", "--datas", "fashion-mnist"], False),  # an abbreviation argparse accepts
+    (["train", "--resume", "--run-dir", "r"], False),  # the run's config decides the data
+    (["train", "--config", "a.toml"], False),
+    (["train", "--data-dir", "idx"], False),
+    (["evaluate", "runs/x"], False),
+    ([], False),
+])
+def test_preload_starts_only_when_the_command_line_says_embedded_mnist(monkeypatch, argv, starts):
+    calls = []
+    monkeypatch.setattr(preload, "start_embedded_mnist", lambda: calls.append(1))
+    monkeypatch.delenv("VAEKIT_DATA", raising=False)
+    preload_embedded_mnist(argv)
+    assert bool(calls) == starts
+    monkeypatch.setenv("VAEKIT_DATA", "/somewhere")
+    calls.clear()
+    preload_embedded_mnist(argv)
+    assert not calls
+
+
+def test_the_command_parses_its_line_before_torch_loads():
+    """The preload overlaps torch's import only if nothing before the parser imports torch."""
+    code = "import sys, vaekit, vaekit.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
