@@ -137,7 +137,7 @@ def nll_side_by_side(python: str, run: Path, tmp: Path, k: int, images: int, rep
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--images", type=int, default=200)
     args = parser.parse_args()

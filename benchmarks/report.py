@@ -239,11 +239,13 @@ def peers_section(data: dict[str, Any]) -> list[str]:
            "128, Adam 1e-3, each tool's whole process from launch to exit (import, data, validation, checkpoint, "
            "images). pytorch/examples trains on 60,000 digits, vaekit and Pythae on 50,000, so the ratio is taken "
            f"per training image. `{data['command']}`.", "",
-           "| tool | whole process (s) | training images | ms per training image | vaekit's time per image over this |",
-           "| --- | ---: | ---: | ---: | ---: |"]
+           "| tool | whole process (s) | range (s) | training images | ms per training image | "
+           "vaekit's time per image over this |",
+           "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in t["rows"]:
         ratio = r.get("vaekit_time_ratio_per_image")
-        out.append(f"| {r['tool']} | {r['median_seconds']:.2f} | {r['training_images']:,} | "
+        spread = f"{min(r['seconds']):.2f}-{max(r['seconds']):.2f}"
+        out.append(f"| {r['tool']} | {r['median_seconds']:.2f} | {spread} | {r['training_images']:,} | "
                    f"{r['ms_per_training_image']:.3f} | {'—' if ratio is None else f'{ratio:.2f}'} |")
     out += ["", f"Against the fastest peer ({t['fastest_peer']}) vaekit takes **{t['ratio_to_fastest_peer_per_image']:.2f}** "
             "of its time per training image (target 0.5).", "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from vaekit import __version__
 from vaekit.cli import inspect, poem, serve, train
 from vaekit.cli.options import HelpFormatter
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "console"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     train.preload_embedded_mnist(argv)
-    args = build_parser().parse_args(argv)
+    collecting = gc.isenabled()
+    gc.disable()  # the parser imports torch: a million objects, whose collection on the way costs 0.1 s here
+    try:
+        args = build_parser().parse_args(argv)
+    finally:
+        if collecting:
+            gc.enable()
     start = time.perf_counter()
     try:
         args.func(args)
@@ -97,3 +104,15 @@ def main(argv: list[str] | None = None) -> int:
               "report it", file=sys.stderr)
         return 1
     return 0
+
+
+def console() -> int:
+    """The `vaekit` console script: `main`, then a quick exit.
+
+    The objects torch creates are frozen out of the collector first, so the interpreter's final collections
+    skip them: a quarter of a second less at every exit on 2 cores, with every atexit handler still run.
+    Not in `main`, which library callers and tests run in a process that carries on.
+    """
+    code = main()
+    gc.freeze()
+    return code

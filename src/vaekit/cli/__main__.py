@@ -2,6 +2,6 @@
 
 import sys
 
-from vaekit.cli import main
+from vaekit.cli import console
 
-sys.exit(main())
+sys.exit(console())

@@ -75,15 +75,25 @@ class _NDArrayClass:
     """Stands for numpy.ndarray in the stream: only a marker, never called by numpy."""
 
 
+def _text(value: Any) -> str | None:
+    """A short name as text: a Python 2 str arrives as bytes (the stream is read with encoding='bytes')."""
+    if isinstance(value, bytes) and len(value) <= 8:
+        try:
+            return value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
 class _DtypeStub:
     """Stands for numpy.dtype(name, align, copy) plus its pickled state; numpy never sees the state."""
 
     def __init__(self, name: Any = None, align: Any = False, copy: Any = True):
-        self.name, self.byteorder = name, None
+        self.name, self.byteorder = _text(name), None
 
     def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) >= 2 and isinstance(state[1], str):
-            self.byteorder = state[1]
+        if isinstance(state, tuple) and len(state) >= 2:
+            self.byteorder = _text(state[1])
 
 
 class _ArrayStub:
@@ -114,7 +124,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     """
 
     def __init__(self, file: Any, source: str):
-        super().__init__(file, encoding="latin1")
+        # Python 2 str (the arrays' raw bytes) as bytes: no decoding to text and back, 220 MB each way
+        super().__init__(file, encoding="bytes")
         self.source = source
 
     def find_class(self, module: str, name: str):  # noqa: ANN201 (pickle protocol)

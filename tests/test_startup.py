@@ -1,5 +1,7 @@
-"""The embedded MNIST inflated while torch imports: same arrays, same refusals, started only when it will be read."""
+"""Start-up: the embedded MNIST inflated while torch imports (same arrays, same refusals, started only when it
+will be read), and the collector paused only while the parser imports torch."""
 
+import gc
 import gzip
 import pickle
 import subprocess
@@ -91,3 +93,20 @@ def test_the_command_parses_its_line_before_torch_loads():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["train", "--no-such-flag"], ["poem", "--help"]])
+def test_main_gives_the_collector_back_even_when_the_parser_exits(argv):
+    from vaekit.cli import main
+
+    assert gc.isenabled()
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
