@@ -264,7 +264,8 @@ def eval_memory_section(data: dict[str, Any]) -> list[str]:
            f"`vaekit evaluate` at its default settings (memory budget ~1 GB), k={data['rows'][0]['k']} on "
            f"{data['rows'][0]['images']} test images, peak resident memory of the whole process (ru_maxrss) beside "
            "its importance samples per second. The FLOP bound is the machine's square-GEMM rate "
-           f"({data['square_gemm_flops_per_s'] / 1e9:.0f} GFLOP/s) over the decoder's FLOPs per sample. "
+           f"({data['square_gemm_flops_per_s'] / 1e9:.0f} GFLOP/s, the best of the rounds measured before and between "
+           "the runs) over the decoder's FLOPs per sample. "
            f"`{data['command']}`.", "",
            "| arch | peak memory | under 1.5 GB | samples at once | samples/s | decoder MFLOP/sample | share of FLOP bound |",
            "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"]

@@ -30,6 +30,7 @@ __all__ = [
     "categorical_likelihood",
     "discretized_logistic_likelihood",
     "DiscretizedLogistic",
+    "LogitBernoulli",
     "PointMass",
 ]
 
@@ -45,13 +46,27 @@ def standard_normal(latent_dim: int, device: torch.device | str | None = None,
     return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
 
 
+class LogitBernoulli(Bernoulli):
+    """torch's Bernoulli, its log_prob written as x * logits - softplus(logits) in two passes.
+
+    The same value to within 2e-9 nats a pixel (softplus is the identity past 20); torch's version broadcasts x to
+    the logits' shape and makes five passes, which over the k importance samples of one image took a quarter of
+    an MLP decoder's evaluation.
+    """
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log p(value) = value * logits - log(1 + exp(logits)), elementwise."""
+        logits = self.logits
+        return torch.addcmul(F.softplus(logits).neg_(), value.to(logits.dtype), logits)
+
+
 def bernoulli_likelihood(logits: Tensor, event_dims: int = 3) -> Independent:
     """p(x|z) = prod Bernoulli(sigmoid(logits)): the sigmoid cross-entropy loss of binarized images.
 
     Validation is off so that grey-level targets in [0, 1] are also accepted (the pytorch/examples VAE
     trains that way); for those the value is a cross-entropy, not a normalised log-density.
     """
-    return Independent(Bernoulli(logits=logits, validate_args=False), event_dims)
+    return Independent(LogitBernoulli(logits=logits, validate_args=False), event_dims)
 
 
 def continuous_bernoulli_likelihood(logits: Tensor, event_dims: int = 3) -> Independent:
