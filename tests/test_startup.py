@@ -110,3 +110,24 @@ def test_main_gives_the_collector_back_even_when_the_parser_exits(argv):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_only_the_console_script_preloads_and_freezes(monkeypatch):
+    """A fresh `vaekit` process preloads and freezes its heap at exit; `main`, run by library callers and these
+    tests in a process that carries on (its datasets cached), does neither."""
+    import vaekit.cli as cli
+
+    started, ran = [], []
+    monkeypatch.setattr(preload, "start_embedded_mnist", lambda: started.append(1))
+    monkeypatch.delenv("VAEKIT_DATA", raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--no-such-flag"])
+    assert not started
+    monkeypatch.setattr(cli, "main", lambda argv: ran.append(argv) or 3)
+    monkeypatch.setattr(sys, "argv", ["vaekit", "train", "--debug", "--epochs", "1"])
+    try:
+        assert cli.console() == 3
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert started == [1] and ran == [["train", "--debug", "--epochs", "1"]]
