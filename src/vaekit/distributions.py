@@ -56,8 +56,8 @@ class LogitBernoulli(Bernoulli):
 
     def log_prob(self, value: Tensor) -> Tensor:
         """log p(value) = value * logits - log(1 + exp(logits)), elementwise."""
-        logits = self.logits
-        return torch.addcmul(F.softplus(logits).neg_(), value.to(logits.dtype), logits)
+        logits = self.logits  # no cast of value: bf16 logits must not round grey-level targets (promotion does)
+        return torch.addcmul(F.softplus(logits).neg_(), value, logits)
 
 
 def bernoulli_likelihood(logits: Tensor, event_dims: int = 3) -> Independent:
