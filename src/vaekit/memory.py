@@ -49,7 +49,12 @@ def bytes_per_sample(model: torch.nn.Module, x: Tensor, y: Tensor | None = None,
 
 def largest_activation(model: torch.nn.Module, x: Tensor, y: Tensor | None = None, samples: int = 4) -> int:
     """Bytes of the largest single module output of the decoder for one importance sample."""
-    return int(max(_decoder_output_sizes(model, x, y, samples), default=0) / samples)
+    return _largest(_decoder_output_sizes(model, x, y, samples), samples)
+
+
+def _largest(sizes: list[int], samples: int) -> int:
+    """Bytes a sample of the largest measured output."""
+    return int(max(sizes, default=0) / samples)
 
 
 def _with_slack(sizes: list[int], x: Tensor, samples: int) -> int:
@@ -102,7 +107,7 @@ def plan_passes(model: torch.nn.Module, x: Tensor, y: Tensor | None, k: int, bud
     per_sample = _with_slack(sizes, x, samples)
     at_once = max(1, budget // max(1, per_sample))
     if x.device.type == "cpu":
-        at_once = min(at_once, max(1, CPU_TENSOR_CAP * samples // max(1, max(sizes, default=0))))
+        at_once = min(at_once, max(1, CPU_TENSOR_CAP // max(1, _largest(sizes, samples))))
     chunk = chunk_size if chunk_size is not None else max(1, min(k, at_once))
     batch = batch_size if batch_size is not None else max(1, min(len(x), at_once // chunk))
     return EvalPlan(batch, chunk, per_sample, budget)
