@@ -34,6 +34,11 @@ class Optimizer(Protocol):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...  # noqa: D102
 
 
+def _fusable(p: Tensor) -> bool:
+    """Whether torch's fused AdamW kernel updates this parameter: floating point, on a CPU or CUDA device."""
+    return p.device.type in FUSED_DEVICES and p.is_floating_point()
+
+
 class FusedAdamW:
     """AdamW (Loshchilov & Hutter 2019) over parameters on a CPU or CUDA device, by torch's fused kernel."""
 
@@ -52,7 +57,7 @@ class FusedAdamW:
         for group in groups:
             group = {**defaults, **group, "params": list(group["params"])}
             for p in group["params"]:
-                if p.device.type not in FUSED_DEVICES or not p.is_floating_point():
+                if not _fusable(p):
                     raise ValueError(f"FusedAdamW takes floating-point parameters on {FUSED_DEVICES}, got {p.device} "
                                      f"{p.dtype}; use torch.optim.AdamW")
             self.param_groups.append(group)
@@ -150,9 +155,7 @@ def adamw(params: Iterable[Tensor], lr: float, weight_decay: float,
           betas: tuple[float, float] = (0.9, 0.999)) -> Optimizer:
     """vaekit's AdamW: `FusedAdamW` where torch's fused kernel serves every parameter, else `torch.optim.AdamW`."""
     params = list(params)
-    fused = hasattr(torch, "_fused_adamw_") and all(
-        p.device.type in FUSED_DEVICES and p.is_floating_point() for p in params)
-    if fused:
+    if hasattr(torch, "_fused_adamw_") and all(_fusable(p) for p in params):
         return FusedAdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
     return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
