@@ -159,6 +159,28 @@ def test_one_process_per_run_directory(tmp_path):
     again.close()
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_what_a_run_writes_takes_the_users_umask_not_tempfiles_private_mode(tmp_path, umask):
+    from vaekit import runs
+
+    old = os.umask(umask)
+    runs._umask.cache_clear()
+    try:
+        cfg = TrainConfig.from_flat(run_dir=str(tmp_path / "r"), arch="mlp", hidden=[16], latent_dim=2,
+                                    train_size=64, eval_size=32, epochs=1, batch_size=32, device="cpu",
+                                    tensorboard=False)
+        Trainer(cfg, log=lambda _m: None).fit()
+    finally:
+        os.umask(old)
+        runs._umask.cache_clear()
+    run = tmp_path / "r"
+    ckpt = run / "checkpoints" / "epoch-0001"
+    for path in (run / "model.safetensors", run / "checkpoints" / "latest", ckpt / "progress.json",
+                 ckpt / "model.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    assert stat.S_IMODE(ckpt.stat().st_mode) == 0o777 & ~umask
+
+
 def _fake_npm(tmp_path: Path, body: str) -> str:
     npm = tmp_path / "fake-npm"
     npm.write_text(f"#!{sys.executable}\n{body}")

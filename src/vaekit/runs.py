@@ -13,6 +13,7 @@ moment leaves the previous checkpoint whole; optimizer state is read back with `
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from vaekit.optim import Optimizer
 
 __all__ = ["RUN_FORMAT", "RUN_FORMATS", "RunError", "RunLock", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
            "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "prepare_run_dir",
-           "clean_temporaries", "check_optimizer_state", "read_metrics_lines"]
+           "clean_temporaries", "check_optimizer_state", "read_metrics_lines", "new_temporary"]
 
 RUN_FORMAT = "vaekit-run/2"  # nested settings; format 1 (flat, before 2026-11-25) is still read
 RUN_FORMATS = ("vaekit-run/1", RUN_FORMAT)
@@ -136,16 +137,43 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the mask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def new_temporary(parent: Path, prefix: str, directory: bool = False) -> Path:
+    """A new hidden file (or folder) in `parent` with the mode a plain open() (or mkdir) would give it.
+
+    tempfile makes them private (0600, 0700), and that mode would outlive the rename into place: a user's group
+    could no longer read the run's weights, metrics or figures.
+    """
+    if directory:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    else:
+        fd, name = tempfile.mkstemp(dir=parent, prefix=prefix)
+        os.close(fd)
+        tmp = Path(name)
+    _plain_mode(tmp)
+    return tmp
+
+
+def _plain_mode(path: Path) -> None:
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
+
+
 def _atomic_replace(path: Path, write: Callable[[str], None]) -> None:
     """Have `write` fill a temporary file beside `path`, fsync it, and rename it over `path`.
 
     A reader sees the old file or the new one, never half of either, whatever moment a kill lands.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
+    tmp = str(new_temporary(path.parent, f".{path.name}."))
     try:
         write(tmp)
+        _plain_mode(Path(tmp))  # again: safetensors' save_file recreates the file private
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -174,7 +202,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]
     for stale in ckpt_root.glob(".tmp-epoch-*"):  # left by a process killed while writing
         shutil.rmtree(stale, ignore_errors=True)
     name = f"epoch-{progress['epoch']:04d}"
-    tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".tmp-{name}-"))
+    tmp = new_temporary(ckpt_root, f".tmp-{name}-", directory=True)
     try:
         atomic_save_weights(model, tmp / "model.safetensors")
         torch.save(state, tmp / "state.pt")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from vaekit.data.errors import DataError
+from vaekit.runs import new_temporary
 
 __all__ = ["FASHION_MIRRORS", "FASHION_FILES", "download_fashion_mnist"]
 
@@ -39,8 +39,7 @@ def _md5(path: Path) -> str:
 def _fetch(name: str, size: int, md5: str, dest: Path) -> None:
     errors = []
     for mirror in FASHION_MIRRORS:
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.")
-        os.close(fd)
+        tmp = new_temporary(dest, f".{name}.")
         try:
             with urllib.request.urlopen(mirror + name, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
                 while block := response.read(1 << 20):
