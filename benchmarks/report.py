@@ -148,6 +148,12 @@ def poem_section(data: dict[str, Any]) -> list[str]:
         out += ["", "The five-character quatrain model against the poem-model targets (held-out poems):", "",
                 "| target | measured | met |", "| --- | ---: | :---: |"]
         out += [f"| {name} | {value} | {'yes' if ok else 'no'} |" for name, value, ok in checks]
+        ngram = _load("ngram")
+        if ngram is not None:
+            cells = ", ".join(f"{r['order']}-gram {r['perplexity']:.0f}" for r in ngram["rows"])
+            out += ["", f"The n-gram baseline on the same split: an interpolated Kneser-Ney character model fitted on the "
+                        f"same {ngram['train_stanzas']:,} training stanzas, through the model's vocabulary, scored on the "
+                        f"same {ngram['held_out_poems']:,} held-out quatrains (`benchmarks/ngram.py`): perplexity {cells}."]
     timed = [r for r in data["rows"] if "generation" in r]
     if timed:
         out += ["", "Writing 100 poems (best of 3, after a warm-up) on this machine's CPU:", "",

@@ -38,6 +38,7 @@ if __name__ == "__main__":
         run("cvae.py", "--minutes", "10")
         if (Path.home() / ".cache" / "vaekit" / "chinese-poetry").is_dir():
             run("poems.py", "-n", "1000")
+            run("ngram.py")  # the n-gram baseline on the same split: seconds
             run("poem_ablation.py")  # 8 runs of 6 minutes, two at a time: about 25 minutes
         if torch.cuda.is_available():
             run("throughput.py", "--device", "cuda", "--train-size", "50000", "--epochs", "3")
