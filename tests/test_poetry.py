@@ -127,6 +127,19 @@ def test_long_poems_add_training_stanzas_and_never_touch_the_held_out_poems(tmp_
     assert len(stanzas) == 30 and all(len(t) == 28 for _, t in stanzas)
 
 
+def test_the_themed_cvae_learns_its_themes_from_whole_poems_and_long_stanzas_as_other(tmp_path):
+    from vaekit.data.poetry import Poem
+    from vaekit.poetry.task import corpus_items, long_stanza_items
+    from vaekit.poetry.themes import THEME_NAMES
+
+    cfg = _poem_config(tmp_path, model="cvae")
+    lines = ["白日依山盡", "黃河入海流", "欲窮千里目", "更上一層樓", "春眠不覺曉", "處處聞啼鳥"]
+    poems = [Poem("1", "a", "秋夜送友", [lines[0] + "，" + lines[1] + "。", lines[2] + "，" + lines[3] + "。"]),
+             Poem("2", "b", "秋夜送友", [a + "，" + b + "。" for a, b in zip(lines[::2], lines[1::2], strict=True)])]
+    assert corpus_items(cfg, poems) == [("".join(lines[:4]), THEME_NAMES.index("farewell"))]  # a quatrain: its title
+    assert long_stanza_items(cfg, poems) == [("".join(lines[:4]), THEME_NAMES.index("other"))]  # a stanza: other
+
+
 def test_quatrains_only_keeps_the_strict_form(tmp_path):
     task = PoemTask(_poem_config(tmp_path, regulated_halves=False))
     assert len(task.train_texts) + len(task.held_texts) == 120
