@@ -36,6 +36,7 @@ from vaekit.data.folder import load_folder_arrays
 from vaekit.data.idx import read_idx
 from vaekit.data.mnist import _load_pickle, load_mnist_arrays, read_mnist_pickle
 from vaekit.data.poetry import fetch_corpus, load_poems
+from vaekit.poetry.decode import LINES_FILE, LineSet
 from vaekit.runs import RunError
 from vaekit.train import Trainer
 
@@ -170,13 +171,14 @@ def test_what_a_run_writes_takes_the_users_umask_not_tempfiles_private_mode(tmp_
                                     train_size=64, eval_size=32, epochs=1, batch_size=32, device="cpu",
                                     tensorboard=False)
         Trainer(cfg, log=lambda _m: None).fit()
+        LineSet.from_lines(["白日依山盡"]).save(tmp_path / "r" / LINES_FILE)  # a poem run's no-copy hashes
     finally:
         os.umask(old)
         runs._umask.cache_clear()
     run = tmp_path / "r"
     ckpt = run / "checkpoints" / "epoch-0001"
     for path in (run / "model.safetensors", run / "checkpoints" / "latest", ckpt / "progress.json",
-                 ckpt / "model.safetensors"):
+                 ckpt / "model.safetensors", run / LINES_FILE):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
     assert stat.S_IMODE(ckpt.stat().st_mode) == 0o777 & ~umask
 

@@ -31,9 +31,10 @@ from safetensors.torch import load_file, save_file
 
 from vaekit.optim import Optimizer
 
-__all__ = ["RUN_FORMAT", "RUN_FORMATS", "RunError", "RunLock", "atomic_write_text", "atomic_save_weights", "save_checkpoint",
-           "latest_checkpoint", "read_checkpoint", "read_run_config", "load_weights", "prepare_run_dir",
-           "clean_temporaries", "check_optimizer_state", "read_metrics_lines", "new_temporary"]
+__all__ = ["RUN_FORMAT", "RUN_FORMATS", "RunError", "RunLock", "atomic_write_text", "atomic_save_tensors",
+           "atomic_save_weights", "save_checkpoint", "latest_checkpoint", "read_checkpoint", "read_run_config",
+           "load_weights", "prepare_run_dir", "clean_temporaries", "check_optimizer_state", "read_metrics_lines",
+           "new_temporary"]
 
 RUN_FORMAT = "vaekit-run/2"  # nested settings; format 1 (flat, before 2026-11-25) is still read
 RUN_FORMATS = ("vaekit-run/1", RUN_FORMAT)
@@ -188,10 +189,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic_replace(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Replace `path` with the tensors as safetensors, atomically."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic_replace(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
 def atomic_save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Replace `path` with the model's state dict as safetensors, atomically."""
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_replace(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_save_tensors(model.state_dict(), path, metadata)
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any], progress: dict[str, Any],

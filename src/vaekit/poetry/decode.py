@@ -90,9 +90,9 @@ class LineSet:
         return len(self.hashes)
 
     def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
+        from vaekit.runs import atomic_save_tensors
 
-        save_file({"line_hashes": torch.from_numpy(self.hashes)}, str(path))
+        atomic_save_tensors({"line_hashes": torch.from_numpy(self.hashes)}, path)
 
     @classmethod
     def load(cls, path: Path) -> LineSet | None:

@@ -2,7 +2,8 @@
 
 The rule: a poem's theme is the first of THEMES whose marker characters occur in its title (so 秋夜送友 is a
 farewell poem: parting is what the poem is for, the season is its setting); a title with none is `other`.
-Both four-line halves of a regulated poem take its title's theme.
+Both four-line halves of a regulated poem take its title's theme; the four-line stanzas of longer poems, which
+train beside them, are `other` (a middle stanza carries its title's theme too faintly: benchmarks/NOTES.md).
 
 The classifier is the yardstick for the themed CVAE, as the digit classifier is for the image CVAE: trained on
 the texts (not the titles) of the training split, class-balanced, it reads poems written to each theme.
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from vaekit.data.poetry import Vocabulary
+from vaekit.runs import atomic_save_weights
 
 __all__ = ["THEMES", "THEME_NAMES", "theme_of", "theme_index", "ThemeClassifier", "train_theme_classifier",
            "load_theme_classifier", "classifier_dir", "theme_accuracy"]
@@ -94,7 +96,7 @@ def train_theme_classifier(texts: list[str], themes: list[int], out: Path, epoch
             loss.backward()
             opt.step()
     out.mkdir(parents=True, exist_ok=True)
-    save_file(model.state_dict(), str(out / "classifier.safetensors"))
+    atomic_save_weights(model, out / "classifier.safetensors")
     (out / "classifier.json").write_text(json.dumps({"chars": vocab.chars, "dim": dim, "themes": THEME_NAMES,
                                                      "epochs": epochs, "lr": lr, "seed": seed}, ensure_ascii=False))
     model.vocab = vocab
