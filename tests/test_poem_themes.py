@@ -74,6 +74,24 @@ def test_bn_vae_keeps_the_expected_kl_above_its_floor():
     assert float(elbo(m, x).kl.mean()) >= 8 * gamma**2 / 2 * 0.999
 
 
+@pytest.mark.parametrize("conditioning", ["prior", "both"])
+def test_with_a_theme_prior_the_bn_floor_counts_what_z_says_beyond_the_theme(conditioning):
+    gamma, y = 0.8, torch.arange(256) % 7
+    x = torch.full((256, 20), 9)
+    x[:, 0] = y + 1  # the poems differ in their theme alone, so the encoder's means can only tell the theme
+    m = model(posterior_bn=gamma, themes=7, conditioning=conditioning).train()
+    m.mean_norm.eps = 1e-12
+    with torch.no_grad():  # the worst case: prior means set to each theme's posterior mean
+        m.to_posterior.weight[8:] = 0  # log-variance 0: no KL from the variances
+        m.to_posterior.bias[8:] = 0
+        m.theme_means.weight.zero_()
+        mu = m.posterior(x, y).mean
+        for t in range(7):
+            m.theme_means.weight[t] = mu[y == t].mean(0)
+        kl = float(elbo(m, x, y).kl.mean())
+    assert kl >= 8 * gamma**2 / 2 * 0.999
+
+
 def test_ae_pretraining_holds_the_kl_off_then_resets_the_decoder(tmp_path):
     cfg = TrainConfig.from_flat(task="poem", run_dir=str(tmp_path / "run"), form="quatrain", corpus_dir=str(FIXTURE),
                       epochs=2, batch_size=32, latent_dim=8, embedding_dim=16, min_count=1, decoder="causal",
