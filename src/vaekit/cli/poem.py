@@ -189,9 +189,10 @@ def add_poem_commands(sub: Any) -> None:
                    help="epochs trained as an autoencoder before the KL is turned on and the decoder reset")
     p.add_argument("--themed", action="store_true",
                    help="train a CVAE over the poem's theme (read from its title: see vaekit.poetry.themes)")
-    p.add_argument("--conditioning", choices=CONDITIONINGS, default="input",
-                   help="themed: the theme enters encoder and decoder (input), only the prior's mean (prior), or "
-                        "all three (both)")
+    p.add_argument("--conditioning", choices=CONDITIONINGS, default="both",
+                   help="themed: the theme enters encoder, decoder and the prior's mean (both, the default: poems "
+                        "written to a theme read as it 39%% of the time, against 34%% for input), encoder and decoder "
+                        "only (input), or only the prior's mean (prior)")
     p.add_argument("--min-count", type=int, default=2, help="rarer characters become □")
     p.add_argument("--simplified", action="store_true", help="convert to simplified characters (OpenCC)")
     p.add_argument("--dropout", type=float, default=None,
