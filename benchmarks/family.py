@@ -28,7 +28,7 @@ MODELS = {
     "AE": {"model": "ae"},
     "VAE": {"model": "vae", "kl_warmup": 1.0},
     "IWAE (k=5)": {"model": "iwae", "k": 5},
-    "CVAE": {"model": "cvae", "conditioning": "input"},
+    "CVAE": {"model": "cvae"},  # the default conditioning: label into encoder, decoder and prior (both)
     "GAN": {"model": "gan"},
     "conditional GAN": {"model": "gan", "conditional": True},
 }
