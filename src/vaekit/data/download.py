@@ -46,8 +46,8 @@ def _fetch(name: str, size: int, md5: str, dest: Path) -> None:
                     out.write(block)
                     if out.tell() > size:
                         break
-            got = Path(tmp).stat().st_size
-            if got != size or _md5(Path(tmp)) != md5:
+            got = tmp.stat().st_size
+            if got != size or _md5(tmp) != md5:
                 errors.append(f"{mirror}: {got:,} bytes, not the {size:,} published (or the MD5 differs)")
                 continue
             os.replace(tmp, dest / name)
@@ -55,7 +55,7 @@ def _fetch(name: str, size: int, md5: str, dest: Path) -> None:
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
     raise DataError(f"could not download {name} ({'; '.join(errors)}); check the network, or install Debian's "
                     "dataset-fashion-mnist")
 
