@@ -22,7 +22,7 @@ from vaekit.data.poetry import (
     to_simplified,
 )
 from vaekit.poetry.model import PoemVAE
-from vaekit.poetry.themes import THEME_NAMES, THEMES, theme_of
+from vaekit.poetry.themes import OTHER, THEME_NAMES, THEMES, theme_of
 
 __all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_items", "long_stanza_items",
            "split_items", "poem_model_for_run", "load_vocabulary", "save_line_set"]
@@ -73,8 +73,7 @@ def long_stanza_items(config: TrainConfig, poems: list[Poem] | None = None) -> l
     if config.poem.form not in ("quatrain", "quatrain7"):
         return []
     poems = load_poems(config.poem.corpus_dir) if poems is None else poems
-    other = len(THEMES) - 1
-    items = [(t, other) for _, t in extract_stanzas(poems, FORM_CHARS[config.poem.form])]
+    items = [(t, OTHER) for _, t in extract_stanzas(poems, FORM_CHARS[config.poem.form])]
     return _simplified(config, items)
 
 

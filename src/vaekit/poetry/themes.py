@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from vaekit.data.poetry import Vocabulary
 from vaekit.runs import atomic_save_weights
 
-__all__ = ["THEMES", "THEME_NAMES", "theme_of", "theme_index", "ThemeClassifier", "train_theme_classifier",
+__all__ = ["THEMES", "THEME_NAMES", "OTHER", "theme_of", "theme_index", "ThemeClassifier", "train_theme_classifier",
            "load_theme_classifier", "classifier_dir", "theme_accuracy"]
 
 # (name, characters that mark it in a title), in order of precedence; `other` catches the rest
@@ -39,6 +39,7 @@ THEMES: tuple[tuple[str, str], ...] = (
     ("other", ""),
 )
 THEME_NAMES = tuple(name for name, _ in THEMES)
+OTHER = len(THEMES) - 1  # the catch-all's index: titles with no marker, and the stanzas of longer poems
 
 
 def theme_of(title: str) -> int:
@@ -46,7 +47,7 @@ def theme_of(title: str) -> int:
     for i, (_, marks) in enumerate(THEMES):
         if marks and any(c in title for c in marks):
             return i
-    return len(THEMES) - 1
+    return OTHER
 
 
 def theme_index(name: str | int) -> int:
