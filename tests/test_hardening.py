@@ -236,6 +236,7 @@ def test_a_good_fetch_replaces_the_corpus(tmp_path):
     npm = _fake_npm(tmp_path, f"import shutil; shutil.copy({str(tgz)!r}, 'chinese-poetry-2.0.1.tgz')\n")
     fetch_corpus(dest, npm=npm)
     assert len(load_poems(dest)) == len(load_poems(FIXTURE))
+    assert len(load_poems(dest, "song")) == len(load_poems(FIXTURE, "song")) > 0  # the Song poems come too
 
 
 def test_poem_evaluate_never_writes_into_the_installed_package(capsys):

@@ -127,6 +127,28 @@ def test_long_poems_add_training_stanzas_and_never_touch_the_held_out_poems(tmp_
     assert len(stanzas) == 30 and all(len(t) == 28 for _, t in stanzas)
 
 
+def test_song_poems_only_train_and_a_text_shared_with_a_held_out_tang_poem_stays_out(tmp_path):
+    base = PoemTask(_poem_config(tmp_path))
+    more = PoemTask(_poem_config(tmp_path, song=True))
+    assert more.held_texts == base.held_texts  # the held-out poems stay the same Tang poems
+    assert more.train_texts[:len(base.train_texts)] == base.train_texts
+    added = more.train_texts[len(base.train_texts):]
+    song = [p for p in load_poems(FIXTURE, "song")]
+    assert len(song) == 7
+    assert len(added) == 3 + 2  # three quatrains and the regulated poem's halves; the shared text stays out
+    assert all(len(t) == 20 for t in added) and not set(added) & set(base.held_texts)
+    assert "一雁過連營繁霜覆古城胡笳在何處半夜起邊聲" in base.held_texts
+    with_stanzas = PoemTask(_poem_config(tmp_path, song=True, long_stanzas=True))
+    assert len(with_stanzas.train_texts) == len(more.train_texts) + 10 + 3  # the Tang and Song long poems' stanzas
+    tang_only = tmp_path / "tang"
+    (tang_only / "quantangshi").mkdir(parents=True)
+    shutil.copy(FIXTURE / "quantangshi" / "poet.tang.0.json", tang_only / "quantangshi")
+    with pytest.raises(DataError, match="poet.song.*vaekit poem fetch"):
+        PoemTask(_poem_config(tmp_path, song=True, corpus_dir=str(tang_only)))
+    assert main(["poem", "train", "--song", "--corpus", str(tang_only), "--run-dir", str(tmp_path / "r"),
+                 "--device", "cpu"]) == 2
+
+
 def test_the_themed_cvae_learns_its_themes_from_whole_poems_and_long_stanzas_as_other(tmp_path):
     from vaekit.data.poetry import Poem
     from vaekit.poetry.task import corpus_items, long_stanza_items

@@ -126,6 +126,7 @@ class PoemConfig:
     min_count: int = 2
     regulated_halves: bool = True  # quatrain form: also train on both 4-line halves of each regulated poem
     long_stanzas: bool = False  # quatrain forms: also train on the 4-line stanzas of longer poems (never held out)
+    song: bool = False  # also train on the Song dynasty's poems of the form (never held out: those stay Tang)
     simplified: bool = False
     embedding_dim: int = 64
     encoder_layers: int = 2

