@@ -139,7 +139,7 @@ def test_discretized_logistic_samples_are_levels_with_the_right_mean():
 def test_logit_bernoulli_log_prob_and_gradient_are_torchs():
     """vaekit's two-pass Bernoulli log_prob against torch's, in float64: binary and grey targets, far tails,
     and x broadcast over k samples as importance sampling uses it."""
-    from torch.distributions import Bernoulli
+    from torch.distributions import Bernoulli, Independent
 
     from vaekit.distributions import LogitBernoulli, bernoulli_likelihood
 
@@ -156,6 +156,19 @@ def test_logit_bernoulli_log_prob_and_gradient_are_torchs():
         ours.sum().backward()
         theirs.sum().backward()
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=3e-9)
+        # the summed log_prob of the image likelihood, formed in place, against the elementwise one summed
+        c = logits.clone().requires_grad_()
+        fast = bernoulli_likelihood(c).log_prob(x)
+        general = Independent(LogitBernoulli(logits=b.detach().clone().requires_grad_(), validate_args=False),
+                              3)
+        slow = general.log_prob(x)
+        torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-9)
+        fast.sum().backward()
+        slow.sum().backward()
+        torch.testing.assert_close(c.grad, general.base_dist.logits.grad, rtol=1e-12, atol=1e-12)
     px = bernoulli_likelihood(logits.float())
     assert px.event_shape == (1, 4, 4) and px.log_prob(x.float()).shape == (7, 3)
+    wide = x.float().expand(2, 7, 3, 1, 4, 4)  # a value wider than the logits, and another dtype, take the general path
+    torch.testing.assert_close(px.log_prob(wide), px.log_prob(x.float()).expand(2, 7, 3))
+    assert px.log_prob(x).dtype == torch.float64
     torch.testing.assert_close(px.mean, torch.sigmoid(logits.float()))

@@ -60,13 +60,30 @@ class LogitBernoulli(Bernoulli):
         return torch.addcmul(F.softplus(logits).neg_(), value, logits)
 
 
+class _PixelBernoulli(Independent):
+    """Independent LogitBernoulli pixels whose summed log_prob takes one buffer instead of three.
+
+    softplus(l) - x * l is formed in place in softplus's output and summed, so the k importance samples' logits
+    are read three times and one buffer written (eight passes and three buffers through Independent's sum of
+    the elementwise log_prob). Other dtypes and shapes take that general path.
+    """
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """sum over the event of value * logits - softplus(logits)."""
+        logits = self.base_dist.logits
+        if value.dtype != logits.dtype or torch.broadcast_shapes(value.shape, logits.shape) != logits.shape:
+            return super().log_prob(value)
+        nll = F.softplus(logits).addcmul_(value, logits, value=-1)  # softplus's backward reads its input only
+        return nll.sum(tuple(range(-self.reinterpreted_batch_ndims, 0))).neg_()
+
+
 def bernoulli_likelihood(logits: Tensor, event_dims: int = 3) -> Independent:
     """p(x|z) = prod Bernoulli(sigmoid(logits)): the sigmoid cross-entropy loss of binarized images.
 
     Validation is off so that grey-level targets in [0, 1] are also accepted (the pytorch/examples VAE
     trains that way); for those the value is a cross-entropy, not a normalised log-density.
     """
-    return Independent(LogitBernoulli(logits=logits, validate_args=False), event_dims)
+    return _PixelBernoulli(LogitBernoulli(logits=logits, validate_args=False), event_dims, validate_args=False)
 
 
 def continuous_bernoulli_likelihood(logits: Tensor, event_dims: int = 3) -> Independent:
