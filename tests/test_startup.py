@@ -3,6 +3,7 @@ will be read), and the collector paused only while the parser imports torch."""
 
 import gc
 import gzip
+import json
 import pickle
 import subprocess
 import sys
@@ -85,6 +86,29 @@ def test_preload_starts_only_when_the_command_line_says_embedded_mnist(monkeypat
     calls.clear()
     preload_embedded_mnist(argv)
     assert not calls
+
+
+@pytest.mark.parametrize("dataset, data_dir, starts", [("mnist", None, True), ("mnist", "idx", False),
+                                                       ("fashion-mnist", None, False)])
+def test_preload_follows_the_run_config_for_evaluate_and_resume(monkeypatch, tmp_path, dataset, data_dir, starts):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "images", "data": {"dataset": dataset,
+                                                                             "data_dir": data_dir}}))
+    (tmp_path / "poem").mkdir()
+    (tmp_path / "poem" / "config.json").write_text(json.dumps({"task": "poem", "data": None}))
+    calls = []
+    monkeypatch.setattr(preload, "start_embedded_mnist", lambda: calls.append(1))
+    monkeypatch.delenv("VAEKIT_DATA", raising=False)
+    for argv in (["evaluate", "--k", "100", str(run)], ["train", "--resume", "--run-dir", str(run)],
+                 ["train", f"--run-dir={run}", "--resume"]):
+        calls.clear()
+        preload_embedded_mnist(argv)
+        assert bool(calls) == starts, argv
+    for argv in (["evaluate", str(tmp_path / "poem")], ["train", "--resume", "--run-dir", str(tmp_path / "poem")]):
+        calls.clear()
+        preload_embedded_mnist(argv)
+        assert not calls
 
 
 def test_the_command_parses_its_line_before_torch_loads():

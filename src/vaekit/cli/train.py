@@ -126,27 +126,51 @@ def run_title(run_dir: str | Path, epoch: int | None = None) -> str:
 
 
 def preload_embedded_mnist(argv: list[str]) -> None:
-    """Inflate the embedded MNIST in the background while torch imports, when the command line alone says
-    `train` or `demo` will read it: no --resume, --config or --data-dir (they may name other data), and no
-    --dataset but mnist. Called before the parser, which imports torch; a wrong guess only wastes the thread."""
+    """Inflate the embedded MNIST in the background while torch imports, when the command will read it: `train`
+    or `demo` whose line names no other data (no --config or --data-dir, no --dataset but mnist), and `evaluate
+    RUN` or `train --resume` whose run's config.json says embedded MNIST. Called before the parser, which imports
+    torch; a wrong guess only wastes the thread."""
     import os
 
     from vaekit.preload import start_embedded_mnist
 
-    if not argv or argv[0] not in ("train", "demo") or os.environ.get("VAEKIT_DATA"):
+    if not argv or os.environ.get("VAEKIT_DATA"):
         return
+    if argv[0] == "evaluate":
+        runs = [arg for arg in argv[1:] if not arg.startswith("-") and os.path.isdir(arg)]
+        if runs and _run_reads_embedded_mnist(runs[0]):
+            start_embedded_mnist()
+        return
+    if argv[0] not in ("train", "demo"):
+        return
+    resume, run_dir = False, "runs/vae"
     for i, arg in enumerate(argv[1:], start=1):
         flag, has_value, value = arg.partition("=")
         if len(flag) < 3 or not flag.startswith("--"):
             continue
-        if any(name.startswith(flag) for name in ("--resume", "--config", "--data-dir")):  # abbreviations too
+        if not has_value:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if "--resume".startswith(flag):  # abbreviations too
+            resume = True
+        elif "--run-dir".startswith(flag):
+            run_dir = value
+        elif any(name.startswith(flag) for name in ("--config", "--data-dir")) or (
+                "--dataset".startswith(flag) and value != "mnist"):  # other data than the embedded MNIST
             return
-        if "--dataset".startswith(flag):
-            if not has_value:
-                value = argv[i + 1] if i + 1 < len(argv) else ""
-            if value != "mnist":
-                return
-    start_embedded_mnist()
+    if not resume or _run_reads_embedded_mnist(run_dir):
+        start_embedded_mnist()
+
+
+def _run_reads_embedded_mnist(run_dir: str) -> bool:
+    """Whether a run directory's config.json names the embedded MNIST (an image run, no data folder)."""
+    import json
+
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+        data = config.get("data") or {}
+        return config.get("task") == "images" and data.get("dataset") == "mnist" and not data.get("data_dir")
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def cmd_train(args: argparse.Namespace) -> None:
