@@ -90,7 +90,7 @@ def test_preload_starts_only_when_the_command_line_says_embedded_mnist(monkeypat
 
 @pytest.mark.parametrize("dataset, data_dir, starts", [("mnist", None, True), ("mnist", "idx", False),
                                                        ("fashion-mnist", None, False)])
-def test_preload_follows_the_run_config_for_evaluate_and_resume(monkeypatch, tmp_path, dataset, data_dir, starts):
+def test_preload_follows_the_run_config_on_resume_not_evaluate(monkeypatch, tmp_path, dataset, data_dir, starts):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"task": "images", "data": {"dataset": dataset,
@@ -100,12 +100,11 @@ def test_preload_follows_the_run_config_for_evaluate_and_resume(monkeypatch, tmp
     calls = []
     monkeypatch.setattr(preload, "start_embedded_mnist", lambda: calls.append(1))
     monkeypatch.delenv("VAEKIT_DATA", raising=False)
-    for argv in (["evaluate", "--k", "100", str(run)], ["train", "--resume", "--run-dir", str(run)],
-                 ["train", f"--run-dir={run}", "--resume"]):
+    for argv in (["train", "--resume", "--run-dir", str(run)], ["train", f"--run-dir={run}", "--resume"]):
         calls.clear()
         preload_embedded_mnist(argv)
         assert bool(calls) == starts, argv
-    for argv in (["evaluate", str(tmp_path / "poem")], ["train", "--resume", "--run-dir", str(tmp_path / "poem")]):
+    for argv in (["evaluate", str(run)], ["train", "--resume", "--run-dir", str(tmp_path / "poem")]):
         calls.clear()
         preload_embedded_mnist(argv)
         assert not calls
