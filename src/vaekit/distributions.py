@@ -61,11 +61,10 @@ class LogitBernoulli(Bernoulli):
 
 
 class _PixelBernoulli(Independent):
-    """Independent LogitBernoulli pixels whose summed log_prob takes one buffer instead of three.
+    """Independent LogitBernoulli pixels whose summed log_prob writes one buffer of the logits' size, not three.
 
-    softplus(l) - x * l is formed in place in softplus's output and summed, so the k importance samples' logits
-    are read three times and one buffer written (eight passes and three buffers through Independent's sum of
-    the elementwise log_prob). Other dtypes and shapes take that general path.
+    softplus(l) - x * l is formed in place in softplus's output and summed, where Independent's sum over the
+    elementwise log_prob writes the softplus, the product and a negation. Other dtypes and shapes take that path.
     """
 
     def log_prob(self, value: Tensor) -> Tensor:
