@@ -133,7 +133,7 @@ def test_song_poems_only_train_and_a_text_shared_with_a_held_out_tang_poem_stays
     assert more.held_texts == base.held_texts  # the held-out poems stay the same Tang poems
     assert more.train_texts[:len(base.train_texts)] == base.train_texts
     added = more.train_texts[len(base.train_texts):]
-    song = [p for p in load_poems(FIXTURE, "song")]
+    song = load_poems(FIXTURE, "song")
     assert len(song) == 7
     assert len(added) == 3 + 2  # three quatrains and the regulated poem's halves; the shared text stays out
     assert all(len(t) == 20 for t in added) and not set(added) & set(base.held_texts)
