@@ -13,6 +13,7 @@ from pathlib import Path
 from vaekit.config import TrainConfig
 from vaekit.poetry.task import split_items
 from vaekit.poetry.themes import load_theme_classifier, theme_accuracy, train_theme_classifier
+from vaekit.runs import atomic_write_text
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
@@ -26,5 +27,5 @@ if __name__ == "__main__":
     result = theme_accuracy(classifier, [t for t, _ in held], [c for _, c in held])
     meta = json.loads((out / "classifier.json").read_text(encoding="utf-8"))
     meta["held_out"] = {"poems": len(held), **result}
-    (out / "classifier.json").write_text(json.dumps(meta, ensure_ascii=False))
+    atomic_write_text(out / "classifier.json", json.dumps(meta, ensure_ascii=False))
     print(json.dumps(meta["held_out"], indent=1))
