@@ -58,6 +58,46 @@ def test_the_bag_of_characters_loss_changes_the_loss_not_the_bound():
     assert float((b.loss - a.loss).detach()) == pytest.approx(20 * torch.log(torch.tensor(50.0)).item(), rel=0.2)
 
 
+@pytest.mark.parametrize("decoder", ["causal", "gru"])
+def test_word_dropout_hides_characters_in_training_only(decoder):
+    x, z = torch.randint(1, 50, (400, 20)), torch.randn(400, 8)  # no □ in the poems themselves
+    plain, dropped = model(decoder=decoder), model(decoder=decoder, word_dropout=0.3)
+    dropped.load_state_dict(plain.state_dict())
+    read = []
+    hook = dropped.embed.register_forward_hook(lambda _m, inputs, _out: read.append(inputs[0]))
+    with torch.no_grad():
+        dropped.train()(x)
+        inputs = read[-1][:, 1:]  # what the decoder read after its start token
+        assert float((inputs == 0).float().mean()) == pytest.approx(0.3, abs=0.02)
+        assert torch.equal(inputs[inputs != 0], x[:, :-1][inputs != 0])  # the rest are the poem's own
+        hook.remove()
+        # evaluated, nothing is hidden: the likelihood (and so the reported bound) is the plain model's
+        assert torch.equal(dropped.eval().likelihood(z).log_prob(x), plain.eval().likelihood(z).log_prob(x))
+
+
+def test_word_dropout_is_refused_for_the_parallel_decoder():
+    from vaekit.config import ConfigError
+
+    with pytest.raises(ValueError, match="parallel"):
+        model(decoder="parallel", word_dropout=0.3)
+    with pytest.raises(ConfigError, match="--word-dropout"):
+        TrainConfig.from_flat(task="poem", model="vae", form="quatrain", decoder="parallel", word_dropout=0.3)
+    with pytest.raises(ConfigError, match="word_dropout must be a number from 0"):
+        TrainConfig.from_flat(task="poem", model="vae", form="quatrain", decoder="causal", word_dropout=1.0)
+
+
+def test_a_flattening_encoder_knows_where_a_character_stands():
+    x = torch.full((2, 20), 7)
+    x[0, 5], x[1, 12] = 30, 30  # one character, at two places well inside the poem
+    with torch.no_grad():
+        pooled = model().eval().posterior(x).mean
+        flat = model(encoder_pooling="flatten").eval().posterior(x).mean
+    assert torch.allclose(pooled[0], pooled[1], atol=1e-6)  # averaged over positions, the place is lost
+    assert not torch.allclose(flat[0], flat[1], atol=1e-3)  # kept in order, z can say where it stands
+    with pytest.raises(ValueError, match="mean, flatten"):
+        model(encoder_pooling="max")
+
+
 def test_bn_vae_keeps_the_expected_kl_above_its_floor():
     gamma, x = 0.8, torch.randint(1, 50, (256, 20))
     m = model(posterior_bn=gamma).train()

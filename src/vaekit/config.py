@@ -26,6 +26,7 @@ from vaekit.models.nets import ARCHS
 from vaekit.runs import RUN_FORMAT
 
 POEM_DECODERS = ("parallel", "causal", "gru")
+POEM_POOLINGS = ("mean", "flatten")  # how the poem encoder summarises its positions (see vaekit.poetry.model)
 
 __all__ = ["ConfigError", "TrainConfig", "DataConfig", "OptimConfig", "PoemConfig", "RunConfig", "FLAT_KEYS",
            "flat_fields", "SCHEDULES", "DEVICES", "load_config_file"]
@@ -130,6 +131,7 @@ class PoemConfig:
     simplified: bool = False
     embedding_dim: int = 64
     encoder_layers: int = 2
+    encoder_pooling: str = "mean"  # mean: average over positions (Su's); flatten: every position's features, in order
     decoder_layers: int = 1
     decoder: str = "parallel"  # parallel (Su's, every position from z), causal (dilated CNN) or gru
     free_bits: float = 0.0  # a KL floor per latent dimension in the training loss (nats)
@@ -137,6 +139,7 @@ class PoemConfig:
     bag_weight: float = 0.0  # weight of the bag-of-characters loss on z (0: off)
     ae_pretrain: float = 0.0  # epochs trained as an autoencoder (KL weight 0) before the decoder is reset
     dropout: float = 0.0  # on the autoregressive decoder's input and residual branches, in training
+    word_dropout: float = 0.0  # share of the decoder's input characters hidden as □ in training (Bowman et al.)
     train_size: int | None = None
     eval_size: int | None = None
 
@@ -390,7 +393,7 @@ def _validate(s: dict[str, Any]) -> None:
                "likelihood": IMAGE_LIKELIHOODS, "scale_per": SCALE_SHAPES, "conditioning": CONDITIONINGS,
                "norm": NORMS,
                "kl": KL_ESTIMATORS, "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS,
-               "decoder": POEM_DECODERS}
+               "decoder": POEM_DECODERS, "encoder_pooling": POEM_POOLINGS}
     for name, allowed in choices.items():
         if name in s and s[name] not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {s[name]!r}")
@@ -436,9 +439,13 @@ def _validate(s: dict[str, Any]) -> None:
                           f"poem, got {s['model']!r}")
     if s["max_minutes"] is not None and not 0 < s["max_minutes"] < math.inf:
         raise ConfigError(f"max_minutes must be positive (or unset); got {s['max_minutes']!r}")
-    dropout = s.get("dropout", 0.0)
-    if not isinstance(dropout, int | float) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-        raise ConfigError(f"dropout must be a number from 0 up to (not including) 1; got {dropout!r}")
+    for name in ("dropout", "word_dropout"):
+        value = s.get(name, 0.0)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
+            raise ConfigError(f"{name} must be a number from 0 up to (not including) 1; got {value!r}")
+    if s.get("word_dropout", 0.0) > 0 and s.get("decoder") == "parallel":
+        raise ConfigError("word dropout hides the characters an autoregressive decoder reads, and the parallel "
+                          "decoder reads none; use --decoder causal or gru, or leave --word-dropout at 0")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

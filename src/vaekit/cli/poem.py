@@ -16,11 +16,11 @@ POEM_EPOCHS = {"couplet": 5, "quatrain": 12, "regulated": 8, "quatrain7": 12, "r
 PARALLEL_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}  # Su's model
 # the default recipe, by decoder: what the ablation in docs/benchmarks.md measured best
 RECIPE = {"causal": {"embedding_dim": 128, "decoder_layers": 5, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
-                     "dropout": 0.2},
+                     "dropout": 0.2, "encoder_pooling": "flatten"},
           "gru": {"embedding_dim": 128, "decoder_layers": 1, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
-                  "dropout": 0.2},
+                  "dropout": 0.2, "encoder_pooling": "flatten"},
           "parallel": {"embedding_dim": 64, "decoder_layers": 1, "posterior_bn": 0.0, "kl_warmup": 0.0, "lr": 1e-3,
-                       "dropout": 0.0}}
+                       "dropout": 0.0, "encoder_pooling": "mean"}}
 
 
 def cmd_poem_fetch(args: argparse.Namespace) -> None:
@@ -46,6 +46,7 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
             latent_dim=args.latent_dim, min_count=args.min_count, simplified=args.simplified, seed=args.seed,
             device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes, grad_clip=5.0,
             decoder=args.decoder, free_bits=args.free_bits, bag_weight=args.bag_weight, ae_pretrain=args.ae_pretrain,
+            word_dropout=args.word_dropout,
             encoder_layers=args.encoder_layers, regulated_halves=not args.quatrains_only,
             long_stanzas=not (args.quatrains_only or args.no_long_stanzas), song=args.song, **recipe)
     trainer = Trainer(config, resume=args.resume)
@@ -176,6 +177,9 @@ def add_poem_commands(sub: Any) -> None:
                    help="parallel: every character from z (Su's); causal: each from z and the characters before it, "
                         "by dilated causal convolutions; gru: the same by a GRU")
     p.add_argument("--encoder-layers", type=int, default=2, help="gated convolutions in the encoder")
+    p.add_argument("--encoder-pooling", choices=("mean", "flatten"), default=None,
+                   help="mean: average the encoder's positions (which phrases; Su's, the parallel default); flatten: "
+                        "keep every position in order (which phrase where; the default otherwise)")
     p.add_argument("--decoder-layers", type=int, default=None,
                    help="gated convolutions (or GRU layers) in the decoder (default: causal 5, gru 1, parallel 1)")
     g = p.add_argument_group("against posterior collapse (training only: the reported ELBO stays the true bound)")
@@ -187,6 +191,9 @@ def add_poem_commands(sub: Any) -> None:
                    help="weight of a loss asking z which characters the poem holds (0: off)")
     g.add_argument("--ae-pretrain", type=float, default=0.0,
                    help="epochs trained as an autoencoder before the KL is turned on and the decoder reset")
+    g.add_argument("--word-dropout", type=float, default=0.0,
+                   help="share of the characters the decoder reads hidden as □ in training, so it must take them "
+                        "from z (Bowman et al. 2016; 0: off)")
     p.add_argument("--themed", action="store_true",
                    help="train a CVAE over the poem's theme (read from its title: see vaekit.poetry.themes)")
     p.add_argument("--conditioning", choices=CONDITIONINGS, default="both",

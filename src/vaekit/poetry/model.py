@@ -17,10 +17,12 @@ Remedies against posterior collapse, each shaping training only (the reported EL
 free bits (a KL floor per dimension), BN-VAE (batch-norm on the posterior mean with a fixed scale gamma, so
 E[KL] >= latent_dim * gamma^2 / 2, Zhu et al. 2020; with a theme's own prior mean the normalised part is the
 posterior mean's distance from it, so the floor counts what z says beyond the theme), a bag-of-characters
-loss (z predicts which characters the poem holds), and autoencoder pretraining with the decoder reset after it
-(Li et al. 2019, in the Trainer).
+loss (z predicts which characters the poem holds), word dropout (a share of the characters an autoregressive
+decoder reads is hidden as □, so it must take them from z; Bowman et al. 2016), and autoencoder pretraining with
+the decoder reset after it (Li et al. 2019, in the Trainer).
 Encoder: embedding, two residual gated convolutions (kernel 3, h[:d] * sigmoid(h[d:])), global average
-pooling, dense layers for mean and log-variance. Decoder: dense to L x d, residual gated convolution(s),
+pooling (`mean`, Su's: which phrases, not where) or every position's features in order (`flatten`), dense
+layers for mean and log-variance. Decoder: dense to L x d, residual gated convolution(s),
 a softmax over the vocabulary at each position.
 """
 
@@ -40,6 +42,8 @@ from vaekit.objectives import ELBOTerms, elbo
 __all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS", "CONDITIONINGS"]
 
 DECODERS = ("parallel", "causal", "gru")
+POOLINGS = ("mean", "flatten")
+UNK_ID = 0  # the vocabulary's first entry is always UNK (□)
 THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that start apart stay apart
 
 
@@ -93,13 +97,14 @@ class PoemVAE(nn.Module):
     """p(poem | z): every character from z alone (`parallel`), or from z and the characters before (`causal`,
     `gru`); z ~ N(0, I) (or N(mu_theme, I)); q(z | poem) from a gated CNN.
 
-    `free_bits`, `posterior_bn` and `bag_weight` shape training only (see the module docstring).
+    `free_bits`, `posterior_bn`, `bag_weight` and `word_dropout` shape training only (see the module docstring).
     """
 
     def __init__(self, vocab_size: int, length: int, latent_dim: int = 64, embedding_dim: int = 64,
                  encoder_layers: int = 2, decoder_layers: int = 1, beta: float = 1.0, kl: str = "analytic",
                  decoder: str = "parallel", free_bits: float = 0.0, posterior_bn: float = 0.0,
-                 bag_weight: float = 0.0, themes: int = 0, conditioning: str = "input", dropout: float = 0.0):
+                 bag_weight: float = 0.0, themes: int = 0, conditioning: str = "input", dropout: float = 0.0,
+                 word_dropout: float = 0.0, encoder_pooling: str = "mean"):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
@@ -109,6 +114,10 @@ class PoemVAE(nn.Module):
         self.decoder_kind, self.free_bits, self.bag_weight = decoder, free_bits, bag_weight
         self.themes, self.conditioning = themes, conditioning
         self.posterior_bn = posterior_bn
+        if word_dropout and decoder == "parallel":
+            raise ValueError("word dropout hides the characters an autoregressive decoder reads; the parallel "
+                             "decoder reads none")
+        self.word_dropout = word_dropout
         self.drop = nn.Dropout(dropout)  # on the decoder's input and residual branches: 31k poems overfit without
         labels_in = themes if themes and label_in_networks(conditioning) else 0
         code = latent_dim + labels_in  # what the decoder reads: z, and the theme one-hot under "input"
@@ -121,7 +130,11 @@ class PoemVAE(nn.Module):
             # (held-out perplexity 880 against 510 after 1,000 steps)
             nn.init.normal_(self.embed.weight, std=d**-0.5)
         self.encoder = nn.Sequential(*[GatedConv(d) for _ in range(encoder_layers)])
-        self.to_posterior = nn.Linear(d + labels_in, 2 * latent_dim)
+        if encoder_pooling not in POOLINGS:
+            raise ValueError(f"encoder_pooling must be one of {', '.join(POOLINGS)}; got {encoder_pooling!r}")
+        self.encoder_pooling = encoder_pooling
+        summary = d * length if encoder_pooling == "flatten" else d
+        self.to_posterior = nn.Linear(summary + labels_in, 2 * latent_dim)
         if posterior_bn > 0:
             self.mean_norm = nn.BatchNorm1d(latent_dim, affine=False)
             self.mean_shift = nn.Parameter(torch.zeros(latent_dim))
@@ -178,6 +191,9 @@ class PoemVAE(nn.Module):
     def _causal_states(self, z: Tensor, before: Tensor, y: Tensor | None) -> Tensor:
         """(N, T+1, d) decoder states of positions 0..T: the output layer reads them."""
         code = self._code(z, y)
+        if self.training and self.word_dropout > 0:  # hidden as the corpus's own mark for a lost character
+            hide = torch.rand(before.shape, device=before.device) < self.word_dropout
+            before = before.masked_fill(hide, UNK_ID)
         start = torch.full((len(before), 1), self.vocab_size, dtype=torch.long, device=before.device)
         h = self.drop(self.embed(torch.cat([start, before], dim=1)))
         if self.decoder_kind == "gru":
@@ -199,7 +215,8 @@ class PoemVAE(nn.Module):
                         m.reset_parameters()
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
-        h = self.encoder(self.embed(x).transpose(1, 2)).mean(dim=2)  # global average pooling over positions
+        h = self.encoder(self.embed(x).transpose(1, 2))
+        h = h.flatten(1) if self.encoder_pooling == "flatten" else h.mean(dim=2)
         if self.themes and label_in_networks(self.conditioning):
             h = torch.cat([h, F.one_hot(self._need_theme(y), self.themes).to(h.dtype)], dim=-1)
         mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
