@@ -182,17 +182,26 @@ def poem_section(data: dict[str, Any]) -> list[str]:
 
 def ablation_section(data: dict[str, Any]) -> list[str]:
     b = data["budget"]
+
+    def where(r: dict[str, Any]) -> str:
+        m = r.get("machine", data["machine"])
+        return f"{m.get('cpu', 'CPU')}, {m.get('date', '?')}"
+
+    places = sorted({where(r) for r in data["rows"]})
+    several = len(places) > 1  # rows kept from an earlier run (`--only`): say where each was measured
     out = ["### Poems: posterior collapse, remedy by remedy", "",
            f"Five-character quatrains, every variant trained with the same budget ({b['epochs']} epochs or "
-           f"{b['minutes']:g} minutes, one CPU thread each, {data['machine'].get('cpu', 'CPU')}), base flags "
+           f"{b['minutes']:g} minutes, one CPU thread each, {' and '.join(places)}), base flags "
            f"`{' '.join(b['base_flags'])}`, measured on the held-out poems by `vaekit.poetry.metrics.fit`. "
            f"`{data['command']}`. Short runs: the ranking is the point, not the final numbers (those are above).", "",
            "| variant | flags | epochs | KL nats/poem | active units | reconstruction | perplexity bound "
-           "| IWAE perplexity (k) |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| IWAE perplexity (k) |" + (" measured |" if several else ""),
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" --- |" if several else "")]
     for r in data["rows"]:
         out.append(f"| {r['variant']} | `{' '.join(r['flags'])}` | {r['epochs']} | {r['kl_per_poem']:.1f} | "
                    f"{r['active_units']}/{r['latent_dim']} | {r['reconstruction_accuracy']:.1%} | "
-                   f"{r['perplexity_bound']:.0f} | {r['perplexity_iwae']:.0f} ({r['iwae_k']}) |")
+                   f"{r['perplexity_bound']:.0f} | {r['perplexity_iwae']:.0f} ({r['iwae_k']}) |"
+                   + (f" {where(r)} |" if several else ""))
     return out + [""]
 
 
