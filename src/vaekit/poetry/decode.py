@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from vaekit.data.poetry import FORM_CHARS, FORM_LINES, Vocabulary, form_length
+from vaekit.poetry.sampling import nucleus_sample
 from vaekit.poetry.verse import (
     LEVEL,
     OBLIQUE,
@@ -342,12 +343,7 @@ def _sample_rows(logits: Tensor, temperature: float, top_p: float, generator: to
     """One token per row of (n, V) logits: argmax (temperature 0), or sampled from the top-p head."""
     if temperature <= 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        keep = sorted_probs.cumsum(-1) - sorted_probs < top_p  # the smallest head whose mass reaches top_p
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs * keep)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return nucleus_sample(torch.softmax(logits / temperature, dim=-1), top_p, generator)
 
 
 def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:

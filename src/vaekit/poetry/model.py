@@ -38,6 +38,7 @@ from torch.distributions import Distribution, Independent, Normal
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, standard_normal
 from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
 from vaekit.objectives import ELBOTerms, elbo
+from vaekit.poetry.sampling import categorical
 
 __all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS", "CONDITIONINGS"]
 
@@ -297,7 +298,7 @@ class PoemVAE(nn.Module):
         if temperature <= 0:
             return logits.argmax(-1)
         probs = torch.softmax(logits / temperature, dim=-1)
-        flat = torch.multinomial(probs.reshape(-1, self.vocab_size).cpu(), 1, generator=generator)
+        flat = categorical(probs.reshape(-1, self.vocab_size).cpu(), generator)
         return flat.view(n, self.length).to(device)
 
     def _generate_causal(self, z: Tensor, temperature: float, generator: torch.Generator | None,
@@ -313,6 +314,6 @@ class PoemVAE(nn.Module):
                 nxt = logits.argmax(-1, keepdim=True)
             else:
                 probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                nxt = torch.multinomial(probs, 1, generator=generator).to(z.device)
+                nxt = categorical(probs, generator)[:, None].to(z.device)
             ids = torch.cat([ids, nxt], dim=1)
         return ids
