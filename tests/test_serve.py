@@ -90,6 +90,7 @@ def test_poems_keep_their_shape_and_rules(client):
     path = client.post("/api/poem/interpolate", json={"form": "couplet", "a": "床前明月光，疑是地上霜。",
                                                       "b": "舉頭望明月，低頭思故鄉。", "steps": 4}).json()["poems"]
     assert len(path) == 4 and all(len(p) == 2 for p in path)
+    assert all(check("".join(p), "couplet").fits for p in path)  # the page keeps the rules along the line too
 
 
 def test_the_themed_model_writes_to_a_theme(client):

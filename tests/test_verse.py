@@ -7,7 +7,7 @@ import torch
 
 from vaekit.cli import main
 from vaekit.data.poetry import UNK, to_simplified
-from vaekit.poetry import ConstraintError, VerseRules, load_poem_model, poem_scores, write
+from vaekit.poetry import ConstraintError, VerseRules, interpolate, load_poem_model, poem_scores, write
 from vaekit.poetry.decode import LineSet, decode
 from vaekit.poetry.verse import check, has_doubled_character, lines_of_text, pingshui, rhyme_groups, templates, tones
 
@@ -75,6 +75,18 @@ def test_constrained_quatrains_never_break_a_rule_over_many_seeds(quatrain):
     for text in poems:
         _assert_keeps_the_rules(text, "quatrain")
     assert len({check(t).template.name for t in poems}) >= 3  # auto draws several templates
+
+
+def test_interpolation_keeps_the_rules_under_one_plan_along_every_line(quatrain):
+    ends = write(quatrain, 16, seed=5, temperature=0.85, top_p=0.95, rules=VerseRules("quatrain"))
+    moved = 0
+    for i, (a, b) in enumerate(zip(ends[::2], ends[1::2], strict=True)):
+        path = interpolate(quatrain, a, b, steps=5, rules=VerseRules("quatrain"), seed=i)
+        for text in path:
+            _assert_keeps_the_rules(text, "quatrain")
+        assert len({check(t).template.name for t in path}) == 1, path  # one template drawn for the whole line
+        moved += path[0] != path[-1]
+    assert moved >= 6  # the ends of most lines decode to different poems
 
 
 def test_acrostic_first_line_and_keywords_over_many_seeds(quatrain):

@@ -92,10 +92,12 @@ def cmd_poem_write(args: argparse.Namespace) -> None:
 
 
 def cmd_poem_interpolate(args: argparse.Namespace) -> None:
-    from vaekit.poetry import format_poem, interpolate, load_poem_model
+    from vaekit.poetry import VerseRules, format_poem, interpolate, load_poem_model
 
     model = load_poem_model(args.form, args.run)
-    for i, text in enumerate(interpolate(model, args.first, args.second, steps=args.steps)):
+    rules = None if args.free else VerseRules(form=model.run_config.poem.form)
+    for i, text in enumerate(interpolate(model, args.first, args.second, steps=args.steps, rules=rules,
+                                         seed=args.seed)):
         print(f"[{i}]\n{format_poem(text)}\n")
 
 
@@ -264,6 +266,8 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("first", help="the poem the walk starts from (punctuation optional)")
             p.add_argument("second", help="the poem it ends at")
             p.add_argument("--steps", type=count(2, 100), default=6, help="poems along the line, ends included")
+            p.add_argument("--free", action="store_true",
+                           help="decode each point's most likely characters without the rules of verse")
         else:
             p.add_argument("-n", type=count(2, 100_000), default=1000, help="poems to generate and score")
             p.add_argument("--temperature", type=temperature, default=DEFAULT_TEMPERATURE, help="as for write (0: argmax)")

@@ -129,16 +129,26 @@ def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: str | int | None = None) -> list[str]:
+def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: str | int | None = None,
+                rules: VerseRules | None = None, seed: int = 0) -> list[str]:
     """Decode points on the straight line between the posterior means of two poems (of one theme, for a
-    themed model: the catch-all unless given)."""
+    themed model: the catch-all unless given), each by its most likely characters.
+
+    With `rules` every point keeps them (the constrained decoder at temperature 0), all under one plan (the
+    same template, drawn with `seed`), so the poems along the line differ only by where they stand on it;
+    without, each position takes its most likely character freely, as the fit metrics decode.
+    """
     y = _theme_of_model(model, theme)
     one = {} if y is None else {"y": torch.tensor([y])}
     za = model.posterior(encode_poem(model, a), **one).mean[0]
     zb = model.posterior(encode_poem(model, b), **one).mean[0]
     t = torch.linspace(0, 1, steps)[:, None]
-    ids = model.generate(steps, z=(1 - t) * za + t * zb, forbid=[0],
-                         **({} if y is None else {"y": torch.full((steps,), y)}))
+    path = (1 - t) * za + t * zb
+    if rules is not None:
+        lines = getattr(model, "corpus_lines", None)
+        return [decode(model, 1, rules, temperature=0.0, generator=torch.Generator().manual_seed(seed), lines=lines,
+                       theme=y, z=point[None])[0] for point in path]
+    ids = model.generate(steps, z=path, forbid=[0], **({} if y is None else {"y": torch.full((steps,), y)}))
     return model.vocab.decode(ids.cpu())
 
 

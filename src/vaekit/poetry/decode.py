@@ -438,19 +438,23 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
 @torch.no_grad()
 def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float = 0.5, top_p: float = 1.0,
            beam: int = 0, generator: torch.Generator | None = None, lines: LineSet | None = None,
-           theme: int | None = None) -> list[str]:
+           theme: int | None = None, z: Tensor | None = None) -> list[str]:
     """n poems that keep `rules`: sampled (temperature, top-p; 0 is argmax) or by beam search (beam > 1);
-    a themed model writes to `theme` (an index into its themes)."""
+    a themed model writes to `theme` (an index into its themes). With `z` (n, latent) the poems are written
+    from those codes instead of draws from the prior."""
     vocab: Vocabulary = model.vocab
     if model.length != form_length(rules.form):
         raise ConstraintError(f"this model writes {model.length}-character poems, not a {rules.form}")
     generator = generator if generator is not None else torch.Generator().manual_seed(int(torch.randint(2**31, ())))
     masker = _Masker(vocab, rules, lines)
     y = None if theme is None else torch.tensor([theme])
+    if z is not None and len(z) != n:
+        raise ValueError(f"decode was asked for {n} poems but given {len(z)} codes")
     out: list[list[int]] = []
     for start in range(0, n, DECODE_BATCH):
         plans = [_plan(rules, vocab, generator) for _ in range(min(DECODE_BATCH, n - start))]
-        zs = [_fit_z(model, plan, generator, y) for plan in plans]
+        zs = ([_fit_z(model, plan, generator, y) for plan in plans] if z is None
+              else list(z[start:start + len(plans)].cpu().split(1)))
         if beam > 1:
             out += [_beam_one(model, z, plan, masker, beam, y) for z, plan in zip(zs, plans, strict=True)]
         else:

@@ -202,6 +202,7 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
         return JSONResponse({"poems": _finish(texts, body)})
 
     async def poem_interpolate(request: Request) -> JSONResponse:
+        from vaekit.poetry import VerseRules
         from vaekit.poetry import interpolate as interpolate_poems
 
         body = await _body(request)
@@ -209,7 +210,8 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
         a, b = text(body, "a", 80), text(body, "b", 80)
         if a is None or b is None:
             raise BadRequest("a and b must both be poems")
-        texts = interpolate_poems(model, a, b, steps=integer(body, "steps", 2, 12, default=6))
+        texts = interpolate_poems(model, a, b, steps=integer(body, "steps", 2, 12, default=6),
+                                  rules=VerseRules(form=model.run_config.poem.form))  # as every poem the page writes
         return JSONResponse({"poems": _finish(texts, body)})
 
     async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
