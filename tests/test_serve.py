@@ -163,7 +163,7 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "vaekit.cli", "serve", str(runs / "vae"), str(runs / "cvae"),
@@ -209,6 +209,16 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         for poem in poems:
             lines = poem.text.splitlines()
             assert [line[0] for line in lines] == list("春夏秋冬") and all(len(line) == 6 for line in lines)
+
+        for form in ("quatrain", "couplet"):  # the ends shown fit the form, so interpolate works untouched
+            Select(driver.find_element(By.ID, "poem-form")).select_by_value(form)
+            driver.find_element(By.ID, "poem-interpolate").click()
+            lines = 4 if form == "quatrain" else 2
+            wait.until(lambda d, n=lines: (p := d.find_elements(By.CSS_SELECTOR, "#poem-path .poem"))
+                       and len(p[0].text.splitlines()) == n)
+            assert not driver.find_element(By.ID, "message").is_displayed()
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#poem-path .poem")) == 6
+        Select(driver.find_element(By.ID, "poem-form")).select_by_value("quatrain")
 
         driver.find_element(By.ID, "poem-acrostic").clear()
         driver.find_element(By.ID, "poem-acrostic").send_keys("春")

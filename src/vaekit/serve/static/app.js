@@ -223,6 +223,23 @@ async function writePoems() {
   } catch (e) { say(e.message); }
 }
 
+// two famous poems of each form: the interpolation's ends when none are typed (a path needs the form's length)
+const POEM_ENDS = {
+  couplet: ["床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"],
+  quatrain: ["床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"],
+  quatrain7: ["朝辭白帝彩雲間，千里江陵一日還。兩岸猿聲啼不住，輕舟已過萬重山。",
+    "月落烏啼霜滿天，江楓漁火對愁眠。姑蘇城外寒山寺，夜半鐘聲到客船。"],
+  regulated: ["國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。",
+    "空山新雨後，天氣晚來秋。明月松間照，清泉石上流。竹喧歸浣女，蓮動下漁舟。隨意春芳歇，王孫自可留。"],
+  regulated7: ["風急天高猿嘯哀，渚清沙白鳥飛迴。無邊落木蕭蕭下，不盡長江滾滾來。萬里悲秋常作客，百年多病獨登臺。艱難苦恨繁霜鬢，潦倒新停濁酒杯。",
+    "劍外忽傳收薊北，初聞涕淚滿衣裳。卻看妻子愁何在，漫卷詩書喜欲狂。白日放歌須縱酒，青春作伴好還鄉。即從巴蜀辭天府，便下襄陽向洛陽。"],
+};
+
+function showPoemEnds() {
+  const ends = POEM_ENDS[$("poem-form").value];
+  if (ends) [$("poem-a").placeholder, $("poem-b").placeholder] = ends;
+}
+
 async function interpolatePoems() {
   try {
     const r = await api("/api/poem/interpolate", { form: $("poem-form").value,
@@ -280,12 +297,14 @@ async function start() {
     const showThemes = () => { $("poem-theme-label").hidden = !themed.includes($("poem-form").value);
       if ($("poem-theme-label").hidden) $("poem-theme").value = ""; };
     $("poem-form").addEventListener("change", showThemes);
+    $("poem-form").addEventListener("change", showPoemEnds);
     state.runs = runs;
     $("poem-form").replaceChildren(...forms.map((f) => new Option(f, f)));
     if (forms.includes("quatrain")) $("poem-form").value = "quatrain";
     showThemes();
+    showPoemEnds();
     $("poem-section").hidden = forms.length === 0;
-    for (const id of ["explorer-section", "draw-section", "sample-section"]) $(id).hidden = runs.length === 0;
+    for (const id of ["run-wrap", "explorer-section", "draw-section", "sample-section"]) $(id).hidden = runs.length === 0;
     if (runs.length) {
       $("run").replaceChildren(...runs.map((r) => new Option(r.name, r.id)));
       $("compare-wrap").hidden = runs.length < 2;
