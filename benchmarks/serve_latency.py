@@ -73,6 +73,9 @@ def main() -> None:
                 "interpolate (10 images)": ("/api/interpolate", {"run": run_id, "steps": 10}),
                 "poem (4 quatrains, rules kept)": ("/api/poem", {"form": "quatrain", "n": 4}),
                 "poem (1 quatrain)": ("/api/poem", {"form": "quatrain", "n": 1}),
+                "poem interpolation (6 quatrains, rules kept)": (
+                    "/api/poem/interpolate", {"form": "quatrain", "a": "床前明月光疑是地上霜舉頭望明月低頭思故鄉",
+                                              "b": "白日依山盡黃河入海流欲窮千里目更上一層樓", "steps": 6}),
             }
             rows = []
             for name, (path, body) in cases.items():

@@ -21,6 +21,17 @@ def causal(vocab: int = 50, length: int = 20, layers: int = 4) -> PoemVAE:
     return PoemVAE(vocab, length, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=layers)
 
 
+def test_a_causal_layer_is_its_gated_convolution_with_the_bias_moved_to_the_z_term():
+    from vaekit.poetry.model import CausalGatedConv
+
+    torch.manual_seed(1)
+    layer = CausalGatedConv(channels=16, code_dim=8, dilation=4)
+    x, z = torch.randn(3, 16, 20), torch.randn(3, 8)
+    full = layer.conv(torch.nn.functional.pad(x, (layer.pad, 0))) + layer.from_z(z)[:, :, None]  # the definition
+    a, b = full.chunk(2, dim=1)
+    assert torch.allclose(layer(x, z), x + a * torch.sigmoid(b), atol=1e-6)
+
+
 def test_the_causal_decoder_never_looks_ahead():
     model = causal().eval()
     x = torch.randint(1, 50, (3, 20))

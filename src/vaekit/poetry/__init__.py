@@ -145,9 +145,8 @@ def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: s
     t = torch.linspace(0, 1, steps)[:, None]
     path = (1 - t) * za + t * zb
     if rules is not None:
-        lines = getattr(model, "corpus_lines", None)
-        return [decode(model, 1, rules, temperature=0.0, generator=torch.Generator().manual_seed(seed), lines=lines,
-                       theme=y, z=point[None])[0] for point in path]
+        return decode(model, steps, rules, temperature=0.0, generator=torch.Generator().manual_seed(seed),
+                      lines=getattr(model, "corpus_lines", None), theme=y, z=path, one_plan=True)
     ids = model.generate(steps, z=path, forbid=[0], **({} if y is None else {"y": torch.full((steps,), y)}))
     return model.vocab.decode(ids.cpu())
 

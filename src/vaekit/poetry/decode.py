@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -438,10 +438,11 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
 @torch.no_grad()
 def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float = 0.5, top_p: float = 1.0,
            beam: int = 0, generator: torch.Generator | None = None, lines: LineSet | None = None,
-           theme: int | None = None, z: Tensor | None = None) -> list[str]:
+           theme: int | None = None, z: Tensor | None = None, one_plan: bool = False) -> list[str]:
     """n poems that keep `rules`: sampled (temperature, top-p; 0 is argmax) or by beam search (beam > 1);
     a themed model writes to `theme` (an index into its themes). With `z` (n, latent) the poems are written
-    from those codes instead of draws from the prior."""
+    from those codes instead of draws from the prior; with `one_plan` all of them under one drawn plan (the
+    same template and rhyme choices), as an interpolation wants."""
     vocab: Vocabulary = model.vocab
     if model.length != form_length(rules.form):
         raise ConstraintError(f"this model writes {model.length}-character poems, not a {rules.form}")
@@ -450,13 +451,16 @@ def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float
     y = None if theme is None else torch.tensor([theme])
     if z is not None and len(z) != n:
         raise ValueError(f"decode was asked for {n} poems but given {len(z)} codes")
+    shared = _plan(rules, vocab, generator) if one_plan else None
     out: list[list[int]] = []
     for start in range(0, n, DECODE_BATCH):
-        plans = [_plan(rules, vocab, generator) for _ in range(min(DECODE_BATCH, n - start))]
+        count = min(DECODE_BATCH, n - start)  # a plan's rhyme groups narrow as its poem is written: one each
+        plans = [_plan(rules, vocab, generator) if shared is None else replace(shared, fixed=dict(shared.fixed))
+                 for _ in range(count)]
         zs = ([_fit_z(model, plan, generator, y) for plan in plans] if z is None
-              else list(z[start:start + len(plans)].cpu().split(1)))
+              else list(z[start:start + count].cpu().split(1)))
         if beam > 1:
-            out += [_beam_one(model, z, plan, masker, beam, y) for z, plan in zip(zs, plans, strict=True)]
+            out += [_beam_one(model, code, plan, masker, beam, y) for code, plan in zip(zs, plans, strict=True)]
         else:
             out += _decode_batch(model, torch.cat(zs), plans, masker, temperature, top_p, generator, y)
     return ["".join(vocab.chars[i] for i in ids) for ids in out]

@@ -71,7 +71,10 @@ class CausalGatedConv(nn.Module):
         self.drop = nn.Dropout(dropout)  # on the residual branch, in training
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:  # x: (N, d, T), z: (N, code)
-        a, b = (self.conv(F.pad(x, (self.pad, 0))) + self.from_z(z)[:, :, None]).chunk(2, dim=1)
+        # the convolution's bias joins the z term: a dilated conv1d with a bias takes a path ~7x slower at batch 1
+        shift = F.linear(z, self.from_z.weight, self.from_z.bias + self.conv.bias)
+        h = F.conv1d(F.pad(x, (self.pad, 0)), self.conv.weight, None, dilation=self.conv.dilation)
+        a, b = (h + shift[:, :, None]).chunk(2, dim=1)
         return x + self.drop(a * torch.sigmoid(b))
 
 
