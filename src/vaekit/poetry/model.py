@@ -38,6 +38,7 @@ from torch.distributions import Distribution, Independent, Normal
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, standard_normal
 from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
 from vaekit.objectives import ELBOTerms, elbo
+from vaekit.poetry.output import linear_log_prob
 from vaekit.poetry.sampling import categorical
 
 __all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS", "CONDITIONINGS"]
@@ -92,9 +93,9 @@ class CausalLikelihood:
         z = self.z.reshape(-1, self.model.latent_dim)
         y = None if self.y is None else self.y.expand(*lead).reshape(-1)
         tokens = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
-        logits = self.model.causal_logits(z, tokens[:, :-1], y)
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-        return logp.sum(-1).reshape(lead)
+        states = self.model._causal_states(z, tokens[:, :-1], y)
+        logp = self.model._output_log_prob(states.reshape(-1, states.shape[-1]), tokens.reshape(-1))
+        return logp.view(tokens.shape).sum(-1).reshape(lead)
 
 
 class PoemVAE(nn.Module):
@@ -187,6 +188,11 @@ class PoemVAE(nn.Module):
     def _output(self, h: Tensor) -> Tensor:
         """Logits over the vocabulary from decoder states (..., d), through the tied embedding."""
         return F.linear(torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size], self.out_bias).float()
+
+    def _output_log_prob(self, h: Tensor, target: Tensor) -> Tensor:
+        """log p(target) from decoder states h (N, d): `_output`'s softmax at the targets, fused (poetry.output)."""
+        return linear_log_prob(torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size], self.out_bias,
+                               target)
 
     def causal_logits(self, z: Tensor, before: Tensor, y: Tensor | None = None) -> Tensor:
         """(N, T+1, V) logits of positions 0..T given z (N, latent) and the T characters `before` them."""
