@@ -105,3 +105,42 @@ def test_constrained_decoding_drives_the_causal_model_over_many_seeds(fixture_ca
     heads = "".join(model.vocab.chars[1:5])
     for text in write(model, 5, seed=1, rules=VerseRules("quatrain", acrostic=heads)):
         assert [text[i * 5] for i in range(4)] == list(heads)
+
+
+def test_the_stepping_decoder_gives_the_full_pass_logits_whatever_prefixes_it_is_given():
+    from vaekit.poetry.model import CausalStepper
+
+    model = causal(layers=5).eval()
+    full = lambda z, prefix: model._output(model._causal_states(z, prefix, None)[:, -1])  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 8, generator=g)
+    z[3] = z[1]  # rows 1 and 3 share a code: they may stand in for each other
+    step = model.step_decoder(z)
+    assert isinstance(step, CausalStepper)
+    prefix = torch.zeros(6, 0, dtype=torch.long)
+    with torch.no_grad():
+        for t in range(20):
+            if t == 8:  # rows 1 and 3 swap their prefixes (kept rows reordered)
+                prefix = prefix[[0, 3, 2, 1, 4, 5]]
+            if t == 12:  # rows 0 and 2 swap theirs (their codes differ: the full pass)
+                prefix = prefix[[2, 1, 0, 3, 4, 5]]
+            prefix = torch.cat([prefix, torch.randint(1, 50, (6, 1), generator=g)], dim=1)
+            assert torch.allclose(step(prefix), full(z, prefix), atol=1e-5), t
+        jump = torch.randint(1, 50, (6, 5), generator=g)  # an unrelated, shorter prefix
+        assert torch.allclose(step(jump), full(z, jump), atol=1e-5)
+        jump = torch.cat([jump, torch.randint(1, 50, (6, 1), generator=g)], dim=1)  # and one step on from it
+        assert torch.allclose(step(jump), full(z, jump), atol=1e-5)
+    assert not isinstance(model.train().step_decoder(z), CausalStepper)  # dropout in training: the full pass
+
+
+def test_the_stepping_decoder_of_a_themed_model_reads_the_theme():
+    torch.manual_seed(0)
+    model = PoemVAE(50, 20, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=3, themes=7,
+                    conditioning="both").eval()
+    z, y = torch.randn(3, 8), torch.tensor([0, 4, 6])
+    prefix = torch.randint(1, 50, (3, 10))
+    step = model.step_decoder(z, y)
+    with torch.no_grad():
+        for t in range(11):
+            want = model._output(model._causal_states(z, prefix[:, :t], y)[:, -1])
+            assert torch.allclose(step(prefix[:, :t]), want, atol=1e-5)

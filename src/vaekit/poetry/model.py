@@ -41,7 +41,7 @@ from vaekit.objectives import ELBOTerms, elbo
 from vaekit.poetry.output import linear_log_prob
 from vaekit.poetry.sampling import categorical
 
-__all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "PoemVAE", "DECODERS", "CONDITIONINGS"]
+__all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "CausalStepper", "PoemVAE", "DECODERS", "CONDITIONINGS"]
 
 DECODERS = ("parallel", "causal", "gru")
 POOLINGS = ("mean", "flatten")
@@ -198,8 +198,10 @@ class PoemVAE(nn.Module):
         """(N, T+1, V) logits of positions 0..T given z (N, latent) and the T characters `before` them."""
         return self._output(self._causal_states(z, before, y))
 
-    def _causal_states(self, z: Tensor, before: Tensor, y: Tensor | None) -> Tensor:
-        """(N, T+1, d) decoder states of positions 0..T: the output layer reads them."""
+    def _causal_states(self, z: Tensor, before: Tensor, y: Tensor | None,
+                       inputs: list[Tensor] | None = None) -> Tensor:
+        """(N, T+1, d) decoder states of positions 0..T: the output layer reads them. A list given as `inputs`
+        receives each causal layer's input (N, d, T+1), which `CausalStepper` keeps to go on from."""
         code = self._code(z, y)
         if self.training and self.word_dropout > 0:  # hidden as the corpus's own mark for a lost character
             hide = torch.rand(before.shape, device=before.device) < self.word_dropout
@@ -212,6 +214,8 @@ class PoemVAE(nn.Module):
             return self.drop(out)
         h = h.transpose(1, 2)
         for layer in self.causal:
+            if inputs is not None:
+                inputs.append(h)
             h = layer(h, code)
         return h.transpose(1, 2)
 
@@ -281,6 +285,8 @@ class PoemVAE(nn.Module):
         if self.parallel:
             logits = self.logits(z, y)
             return lambda prefix: logits[:, prefix.shape[1]]
+        if self.decoder_kind == "causal" and not self.training:
+            return CausalStepper(self, z, y)
         # the stack runs over the prefix (cheap: 20-56 positions), the vocabulary projection only at the last one
         return lambda prefix: self._output(self._causal_states(z, prefix, y)[:, -1])
 
@@ -326,3 +332,61 @@ class PoemVAE(nn.Module):
                 nxt = categorical(probs, generator)[:, None].to(z.device)
             ids = torch.cat([ids, nxt], dim=1)
         return ids
+
+
+class CausalStepper:
+    """The causal decoder's `step_decoder`: it keeps every layer's past inputs, so that a prefix one character
+    longer than the last one costs one position per layer instead of a pass over the whole prefix (as fast
+    WaveNet generation does). Rows may come back reordered (beam search), among rows of the same z; any other
+    prefix takes the full pass, which also refills what is kept. Either way the logits are the full pass's.
+    """
+
+    def __init__(self, model: PoemVAE, z: Tensor, y: Tensor | None = None):
+        self.model, self.z, self.y = model, z, y
+        self.code = model._code(z, y)
+        # rows whose z is the same may stand in for one another when rows are reordered
+        self.same_z = torch.unique(self.code, dim=0, return_inverse=True)[1].tolist()
+        self.taps = [(layer.conv.weight.permute(0, 2, 1).reshape(layer.conv.weight.shape[0], -1),
+                      layer.conv.dilation[0], layer.conv.weight.shape[2],
+                      F.linear(self.code, layer.from_z.weight, layer.from_z.bias + layer.conv.bias))
+                     for layer in model.causal]
+        self.prefix: list[tuple[int, ...]] | None = None
+        self.inputs: list[Tensor] = []  # layer i's input (B, d, t+1) at positions 0..t; the last entry its output
+
+    def __call__(self, prefix: Tensor) -> Tensor:
+        rows = [tuple(r) for r in prefix.tolist()]
+        order = self._rows_kept(rows)
+        if order is None:
+            inputs: list[Tensor] = []
+            states = self.model._causal_states(self.z, prefix, self.y, inputs)
+            self.inputs = [*inputs, states.transpose(1, 2)]
+        else:
+            if order != list(range(len(order))):
+                index = torch.tensor(order, device=prefix.device)
+                self.inputs = [h.index_select(0, index) for h in self.inputs]
+            self._advance(prefix[:, -1])
+        self.prefix = rows
+        return self.model._output(self.inputs[-1][:, :, -1])
+
+    def _rows_kept(self, rows: list[tuple[int, ...]]) -> list[int] | None:
+        """For each row, the kept row (of the same z) it extends by one character; None if one has none."""
+        if self.prefix is None or not rows or len(rows[0]) != len(self.prefix[0]) + 1 or len(rows) != len(self.z):
+            return None
+        kept = {(self.same_z[i], p): i for i, p in enumerate(self.prefix)}
+        order = [kept.get((self.same_z[i], r[:-1])) for i, r in enumerate(rows)]
+        return None if None in order else order  # type: ignore[return-value]
+
+    def _advance(self, last: Tensor) -> None:
+        """Append one position to every layer: its input there and the K taps back along its dilation."""
+        h = self.model.embed(last)  # (B, d): the character just read
+        grown = []
+        for (weight, dilation, kernel, shift), past in zip(self.taps, self.inputs, strict=False):
+            past = torch.cat([past, h[:, :, None]], dim=2)
+            grown.append(past)
+            t = past.shape[2] - 1
+            taps = [past[:, :, t - j * dilation] if t >= j * dilation else torch.zeros_like(h)
+                    for j in range(kernel - 1, -1, -1)]  # weight tap k reads position t - (K - 1 - k) * dilation
+            a, b = torch.addmm(shift, torch.cat(taps, dim=1), weight.t()).chunk(2, dim=1)
+            h = h + a * torch.sigmoid(b)
+        grown.append(torch.cat([self.inputs[-1], h[:, :, None]], dim=2))
+        self.inputs = grown
