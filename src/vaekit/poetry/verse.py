@@ -234,26 +234,32 @@ def _rhyme_breaks(lines: list[str], template: Template) -> list[Break]:
     return breaks
 
 
-def check(text: str, form: str | None = None) -> Verdict:
+def check(text: str, form: str | None = None, template: str | None = None) -> Verdict:
     """The template a punctuation-free poem fits best, and where it breaks the rules (tone, 孤平, 三平尾, rhyme).
 
-    `form` defaults to the one its length implies (20 characters: quatrain, 28: quatrain7, ...).
+    `form` defaults to the one its length implies (20 characters: quatrain, 28: quatrain7, ...). With `template`
+    (a name such as 平起首句不入韵) the verdict is against that template alone: a poem whose polyphones take
+    either tone can fit two templates, and the best one is then the first of them.
     """
     lines = lines_of_text(text)
     if form is None:
         chars = line_chars(len(text))
         form = next(f for f in FORM_LINES if FORM_LINES[f] == len(lines) and FORM_CHARS[f] == chars)
+    candidates = [t for t in templates(form) if template is None or t.name == template]
+    if not candidates:
+        raise ValueError(f"no {form} template is named {template!r}; choose one of "
+                         f"{', '.join(t.name for t in templates(form))}")
     best: Verdict | None = None
-    for template in templates(form):
+    for template_ in candidates:
         breaks, unknown = [], 0
-        for i, (line, pattern) in enumerate(zip(lines, template.lines, strict=True)):
+        for i, (line, pattern) in enumerate(zip(lines, template_.lines, strict=True)):
             b, u = _line_breaks(line, pattern, i)
             breaks += b
             unknown += u
-        breaks += _rhyme_breaks(lines, template)
-        verdict = Verdict(template, tuple(breaks), unknown)
+        breaks += _rhyme_breaks(lines, template_)
+        verdict = Verdict(template_, tuple(breaks), unknown)
         # on a tie, the template that rhymes more lines wins (a rhyming polyphone ends a 入韵 first line)
-        if best is None or (len(verdict.breaks), -len(template.rhyme_lines)) < (len(best.breaks),
+        if best is None or (len(verdict.breaks), -len(template_.rhyme_lines)) < (len(best.breaks),
                                                                                  -len(best.template.rhyme_lines)):
             best = verdict
     assert best is not None
