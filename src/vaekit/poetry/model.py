@@ -187,7 +187,10 @@ class PoemVAE(nn.Module):
 
     def _output(self, h: Tensor) -> Tensor:
         """Logits over the vocabulary from decoder states (..., d), through the tied embedding."""
-        return F.linear(torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size], self.out_bias).float()
+        u, table = torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size]
+        if u.ndim == 2:  # one position of a batch, as in decoding: (V, d) @ (d, B) ran 1.5x faster than (B, d) @ (d, V)
+            return torch.addmm(self.out_bias[:, None], table, u.t()).t().float().contiguous()
+        return F.linear(u, table, self.out_bias).float()
 
     def _output_log_prob(self, h: Tensor, target: Tensor) -> Tensor:
         """log p(target) from decoder states h (N, d): `_output`'s softmax at the targets, fused (poetry.output)."""
@@ -346,8 +349,7 @@ class CausalStepper:
         self.code = model._code(z, y)
         # rows whose z is the same may stand in for one another when rows are reordered
         self.same_z = torch.unique(self.code, dim=0, return_inverse=True)[1].tolist()
-        self.taps = [(layer.conv.weight.permute(0, 2, 1).reshape(layer.conv.weight.shape[0], -1),
-                      layer.conv.dilation[0], layer.conv.weight.shape[2],
+        self.taps = [(layer.conv.weight.flatten(1), layer.conv.dilation[0], layer.conv.weight.shape[2],  # a view
                       F.linear(self.code, layer.from_z.weight, layer.from_z.bias + layer.conv.bias))
                      for layer in model.causal]
         self.prefix: list[tuple[int, ...]] | None = None
@@ -386,7 +388,8 @@ class CausalStepper:
             t = past.shape[2] - 1
             taps = [past[:, :, t - j * dilation] if t >= j * dilation else torch.zeros_like(h)
                     for j in range(kernel - 1, -1, -1)]  # weight tap k reads position t - (K - 1 - k) * dilation
-            a, b = torch.addmm(shift, torch.cat(taps, dim=1), weight.t()).chunk(2, dim=1)
+            # (B, C, K) flattened as the weight's (2C, C, K) is: channel-major, taps within
+            a, b = torch.addmm(shift, torch.stack(taps, dim=2).flatten(1), weight.t()).chunk(2, dim=1)
             h = h + a * torch.sigmoid(b)
         grown.append(torch.cat([self.inputs[-1], h[:, :, None]], dim=2))
         self.inputs = grown
