@@ -10,6 +10,7 @@ halves the package: the shipped models' metrics in docs/benchmarks.md are measur
 
 import argparse
 import datetime
+import filecmp
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from vaekit.config import TrainConfig
-from vaekit.poetry import shipped_model_dir
+from vaekit.poetry import LINES_FILE, shipped_model_dir
 from vaekit.runs import read_metrics_lines, read_run_config
 
 FILES = ("vocab.json", "lines.safetensors")
@@ -33,6 +34,7 @@ if __name__ == "__main__":
     parser.add_argument("--wall-seconds", type=float, default=None, help="the whole command, start-up included")
     args = parser.parse_args()
     run, out = Path(args.run), shipped_model_dir(args.form, args.themed)
+    lines_before = (out / LINES_FILE).read_bytes() if (out / LINES_FILE).is_file() else None
     config = TrainConfig.from_dict(read_run_config(run))
     config.run.run_dir = f"shipped/{out.name}"
     metrics = read_metrics_lines(run / "metrics.jsonl")
@@ -40,6 +42,14 @@ if __name__ == "__main__":
     out.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copyfile(run / name, out / name)
+    # the themed CVAE and its form's model train on the same stanzas: their training-line hashes ship once, beside
+    # the form's model, and the themed one reads them there (vaekit.poetry.load_poem_model)
+    plain, themed = shipped_model_dir(args.form) / LINES_FILE, shipped_model_dir(args.form, True) / LINES_FILE
+    if args.themed and plain.is_file() and filecmp.cmp(plain, out / LINES_FILE, shallow=False):
+        (out / LINES_FILE).unlink()
+    elif not args.themed and themed.parent.is_dir() and not themed.is_file() and lines_before is not None \
+            and lines_before != plain.read_bytes():
+        themed.write_bytes(lines_before)  # the themed model's lines differ from the new ones: it keeps its own
     weights = load_file(str(run / "model.safetensors"))
     save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(out / "model.safetensors"))
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")

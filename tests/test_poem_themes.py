@@ -110,8 +110,9 @@ def test_bn_vae_keeps_the_expected_kl_above_its_floor():
     plain.to_posterior.weight.data.mul_(0.3)
     plain.to_posterior.bias.data.zero_()
     m.to_posterior.bias.data.zero_()
-    assert float(elbo(plain, x).kl.mean()) < 0.1
-    assert float(elbo(m, x).kl.mean()) >= 8 * gamma**2 / 2 * 0.999
+    with torch.no_grad():
+        assert float(elbo(plain, x).kl.mean()) < 0.1
+        assert float(elbo(m, x).kl.mean()) >= 8 * gamma**2 / 2 * 0.999
 
 
 @pytest.mark.parametrize("conditioning", ["prior", "both"])
@@ -240,3 +241,13 @@ def test_poem_train_uses_the_shipped_recipe_unless_told_otherwise(tmp_path):
     assert main([*base, "--run-dir", str(tmp_path / "b"), "--posterior-bn", "0", "--decoder-layers", "2"]) == 0
     saved = json.loads((tmp_path / "b" / "config.json").read_text())
     assert saved["poem"]["posterior_bn"] == 0 and saved["poem"]["decoder_layers"] == 2  # flags win
+
+
+def test_the_shipped_themed_model_reads_its_forms_training_lines():
+    import numpy as np
+
+    from vaekit.poetry import LINES_FILE, shipped_model_dir
+
+    assert not (shipped_model_dir("quatrain", themed=True) / LINES_FILE).exists()  # one copy of the hashes ships
+    themed, plain = load_poem_model("quatrain", themed=True), load_poem_model("quatrain")
+    assert themed.corpus_lines is not None and np.array_equal(themed.corpus_lines.hashes, plain.corpus_lines.hashes)

@@ -225,3 +225,12 @@ def test_real_corpus_from_npm(tmp_path):
     assert 14400 < len(extract_form(poems, "regulated")) < 14550
     assert 150_000 < len(extract_form(poems, "couplet")) < 165_000
     assert len(load_strains(corpus)) > 50_000
+
+
+def test_all_shipped_weights_together_stay_within_30_mb():
+    from importlib import resources
+
+    package = Path(str(resources.files("vaekit")))
+    files = [*package.glob("poetry/shipped/*/*.safetensors"), *package.glob("weights/*.safetensors")]
+    assert len(files) >= 9  # four poem models, their training lines, the theme classifier, two image classifiers
+    assert sum(f.stat().st_size for f in files) <= 30 * 10**6

@@ -53,7 +53,11 @@ def load_poem_model(form: str | None = None, run: str | Path | None = None, devi
     model = load(run, device=device)
     if not hasattr(model, "vocab"):
         raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
-    model.corpus_lines = LineSet.load(Path(run) / LINES_FILE)  # training lines a poem must not copy
+    lines = Path(run) / LINES_FILE
+    if themed and not lines.is_file() and run == shipped_model_dir(form, themed):
+        # the shipped themed CVAE trained on its form's stanzas: it ships no second copy of the same hashes
+        lines = shipped_model_dir(form) / LINES_FILE
+    model.corpus_lines = LineSet.load(lines)  # training lines a poem must not copy
     return model
 
 
