@@ -121,7 +121,7 @@ def test_the_estimate_does_not_depend_on_the_budget():
     x = torch.rand(20, 1, 28, 28).bernoulli()
     y = torch.zeros(20, dtype=torch.long)
     small = estimate_nll(model, x, y, k=400, memory=2**20)  # chunks of a few samples, one image a batch
-    large = estimate_nll(model, x, y, k=400, memory=2**30)  # every sample of every image at once
+    large = estimate_nll(model, x, y, k=400, memory=2**30)  # several images' samples in one pass
     assert small.k == large.k == 400 and small.images == large.images == 20
     assert abs(small.nll - large.nll) < 3 * large.standard_error
 
@@ -158,6 +158,23 @@ def test_fast_evaluation_changes_only_rounding_and_restores_the_model(monkeypatc
     assert fast.nll == pytest.approx(plain.nll, rel=1e-5)
     in_place = ev._relus_on_fresh_tensors(model)
     assert 0 < len(in_place) < len(relus) if arch == "resnet" else len(in_place) == len(relus)
+
+
+def test_a_small_k_scores_several_images_a_pass_within_the_pass_cap():
+    from vaekit.memory import CPU_PASS_CAP
+
+    model = build_model(ModelConfig(arch="mlp", latent_dim=4, image_shape=(1, 28, 28), hidden=[32])).eval()
+    x = torch.rand(300, 1, 28, 28).bernoulli()
+    y = torch.zeros(300, dtype=torch.long)
+    plans = []
+    estimate_nll(model, x, y, k=10, on_plan=plans.append)  # measured on one image, planned for all 300
+    plan = plans[0]
+    assert plan.chunk_size == 10 and plan.batch_size > 1
+    assert plan.samples_at_once * plan.bytes_per_sample <= CPU_PASS_CAP
+    assert (plan.batch_size == 300 or (plan.samples_at_once + plan.chunk_size) * plan.bytes_per_sample > CPU_PASS_CAP)
+    plans.clear()
+    estimate_nll(model, x[:7], y[:7], k=10, on_plan=plans.append)
+    assert plans[0].batch_size == 7  # never more images a pass than there are
 
 
 def test_no_single_cpu_activation_outgrows_the_cap():

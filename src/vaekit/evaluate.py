@@ -120,7 +120,8 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
     device = torch.device(device)
     first_y = _labels_if_needed(model, labels[:1].to(device))
     plan = plan_passes(model, images[:1].to(device), first_y, k,
-                       memory if memory is not None else default_budget(device), batch_size, chunk_size)
+                       memory if memory is not None else default_budget(device), batch_size, chunk_size,
+                       images=len(images))
     if on_plan is not None:
         on_plan(plan)
     scored_as = _scored_as(model) if pixel_levels is not None else None
