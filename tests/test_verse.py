@@ -184,3 +184,13 @@ def test_check_against_a_named_template():
     assert against.template.name == "平起首句不入韵" and not against.fits and against.breaks
     with pytest.raises(ValueError, match="no quatrain template"):
         check(poem, template="平起")
+
+
+def test_check_reads_a_poem_as_printed_and_names_the_lengths_it_knows():
+    poem = DENG_GUAN_QUE_LOU
+    printed = "\n".join(f"{line}{'，' if i % 2 == 0 else '。'}" for i, line in enumerate(lines_of_text(poem)))
+    assert check(printed) == check(poem)
+    broken = poem[:-1] + "山"  # the last rhyme character changed: the verdict must see it through the punctuation
+    assert check(broken).breaks and check(broken.replace(poem[:5], poem[:5] + "，")).breaks == check(broken).breaks
+    with pytest.raises(ValueError, match="fits no form.*quatrain 20"):
+        check(poem[:7])

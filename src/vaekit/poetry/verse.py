@@ -235,16 +235,21 @@ def _rhyme_breaks(lines: list[str], template: Template) -> list[Break]:
 
 
 def check(text: str, form: str | None = None, template: str | None = None) -> Verdict:
-    """The template a punctuation-free poem fits best, and where it breaks the rules (tone, 孤平, 三平尾, rhyme).
+    """The template a poem fits best, and where it breaks the rules (tone, 孤平, 三平尾, rhyme).
 
-    `form` defaults to the one its length implies (20 characters: quatrain, 28: quatrain7, ...). With `template`
-    (a name such as 平起首句不入韵) the verdict is against that template alone: a poem whose polyphones take
-    either tone can fit two templates, and the best one is then the first of them.
+    The text may carry the punctuation and line breaks `vaekit poem write` prints. `form` defaults to the one its
+    length implies (20 characters: quatrain, 28: quatrain7, ...). With `template` (a name such as 平起首句不入韵)
+    the verdict is against that template alone: a poem whose polyphones take either tone can fit two templates,
+    and the best one is then the first of them.
     """
+    text = "".join("".join(poem_lines([text])).split())
     lines = lines_of_text(text)
     if form is None:
         chars = line_chars(len(text))
-        form = next(f for f in FORM_LINES if FORM_LINES[f] == len(lines) and FORM_CHARS[f] == chars)
+        form = next((f for f in FORM_LINES if FORM_LINES[f] == len(lines) and FORM_CHARS[f] == chars), None)
+        if form is None:
+            sizes = ", ".join(f"{f} {FORM_LINES[f] * FORM_CHARS[f]}" for f in FORM_LINES)
+            raise ValueError(f"a poem of {len(text)} characters fits no form; the forms' lengths are {sizes}")
     candidates = [t for t in templates(form) if template is None or t.name == template]
     if not candidates:
         raise ValueError(f"no {form} template is named {template!r}; choose one of "
