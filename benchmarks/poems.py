@@ -1,9 +1,10 @@
 """Poem metrics of the shipped models: the rules of verse kept by constrained decoding, free decoding, and
 held-out Tang poems measured the same way, by `vaekit.poetry.evaluate.evaluate_poems`.
 
-    python benchmarks/poems.py [--corpus DIR] [-n 1000]
+    python benchmarks/poems.py [--corpus DIR] [-n 1000] [--forms quatrain,quatrain7,couplet,quatrain-themed]
 
-Needs the corpus (`vaekit poem fetch`). Also refreshes each shipped model's metrics.json.
+Needs the corpus (`vaekit poem fetch`). Also refreshes each shipped model's metrics.json; with --forms only
+those forms are measured again and the other forms' rows in results/poems.json stay as they were.
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ def generation_speed(model, n: int = 100, repeats: int = 3) -> dict[str, float]:
     return out
 
 
+def _name(row: dict) -> str:
+    return f"{row['form']}-themed" if "conditioning" in row else row["form"]
+
+
+def _keep_other_forms(rows: list[dict]) -> list[dict]:
+    """The rows just measured, in place of the same forms' rows in results/poems.json; the other forms' rows stay."""
+    path = RESULTS / "poems.json"
+    if not path.is_file():
+        return rows
+    fresh = {_name(r): r for r in rows}
+    old = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    kept = [fresh.pop(_name(r), r) for r in old]
+    return kept + list(fresh.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default=None)
@@ -64,6 +80,7 @@ def main() -> None:
         atomic_write_text(shipped_model_dir(form, themed) / "metrics.json",
                           json.dumps(result, indent=2, ensure_ascii=False))
         print(json.dumps({"form": name, **result["constrained"], **result["fit"]}, ensure_ascii=False))
+    rows = _keep_other_forms(rows)
     write_result("poems", {"rows": rows, "corpus": "npm chinese-poetry@2.0.1", "decoder": "/".join(sorted(decoders)),
                            "command": f"python benchmarks/poems.py -n {args.n}"})
     assert (RESULTS / "poems.json").is_file()
