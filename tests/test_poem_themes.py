@@ -251,3 +251,31 @@ def test_the_shipped_themed_model_reads_its_forms_training_lines():
     assert not (shipped_model_dir("quatrain", themed=True) / LINES_FILE).exists()  # one copy of the hashes ships
     themed, plain = load_poem_model("quatrain", themed=True), load_poem_model("quatrain")
     assert themed.corpus_lines is not None and np.array_equal(themed.corpus_lines.hashes, plain.corpus_lines.hashes)
+
+
+def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone():
+    from vaekit.poetry.refit import refit_encoder
+
+    m = model(posterior_bn=0.9)
+    torch.manual_seed(1)
+    x = torch.randint(1, 50, (64, 20))
+    x[:, 5:] = x[:, :5].repeat(1, 3)  # a poem the code can carry: later lines repeat the first
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    for _ in range(60):  # a decoder trained a little, with the floor
+        m.train()
+        loss = m(x).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    decoder_before = {k: v.clone() for k, v in m.state_dict().items()
+                      if not k.startswith(("encoder.", "to_posterior.", "mean_norm.", "mean_shift"))}
+    with torch.no_grad():
+        bound_before = float(elbo(m, x).elbo.mean())
+    refit_encoder(m, x, steps=80, lr=3e-3, batch_size=32)
+    assert not m.training and all(p.requires_grad for p in m.parameters())
+    with torch.no_grad():
+        bound_after = float(elbo(m, x).elbo.mean())
+    assert bound_after > bound_before + 0.3  # the true ELBO, on the same decoder and floor
+    after = m.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in decoder_before.items())  # embedding and decoder untouched
