@@ -46,17 +46,19 @@ def load_poem_model(form: str | None = None, run: str | Path | None = None, devi
         if form not in FORMS:
             raise DataError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
         run = shipped_model_dir(form, themed)
+        lines = run / LINES_FILE
+        if themed and not lines.is_file():
+            # the shipped themed CVAE trained on its form's stanzas: it ships no second copy of the same hashes
+            lines = shipped_model_dir(form) / LINES_FILE
         if not (run / "config.json").is_file():
             what, flag = ("themed ", " --themed") if themed else ("", "")
             raise DataError(f"vaekit ships no {what}{form} model; train one with `vaekit poem train --form {form}"
                             f"{flag}` and pass --run DIR")
+    else:
+        lines = Path(run) / LINES_FILE
     model = load(run, device=device)
     if not hasattr(model, "vocab"):
         raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
-    lines = Path(run) / LINES_FILE
-    if themed and not lines.is_file() and run == shipped_model_dir(form, themed):
-        # the shipped themed CVAE trained on its form's stanzas: it ships no second copy of the same hashes
-        lines = shipped_model_dir(form) / LINES_FILE
     model.corpus_lines = LineSet.load(lines)  # training lines a poem must not copy
     return model
 

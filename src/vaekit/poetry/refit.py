@@ -32,11 +32,11 @@ def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, b
     opt = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    for m in encoder:
+        m.train()
     start = time.perf_counter()
     for step in range(steps):
-        model.eval()
-        for m in encoder:
-            m.train()
         batch = train[torch.randint(len(train), (batch_size,), generator=generator)]
         terms = elbo(model, batch, None)
         loss = -terms.elbo.mean()
