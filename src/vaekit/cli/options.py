@@ -45,6 +45,17 @@ def temperature(text: str) -> float:
     return value
 
 
+def nonnegative(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def memory_size(text: str) -> int:
     """An argparse type: a size such as 512MB or 2GB."""
     from vaekit.memory import parse_memory

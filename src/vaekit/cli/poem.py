@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vaekit.cli.options import HelpFormatter, count, probability, temperature
+from vaekit.cli.options import HelpFormatter, count, nonnegative, probability, temperature
 
 __all__ = ["add_poem_commands", "POEM_EPOCHS", "RECIPE"]
 
@@ -74,7 +74,7 @@ def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
     return VerseRules(form=model.run_config.poem.form,
                       template=None if args.template in none else args.template,
                       rhyme=None if args.rhyme in none else args.rhyme,
-                      acrostic=args.acrostic, first_line=args.first_line,
+                      acrostic=args.acrostic, first_line=args.first_line, max_uses=args.max_uses or None,
                       keywords=tuple(k.strip() for k in (args.keywords or "").replace("，", ",").split(",") if k.strip()))
 
 
@@ -84,7 +84,8 @@ def cmd_poem_write(args: argparse.Namespace) -> None:
 
     model = load_poem_model(args.form, args.run, themed=args.theme is not None)
     texts = write(model, args.n, seed=args.seed, temperature=args.temperature, rules=_verse_rules(args, model),
-                  top_p=args.top_p, beam=args.beam, best_of=args.best_of, theme=args.theme)
+                  top_p=args.top_p, beam=args.beam, best_of=args.best_of, theme=args.theme,
+                  repeat_penalty=args.repeat_penalty)
     if args.simplified:  # the rules were kept on the traditional text; conversion changes only the glyphs
         texts = to_simplified(texts)
     for text in texts:
@@ -149,7 +150,7 @@ def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
     from vaekit.data.poetry import FORMS
     from vaekit.models.config import CONDITIONINGS
-    from vaekit.poetry.decode import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+    from vaekit.poetry.decode import DEFAULT_REPEAT_PENALTY, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
     from vaekit.poetry.themes import THEME_NAMES
 
     poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
@@ -253,6 +254,11 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("--rhyme", default="auto",
                            help="Pingshui rhyme group, e.g. 七陽, or one character of it, e.g. 光; auto: the "
                                 "model's first rhyme fixes the group; none: no rhyme rule")
+            p.add_argument("--repeat-penalty", type=nonnegative, default=DEFAULT_REPEAT_PENALTY,
+                           help="nats off the logit of a character the poem already holds (0: none); without it "
+                                "the model repeats characters twice as often as Tang poets")
+            p.add_argument("--max-uses", type=count(0, 56, zero=True), default=2,
+                           help="a character at most this often in a poem (0: any number of times)")
             p.add_argument("--acrostic", help="characters to head the lines, one a line (藏头诗), e.g. 春夏秋冬")
             p.add_argument("--first-line", help="a first line for the model to continue, e.g. 白日依山盡")
             p.add_argument("--keywords", help="characters that must appear, comma-separated, e.g. 月,山")

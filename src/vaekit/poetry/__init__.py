@@ -16,6 +16,7 @@ import torch
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import FORMS, is_han
 from vaekit.poetry.decode import (
+    DEFAULT_REPEAT_PENALTY,
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_P,
     LINES_FILE,
@@ -27,7 +28,8 @@ from vaekit.poetry.decode import (
 from vaekit.poetry.verse import lines_of_text
 
 __all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "format_poem", "encode_poem",
-           "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P"]
+           "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P",
+           "DEFAULT_REPEAT_PENALTY"]
 
 
 def shipped_model_dir(form: str, themed: bool = False) -> Path:
@@ -65,11 +67,13 @@ def load_poem_model(form: str | None = None, run: str | Path | None = None, devi
 
 def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = 0.0,
           allow_unknown: bool = False, rules: VerseRules | None = None, top_p: float = 1.0, beam: int = 0,
-          best_of: int = 1, theme: str | int | None = None) -> list[str]:
+          best_of: int = 1, theme: str | int | None = None,
+          repeat_penalty: float = DEFAULT_REPEAT_PENALTY) -> list[str]:
     """n new poems (punctuation-free texts) decoded from z ~ N(0, I).
 
     With `rules` the constrained decoder keeps tone, rhyme and the other rules (sampling at `temperature`
-    with `top_p`, or a beam search of width `beam`); `best_of` N writes N candidates a poem and keeps the
+    with `top_p`, or a beam search of width `beam`), a character the poem already holds `repeat_penalty`
+    nats less likely; `best_of` N writes N candidates a poem and keeps the
     one the model scores highest (its ELBO). Without rules each position is decoded freely, as Su's model did.
     A themed model (`vaekit poem train --themed`) writes to `theme` (a name of `poetry.themes.THEMES`).
     """
@@ -82,7 +86,8 @@ def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperatu
         texts = model.vocab.decode(ids.cpu())
     else:
         texts = decode(model, n * best_of, rules, temperature=temperature, top_p=top_p, beam=beam,
-                       generator=generator, lines=getattr(model, "corpus_lines", None), theme=y)
+                       generator=generator, lines=getattr(model, "corpus_lines", None), theme=y,
+                       repeat_penalty=repeat_penalty)
     if best_of == 1:
         return texts
     scores = poem_scores(model, texts, theme=y)

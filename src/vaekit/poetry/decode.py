@@ -8,8 +8,13 @@ prefix alone (so sampling and beam search share it):
 - tone: the 2nd, 4th (6th) and last character of a line take the template's tone; 孤平 and 三平尾 are avoided;
 - rhyme: the rhyming line ends share one level Pingshui group (chosen, or fixed by the first rhyme the model
   picks), and no rhyme character is used twice;
-- no character twice in a row; never the unknown mark □; no line copied verbatim from the training corpus;
+- no character twice in a row, nor more than twice in a poem (`max_uses`); never the unknown mark □; no line
+  copied verbatim from the training corpus;
 - acrostic heads, a given first line and required keywords are fixed positions.
+
+Beside the rules, a repetition penalty (Keskar et al. 2019, as a subtraction in nats) lowers the logit of every
+character the poem already holds: an autoregressive decoder left alone repeats characters twice as often as Tang
+poets did (benchmarks/poem_repeats.py measures it).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ StepDecoder = Callable[[Tensor], Tensor]
 # what `vaekit poem write` samples at: an autoregressive decoder is repetitive when sampled colder (distinct-2 of
 # 1,000 quatrains 0.70 at 0.7 / 0.9, 0.78 at 0.8 / 0.95, 0.81 here, against 0.88 for Tang poems)
 DEFAULT_TEMPERATURE, DEFAULT_TOP_P = 0.85, 0.95
+DEFAULT_REPEAT_PENALTY = 1.0  # nats off a used character's logit: see benchmarks/poem_repeats.py
 LINES_FILE = "lines.safetensors"  # beside a poem model: hashes of its training lines
 Z_CANDIDATES = 128  # z drawn per poem when fixed characters must be fitted by the non-autoregressive model
 
@@ -62,6 +68,7 @@ class VerseRules:
     first_line: str | None = None
     keywords: Sequence[str] = field(default_factory=tuple)
     no_doubles: bool = True
+    max_uses: int | None = 2  # a character at most this often in a poem (Tang poets: 99% of quatrains); None: any
 
 
 DECODE_BATCH = 256  # poems sampled together: one model step serves them all
@@ -181,7 +188,21 @@ class _Masker:
             m[prefix[p - 1]] = False
         if self.rules.no_doubles and col < self.chars - 1 and (p + 1) in plan.fixed:
             m[plan.fixed[p + 1]] = False
+        if self.rules.max_uses is not None:
+            counts = self.uses(plan, prefix)
+            m[[t for t, c in counts.items() if c >= self.rules.max_uses]] = False
         return m
+
+    @staticmethod
+    def uses(plan: _Plan, prefix: list[int]) -> dict[int, int]:
+        """How often each character stands in the poem so far, counting those fixed at later positions."""
+        counts: dict[int, int] = {}
+        for t in prefix:
+            counts[t] = counts.get(t, 0) + 1
+        for q, t in plan.fixed.items():
+            if q >= len(prefix):
+                counts[t] = counts.get(t, 0) + 1
+        return counts
 
     def _groups_so_far(self, plan: _Plan, prefix: list[int]) -> frozenset[str]:
         allowed = plan.groups or frozenset()
@@ -394,14 +415,25 @@ def _choose(logits: Tensor, plan: _Plan, prefix: list[int], masker: _Masker, tem
     return token
 
 
+def _penalise(logits: Tensor, plans: list[_Plan], prefixes: list[list[int]], penalty: float) -> Tensor:
+    """(B, V) logits less `penalty` for each character already in its poem (or fixed later in it)."""
+    if penalty == 0:
+        return logits
+    used = torch.zeros_like(logits, dtype=torch.bool)
+    for row, (plan, prefix) in enumerate(zip(plans, prefixes, strict=True)):
+        used[row, list(_Masker.uses(plan, prefix))] = True
+    return logits - penalty * used.to(logits.dtype)
+
+
 def _decode_batch(model: torch.nn.Module, z: Tensor, plans: list[_Plan], masker: _Masker, temperature: float,
-                  top_p: float, generator: torch.Generator, y: Tensor | None = None) -> list[list[int]]:
+                  top_p: float, generator: torch.Generator, y: Tensor | None = None,
+                  repeat_penalty: float = 0.0) -> list[list[int]]:
     """Sample len(plans) poems position by position: one model step for all of them, the rules per poem."""
     step = _step_decoder(model, z, y)
     prefixes: list[list[int]] = [[] for _ in plans]
     for _ in range(masker.length):
         logits = step(torch.tensor(prefixes, dtype=torch.long, device=_device(model)).view(len(plans), -1))
-        logits = logits.float().cpu()
+        logits = _penalise(logits.float().cpu(), plans, prefixes, repeat_penalty)
         allowed = torch.stack([masker.mask(plan, prefix) for plan, prefix in zip(plans, prefixes, strict=True)])
         if not bool(allowed.any(-1).all()):  # _choose says which position cannot be filled
             stuck = int((~allowed.any(-1)).nonzero()[0])
@@ -415,12 +447,13 @@ def _decode_batch(model: torch.nn.Module, z: Tensor, plans: list[_Plan], masker:
 
 
 def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, width: int,
-              y: Tensor | None = None) -> list[int]:
+              y: Tensor | None = None, repeat_penalty: float = 0.0) -> list[int]:
     step = _step_decoder(model, z.expand(width, -1), y)
     beams: list[tuple[float, list[int]]] = [(0.0, [])]
     for _ in range(masker.length):
         rows = [b[1] for b in beams] + [beams[0][1]] * (width - len(beams))
         logp = torch.log_softmax(step(torch.tensor(rows, dtype=torch.long, device=_device(model))).float().cpu(), -1)
+        logp = _penalise(logp, [plan] * width, rows, repeat_penalty)
         candidates: list[tuple[float, list[int]]] = []
         for (score, prefix), row in zip(beams, logp, strict=False):
             allowed = masker.mask(plan, prefix)
@@ -438,8 +471,10 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
 @torch.no_grad()
 def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float = 0.5, top_p: float = 1.0,
            beam: int = 0, generator: torch.Generator | None = None, lines: LineSet | None = None,
-           theme: int | None = None, z: Tensor | None = None, one_plan: bool = False) -> list[str]:
-    """n poems that keep `rules`: sampled (temperature, top-p; 0 is argmax) or by beam search (beam > 1);
+           theme: int | None = None, z: Tensor | None = None, one_plan: bool = False,
+           repeat_penalty: float = DEFAULT_REPEAT_PENALTY) -> list[str]:
+    """n poems that keep `rules`: sampled (temperature, top-p; 0 is argmax) or by beam search (beam > 1),
+    each character the poem already holds `repeat_penalty` nats less likely (before the temperature);
     a themed model writes to `theme` (an index into its themes). With `z` (n, latent) the poems are written
     from those codes instead of draws from the prior; with `one_plan` all of them under one drawn plan (the
     same template and rhyme choices), as an interpolation wants."""
@@ -449,6 +484,8 @@ def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float
     generator = generator if generator is not None else torch.Generator().manual_seed(int(torch.randint(2**31, ())))
     masker = _Masker(vocab, rules, lines)
     y = None if theme is None else torch.tensor([theme])
+    if repeat_penalty < 0 or not math.isfinite(repeat_penalty):
+        raise ValueError(f"repeat_penalty is nats off a used character's logit, 0 or more; got {repeat_penalty}")
     if z is not None and len(z) != n:
         raise ValueError(f"decode was asked for {n} poems but given {len(z)} codes")
     shared = _plan(rules, vocab, generator) if one_plan else None
@@ -460,7 +497,9 @@ def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float
         zs = ([_fit_z(model, plan, generator, y) for plan in plans] if z is None
               else list(z[start:start + count].cpu().split(1)))
         if beam > 1:
-            out += [_beam_one(model, code, plan, masker, beam, y) for code, plan in zip(zs, plans, strict=True)]
+            out += [_beam_one(model, code, plan, masker, beam, y, repeat_penalty)
+                    for code, plan in zip(zs, plans, strict=True)]
         else:
-            out += _decode_batch(model, torch.cat(zs), plans, masker, temperature, top_p, generator, y)
+            out += _decode_batch(model, torch.cat(zs), plans, masker, temperature, top_p, generator, y,
+                                 repeat_penalty)
     return ["".join(vocab.chars[i] for i in ids) for ids in out]

@@ -6,6 +6,7 @@ Every function takes punctuation-free texts, so generated poems and held-out Tan
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 
 import torch
@@ -16,7 +17,7 @@ from vaekit.poetry.decode import LineSet
 from vaekit.poetry.verse import alternates, check, has_doubled_character, lines_of_text, rhyme_groups
 
 __all__ = ["distinct_n", "novelty", "rhyme_share", "template_fit_share", "alternation_share", "doubled_share",
-           "verse_metrics", "fit", "form_share",
+           "repetition", "verse_metrics", "fit", "form_share",
            "interpolation_overlap"]
 
 
@@ -75,6 +76,16 @@ def doubled_share(texts: list[str]) -> float:
     return sum(has_doubled_character(t) for t in texts) / max(1, len(texts))
 
 
+def repetition(texts: list[str]) -> dict[str, float]:
+    """How much poems repeat characters anywhere in the poem: the share with some character more than once, the
+    share with one three times or more, and the repeats per poem (characters less distinct characters)."""
+    counts = [Counter(t) for t in texts]
+    n = max(1, len(texts))
+    return {"repeated_character": sum(max(c.values(), default=0) >= 2 for c in counts) / n,
+            "character_thrice": sum(max(c.values(), default=0) >= 3 for c in counts) / n,
+            "repeats_per_poem": sum(sum(c.values()) - len(c) for c in counts) / n}
+
+
 def verse_metrics(texts: list[str], corpus_lines: LineSet | None) -> dict[str, float | None]:
     """Every rule-and-diversity figure of a set of poems, as reported beside the corpus's own."""
     lines = [line for t in texts for line in lines_of_text(t)]
@@ -82,7 +93,7 @@ def verse_metrics(texts: list[str], corpus_lines: LineSet | None) -> dict[str, f
     return {"rhyme": rhyme_share(texts), "template_fit": template_fit_share(texts),
             "alternating_2_4": alternation_share(texts), "doubled_character": doubled_share(texts),
             "copied_lines": copied, "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-            "no_unknown": sum(UNK not in t for t in texts) / max(1, len(texts))}
+            "no_unknown": sum(UNK not in t for t in texts) / max(1, len(texts)), **repetition(texts)}
 
 
 @torch.no_grad()
