@@ -1,6 +1,6 @@
 """Refit a shipped poem model's encoder with its decoder frozen, for the true ELBO under a lower BN-VAE floor.
 
-    python scripts/refit_poem_encoder.py quatrain --posterior-bn 0.78 --steps 1000 [--lr 1e-3] \
+    python scripts/refit_poem_encoder.py quatrain --posterior-bn 0.78 --steps 1000 [--lr 1e-3] [--themed] \
         [--write --device 'CPU, 2 threads']
 
 Training shapes the posterior to feed the decoder (BN-VAE's floor keeps the KL up: gamma 0.9 in the recipe,
@@ -29,6 +29,7 @@ from vaekit.poetry.task import split_items
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("form")
+    parser.add_argument("--themed", action="store_true", help="the form's themed CVAE (its encoder reads the theme)")
     parser.add_argument("--posterior-bn", type=float, required=True, help="BN-VAE gamma for the refitted encoder")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -40,23 +41,26 @@ if __name__ == "__main__":
     if args.write and not args.device:
         parser.error("--write needs --device, e.g. --device 'CPU, 2 threads (AMD EPYC)'")
     torch.manual_seed(args.seed)
-    model = load_poem_model(args.form).float()
-    if getattr(model, "decoder_kind", "") != "causal" or model.themes:
-        raise SystemExit("refit_poem_encoder: only the causal models without themes are refitted here")
+    model = load_poem_model(args.form, themed=args.themed).float()
+    if getattr(model, "decoder_kind", "") != "causal":
+        raise SystemExit("refit_poem_encoder: only the causal models are refitted here")
     config = model.run_config
     train_items, held_items = split_items(config)
     train = model.vocab.encode([t for t, _ in train_items])
     held = model.vocab.encode([t for t, _ in held_items])
-    before = fit(model, held)
+    train_labels, held_labels = (torch.tensor([c for _, c in items]) if args.themed else None
+                                 for items in (train_items, held_items))
+    before = fit(model, held, held_labels)
     print("before", json.dumps(before), flush=True)
     model.posterior_bn = args.posterior_bn
     start = time.perf_counter()
-    refit_encoder(model, train, args.steps, args.lr, args.batch_size, args.seed, log=lambda line: print(line, flush=True))
+    refit_encoder(model, train, args.steps, args.lr, args.batch_size, args.seed, log=lambda line: print(line, flush=True),
+                  labels=train_labels)
     seconds = time.perf_counter() - start
-    after = fit(model, held)
+    after = fit(model, held, held_labels)
     print("after", json.dumps(after), flush=True)
     if args.write:
-        out = shipped_model_dir(args.form)
+        out = shipped_model_dir(args.form, args.themed)
         state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
         save_file(state, str(out / "model.safetensors"))
         stored = json.loads((out / "config.json").read_text())
@@ -65,7 +69,8 @@ if __name__ == "__main__":
         (out / "config.json").write_text(json.dumps(stored, indent=2) + "\n")
         trained = json.loads((out / "TRAINED.json").read_text(encoding="utf-8"))
         trained["refit"] = {
-            "command": f"python scripts/refit_poem_encoder.py {args.form} --posterior-bn {args.posterior_bn} "
+            "command": f"python scripts/refit_poem_encoder.py {args.form}{' --themed' if args.themed else ''} "
+                       f"--posterior-bn {args.posterior_bn} "
                        f"--steps {args.steps} --lr {args.lr} --batch-size {args.batch_size} --seed {args.seed} --write "
                        f"--device {args.device!r}",
             "what": f"encoder refitted with the decoder frozen, for the true ELBO, BN-VAE gamma {gamma_before} -> "

@@ -253,17 +253,19 @@ def test_the_shipped_themed_model_reads_its_forms_training_lines():
     assert themed.corpus_lines is not None and np.array_equal(themed.corpus_lines.hashes, plain.corpus_lines.hashes)
 
 
-def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone():
+@pytest.mark.parametrize("themed", [False, True])
+def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone(themed):
     from vaekit.poetry.refit import refit_encoder
 
-    m = model(posterior_bn=0.9)
+    m = model(posterior_bn=0.9, **({"themes": 3, "conditioning": "both"} if themed else {}))
     torch.manual_seed(1)
     x = torch.randint(1, 50, (64, 20))
     x[:, 5:] = x[:, :5].repeat(1, 3)  # a poem the code can carry: later lines repeat the first
+    y = torch.randint(3, (64,)) if themed else None
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     for _ in range(60):  # a decoder trained a little, with the floor
         m.train()
-        loss = m(x).loss
+        loss = m(x, y).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -271,11 +273,15 @@ def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone()
     decoder_before = {k: v.clone() for k, v in m.state_dict().items()
                       if not k.startswith(("encoder.", "to_posterior.", "mean_norm.", "mean_shift"))}
     with torch.no_grad():
-        bound_before = float(elbo(m, x).elbo.mean())
-    refit_encoder(m, x, steps=80, lr=3e-3, batch_size=32)
+        bound_before = float(elbo(m, x, y).elbo.mean())
+    with pytest.raises(ValueError, match="themes of its poems"):  # a themed model needs its poems' themes, and only it
+        refit_encoder(m, x, steps=1, labels=None if themed else torch.zeros(64, dtype=torch.long))
+    refit_encoder(m, x, steps=80, lr=3e-3, batch_size=32, labels=y)
     assert not m.training and all(p.requires_grad for p in m.parameters())
     with torch.no_grad():
-        bound_after = float(elbo(m, x).elbo.mean())
-    assert bound_after > bound_before + 0.3  # the true ELBO, on the same decoder and floor
+        bound_after = float(elbo(m, x, y).elbo.mean())
+    assert bound_after > bound_before + 0.3  # the true ELBO, on the same decoder, prior and floor
     after = m.state_dict()
-    assert all(torch.equal(after[k], v) for k, v in decoder_before.items())  # embedding and decoder untouched
+    assert all(torch.equal(after[k], v) for k, v in decoder_before.items())  # embedding, decoder, prior untouched
+    if themed:
+        assert "theme_means.weight" in decoder_before

@@ -20,9 +20,12 @@ __all__ = ["refit_encoder"]
 
 
 def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
-                  log: Callable[[str], None] | None = None) -> None:
-    """Fit the encoder side (encoder, posterior head, BN statistics) to the true ELBO on `train`, the decoder and the
-    shared embedding frozen: Adam on a cosine schedule, the decoder in eval mode (no dropout), the BN in training mode."""
+                  log: Callable[[str], None] | None = None, labels: Tensor | None = None) -> None:
+    """Fit the encoder side (encoder, posterior head, BN statistics) to the true ELBO on `train` (with its themes
+    `labels`, for a themed model), the decoder, the shared embedding and the prior frozen: Adam on a cosine schedule,
+    the decoder in eval mode (no dropout), the BN in training mode."""
+    if bool(getattr(model, "themes", 0)) != (labels is not None):
+        raise ValueError("a themed model is refitted with the themes of its poems (labels), a plain one without")
     encoder = [model.encoder, model.to_posterior] + ([model.mean_norm] if model.posterior_bn > 0 else [])
     params = [p for m in encoder for p in m.parameters()] + ([model.mean_shift] if model.posterior_bn > 0 else [])
     for p in model.parameters():
@@ -37,8 +40,8 @@ def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, b
         m.train()
     start = time.perf_counter()
     for step in range(steps):
-        batch = train[torch.randint(len(train), (batch_size,), generator=generator)]
-        terms = elbo(model, batch, None)
+        rows = torch.randint(len(train), (batch_size,), generator=generator)
+        terms = elbo(model, train[rows], None if labels is None else labels[rows])
         loss = -terms.elbo.mean()
         opt.zero_grad()
         loss.backward()
