@@ -275,6 +275,15 @@ def peers_section(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def _backends(data: dict[str, Any]) -> str:
+    """', the faster of MKL (x) and oneDNN (y)' when the result names both kernels' rates."""
+    rates = data.get("square_gemm_by_backend")
+    if not rates or "onednn" not in rates:
+        return ""
+    return (f", the faster of the BLAS ({rates['blas'] / 1e9:.0f}) and oneDNN ({rates['onednn'] / 1e9:.0f}); "
+            "evaluation runs linear layers by oneDNN on a CPU")
+
+
 def eval_memory_section(data: dict[str, Any]) -> list[str]:
     out = ["### Evaluation memory and speed on CPU", "",
            f"Machine: {data['machine'].get('cpu', 'CPU')}, {data['machine']['cores']} cores; {data['machine']['date']}. "
@@ -282,7 +291,7 @@ def eval_memory_section(data: dict[str, Any]) -> list[str]:
            f"{data['rows'][0]['images']} test images, peak resident memory of the whole process (ru_maxrss) beside "
            "its importance samples per second. The FLOP bound is the machine's square-GEMM rate "
            f"({data['square_gemm_flops_per_s'] / 1e9:.0f} GFLOP/s, the best of the rounds measured before and between "
-           "the runs) over the decoder's FLOPs per sample. "
+           f"the runs{_backends(data)}) over the decoder's FLOPs per sample. "
            f"`{data['command']}`.", "",
            "| arch | peak memory | under 1.5 GB | samples at once | samples/s | decoder MFLOP/sample | share of FLOP bound |",
            "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"]

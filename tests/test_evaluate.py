@@ -138,7 +138,7 @@ def test_evaluate_says_how_long_and_how_much_at_once(tmp_path, capsys):
     assert "decoder passes" in err and "budget 1 MB" in err and "samples/s" in err
 
 
-@pytest.mark.parametrize("arch", ["conv", "resnet"])
+@pytest.mark.parametrize("arch", ["mlp", "conv", "resnet"])
 def test_fast_evaluation_changes_only_rounding_and_restores_the_model(monkeypatch, arch):
     import contextlib
 
@@ -151,6 +151,10 @@ def test_fast_evaluation_changes_only_rounding_and_restores_the_model(monkeypatc
     fast = estimate_nll(model, x, y, k=50)
     assert all(p.is_contiguous() for p in model.parameters())  # the caller's model is left as it was
     assert not any(m.inplace for m in relus)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and not any("forward" in vars(m) for m in linears)  # their class's forward again
+    with ev._fast_layout(model, torch.device("cpu")):  # inside, they run by oneDNN where this torch has it
+        assert all("forward" in vars(m) for m in linears) == ev.kernels.onednn_linear_available()
     monkeypatch.setattr(ev, "_fast_layout", lambda *_: contextlib.nullcontext())
     torch.manual_seed(0)
     plain = estimate_nll(model, x, y, k=50)

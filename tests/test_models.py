@@ -143,6 +143,22 @@ def test_batch_norm_nets_score_each_image_alone_once_trained():
                                    model.likelihood(z.expand(6, 4)).log_prob(x)[:1])
 
 
+def test_the_onednn_linear_is_torchs_linear_and_leaves_gradients_to_torch():
+    from vaekit import kernels
+
+    w, b = torch.randn(784, 40), torch.randn(784)
+    for x in (torch.randn(300, 40), torch.randn(3, 7, 40), torch.randn(40, 300).t()):  # 2-D, 3-D, transposed
+        with torch.no_grad():
+            fast = kernels.linear(x, w, b)
+        torch.testing.assert_close(fast, torch.nn.functional.linear(x, w, b), rtol=1e-4, atol=1e-4)
+        with torch.no_grad():
+            torch.testing.assert_close(kernels.linear(x, w), x @ w.t(), rtol=1e-4, atol=1e-4)
+    wg = w.clone().requires_grad_(True)
+    out = kernels.linear(torch.randn(5, 40), wg, b)  # with gradients on, torch's own op: backward works
+    out.sum().backward()
+    assert wg.grad is not None and wg.grad.shape == w.shape
+
+
 @pytest.mark.parametrize("out_channels", [1, 3, 6])
 def test_the_output_convolution_computes_the_same_convolution_on_its_fast_path(out_channels):
     from vaekit.models.nets import OutputConv2d
