@@ -34,26 +34,24 @@ def count(low: int, high: int | None = None, zero: bool = False) -> Any:
     return parse
 
 
-def temperature(text: str) -> float:
-    """An argparse type: a finite sampling temperature >= 0 (0 decodes by argmax)."""
+def _finite_at_least_zero(text: str, hint: str = "") -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0 decodes by argmax), got {text}")
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0{hint}, got {text}")
     return value
+
+
+def temperature(text: str) -> float:
+    """An argparse type: a finite sampling temperature >= 0 (0 decodes by argmax)."""
+    return _finite_at_least_zero(text, " (0 decodes by argmax)")
 
 
 def nonnegative(text: str) -> float:
     """An argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    return _finite_at_least_zero(text)
 
 
 def memory_size(text: str) -> int:
