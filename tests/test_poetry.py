@@ -183,9 +183,10 @@ def test_poem_commands_end_to_end(tmp_path, capsys):
     assert "10 characters" in capsys.readouterr().err
     assert main(["poem", "evaluate", "--run", str(run), "-n", "50", "--corpus", str(FIXTURE)]) == 0
     out = capsys.readouterr().out
-    assert "fits a template" in out and "rules kept" in out
+    assert "fits a template" in out and "rules kept" in out and "repeats per poem" in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["constrained"]["template_fit"] == 1.0 and metrics["constrained"]["doubled_character"] == 0.0
+    assert metrics["constrained"]["character_thrice"] == 0.0  # no character more than twice, by default
     assert metrics["acrostic_heads_placed"] == 1.0 and 0 <= metrics["fit"]["reconstruction_accuracy"] <= 1
 
 

@@ -114,11 +114,12 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     print(f"  {'':24}{'rules kept':>12}{'free':>10}{'Tang poems':>12}")
     for key, label in (("rhyme", "rhyme (Pingshui)"), ("template_fit", "fits a template"),
                        ("alternating_2_4", "2nd/4th tones alternate"), ("doubled_character", "character doubled"),
+                       ("repeats_per_poem", "repeats per poem"), ("character_thrice", "a character thrice"),
                        ("copied_lines", "lines copied"), ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2")):
         cells = [r[w][key] for w in ("constrained", "unconstrained", "corpus")]
         if cells[0] is None:
             continue
-        fmt = "{:>10.3f}" if key.startswith("distinct") else "{:>10.1%}"
+        fmt = "{:>10.3f}" if key.startswith("distinct") else "{:>10.2f}" if key == "repeats_per_poem" else "{:>10.1%}"
         print(f"  {label:24}" + "".join("  " + fmt.format(c) for c in cells))
     print(f"  acrostic heads placed: {r['acrostic_heads_placed']:.1%}")
     f = r["fit"]
