@@ -82,3 +82,24 @@ def test_no_tensor_outgrows_one_chunk_of_logits(grad):
 def test_shapes_are_checked():
     with pytest.raises(ValueError, match="target"):
         linear_log_prob(torch.randn(4, 3), torch.randn(5, 3), torch.zeros(5), torch.zeros(3, dtype=torch.long))
+
+
+def test_the_onednn_products_change_poem_scores_and_decoding_only_in_rounding(monkeypatch):
+    import vaekit.kernels as kernels
+
+    torch.manual_seed(0)
+    model = PoemVAE(60, 20, latent_dim=8, embedding_dim=32, decoder="causal", decoder_layers=3).eval()
+    x, z = torch.randint(1, 60, (16, 20)), torch.randn(16, 8)
+
+    def outputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            step = model.step_decoder(z)
+            logits = torch.stack([step(x[:, :t]) for t in range(20)], dim=1)
+            return model.likelihood(z).log_prob(x), logits, model.greedy(z)
+
+    fast = outputs()
+    monkeypatch.setattr(kernels, "onednn_linear_available", lambda: False)  # torch's own products throughout
+    plain = outputs()
+    torch.testing.assert_close(fast[0], plain[0], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(fast[1], plain[1], rtol=1e-5, atol=1e-4)
+    assert torch.equal(fast[2], plain[2])

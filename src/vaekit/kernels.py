@@ -3,7 +3,9 @@
 torch's CPU wheel multiplies fp32 matrices with MKL; on the AMD EPYC this project measures on, MKL ran a square
 1024 product at ~190 GFLOP/s and oneDNN's matmul (`torch.ops.mkldnn._linear_pointwise`, the kernel torch's own
 compiler calls for linear layers) at ~400, and a thin (131,000 x 32) @ (32 x 9) product four times faster.
-No autograd: callers use it without gradients and fall back to the library's own op otherwise.
+No autograd: callers use it without gradients and fall back to the library's own op otherwise. Used by image
+evaluation (every nn.Linear while the NLL is estimated, the output convolution's tap GEMM) and by the poem model
+(its output projection when decoding and in the fused log-probability's forward, the stepping decoder's taps).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["onednn_linear_available", "linear"]
+__all__ = ["onednn_linear_available", "usable", "linear"]
 
 
 def onednn_linear_available() -> bool:
@@ -19,9 +21,14 @@ def onednn_linear_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def usable(x: Tensor, weight: Tensor) -> bool:
+    """Whether `linear` takes oneDNN for these operands: fp32 CPU tensors, gradients off, the op present."""
+    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and onednn_linear_available())
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias, by oneDNN for fp32 CPU tensors without gradients, else by torch's own linear."""
-    if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
-            or weight.dtype != torch.float32 or not onednn_linear_available()):
+    """x @ weight.T + bias, by oneDNN where `usable`, else by torch's own linear."""
+    if not usable(x, weight):
         return torch.nn.functional.linear(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")

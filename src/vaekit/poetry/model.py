@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
+from vaekit import kernels
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, standard_normal
 from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
 from vaekit.objectives import ELBOTerms, elbo
@@ -188,6 +189,8 @@ class PoemVAE(nn.Module):
     def _output(self, h: Tensor) -> Tensor:
         """Logits over the vocabulary from decoder states (..., d), through the tied embedding."""
         u, table = torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size]
+        if kernels.usable(u, table):  # decoding on a CPU: oneDNN, 2-5x the BLAS's speed here (vaekit.kernels)
+            return kernels.linear(u, table, self.out_bias)
         if u.ndim == 2:  # one position of a batch, as in decoding: (V, d) @ (d, B) ran 1.5x faster than (B, d) @ (d, V)
             return torch.addmm(self.out_bias[:, None], table, u.t()).t().float().contiguous()
         return F.linear(u, table, self.out_bias).float()
@@ -389,7 +392,7 @@ class CausalStepper:
             taps = [past[:, :, t - j * dilation] if t >= j * dilation else torch.zeros_like(h)
                     for j in range(kernel - 1, -1, -1)]  # weight tap k reads position t - (K - 1 - k) * dilation
             # (B, C, K) flattened as the weight's (2C, C, K) is: channel-major, taps within
-            a, b = torch.addmm(shift, torch.stack(taps, dim=2).flatten(1), weight.t()).chunk(2, dim=1)
+            a, b = kernels.linear(torch.stack(taps, dim=2).flatten(1), weight).add_(shift).chunk(2, dim=1)
             h = h + a * torch.sigmoid(b)
         grown.append(torch.cat([self.inputs[-1], h[:, :, None]], dim=2))
         self.inputs = grown

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vaekit import kernels
+
 __all__ = ["CHUNK_BYTES", "linear_log_prob"]
 
 CHUNK_BYTES = 16 * 2**20  # as memory.CPU_TENSOR_CAP: under glibc's mmap ceiling, so freed chunks are reused
@@ -37,7 +39,7 @@ class _LinearLogProb(torch.autograd.Function):
         out = torch.empty(len(h), dtype=acc, device=h.device)
         chunks: list[tuple[Tensor, Tensor]] = []
         for start in range(0, len(h), rows):
-            logits = torch.addmm(b, h[start:start + rows], w.t()).to(acc)
+            logits = kernels.linear(h[start:start + rows], w, b).to(acc)  # grad is off in here: oneDNN on a CPU
             lse = torch.logsumexp(logits, dim=1)
             out[start:start + rows] = logits.gather(1, target[start:start + rows, None]).squeeze(1) - lse
             if keep:
