@@ -173,3 +173,21 @@ def test_the_output_convolution_computes_the_same_convolution_on_its_fast_path(o
         assert torch.allclose(fast, expected, atol=1e-5)
     grad_path = conv(x)  # training takes the library's convolution and still learns
     assert grad_path.requires_grad and torch.allclose(grad_path, expected, atol=1e-5)
+
+
+def test_a_torch_whose_onednn_op_fails_gets_torchs_linear(monkeypatch):
+    from vaekit import kernels
+
+    def broken(*_args):
+        raise RuntimeError("no such overload")
+
+    kernels.onednn_linear_available.cache_clear()
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", broken, raising=False)
+    try:
+        assert not kernels.onednn_linear_available()
+        x, w = torch.randn(4, 6), torch.randn(3, 6)
+        with torch.no_grad():
+            torch.testing.assert_close(kernels.linear(x, w), x @ w.t())  # no error: torch's own product
+    finally:
+        monkeypatch.undo()
+        kernels.onednn_linear_available.cache_clear()

@@ -10,15 +10,28 @@ evaluation (every nn.Linear while the NLL is estimated, the output convolution's
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 from torch import Tensor
 
 __all__ = ["onednn_linear_available", "usable", "linear"]
 
 
+@cache
 def onednn_linear_available() -> bool:
-    """Whether this torch has oneDNN's fused linear op on the CPU."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    """Whether this torch has oneDNN's fused linear op on the CPU, and it agrees with torch's own linear on a small
+    product: the op is private, so a torch that changed or dropped it gets the library's linear instead of an error."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*shape, generator=generator) for shape in ((5, 7), (3, 7), (3,)))
+    try:
+        with torch.no_grad():
+            got = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+    except (RuntimeError, TypeError):
+        return False
+    return got.shape == (5, 3) and bool(torch.allclose(got, torch.nn.functional.linear(x, w, b), atol=1e-4))
 
 
 def usable(x: Tensor, weight: Tensor) -> bool:
