@@ -149,6 +149,8 @@ def test_the_default_penalty_writes_fewer_repeats_than_none(quatrain):
     assert repetition(default)["repeats_per_poem"] < 0.7 * repetition(plain)["repeats_per_poem"]
     with pytest.raises(ValueError, match="repeat_penalty"):
         write(quatrain, 1, seed=0, rules=VerseRules("quatrain"), repeat_penalty=-1.0)
+    with pytest.raises(ValueError, match="max_uses"):
+        write(quatrain, 1, seed=0, rules=VerseRules("quatrain", max_uses=0))
 
 
 def test_beam_search_and_a_named_rhyme_keep_the_rules(quatrain):

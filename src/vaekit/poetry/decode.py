@@ -484,6 +484,9 @@ def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float
     generator = generator if generator is not None else torch.Generator().manual_seed(int(torch.randint(2**31, ())))
     masker = _Masker(vocab, rules, lines)
     y = None if theme is None else torch.tensor([theme])
+    if rules.max_uses is not None and rules.max_uses < 1:
+        raise ValueError(f"max_uses is how often a character may stand in a poem, 1 or more (None: any); got "
+                         f"{rules.max_uses}")
     if repeat_penalty < 0 or not math.isfinite(repeat_penalty):
         raise ValueError(f"repeat_penalty is nats off a used character's logit, 0 or more; got {repeat_penalty}")
     if z is not None and len(z) != n:
