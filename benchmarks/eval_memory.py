@@ -23,6 +23,7 @@ import torch
 
 from common import forward_flops_per_image, machine, write_result
 from throughput import square_gemm_rate
+from vaekit.kernels import onednn_linear_available
 
 ARCHS = {"mlp": ["--arch", "mlp"], "conv": ["--arch", "conv", "--latent-dim", "32"],
          "resnet": ["--arch", "resnet", "--latent-dim", "32"]}
@@ -77,8 +78,6 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row))
             peak_flops = max(peak_flops, square_gemm_rate("cpu"))  # the ceiling, measured between the runs too
-    from vaekit.kernels import onednn_linear_available
-
     rates = {b: square_gemm_rate("cpu", backend=b) for b in ("blas", "onednn")[:1 + onednn_linear_available()]}
     peak_flops = max(peak_flops, *rates.values())
     for row in rows:

@@ -19,6 +19,7 @@ import tempfile
 import torch
 
 from common import linear_gemm_rate, timed, training_flops_per_image, write_result
+from vaekit import kernels
 from vaekit.config import TrainConfig
 from vaekit.train import Trainer
 
@@ -38,20 +39,15 @@ def square_gemm_rate(device: str, n: int = 1024, rounds: int = 5, backend: str =
     `backend` "blas" times `a @ b` (MKL on a CPU), "onednn" oneDNN's matmul (CPU only; on the AMD EPYC it ran at
     twice MKL's rate), "best" the faster of the two: the ceiling is what the fastest kernel at hand reaches.
     """
-    from vaekit.kernels import onednn_linear_available
-
     if backend == "best":
         rates = [square_gemm_rate(device, n, rounds, "blas")]
-        if device == "cpu" and onednn_linear_available():
+        if device == "cpu" and kernels.onednn_linear_available():
             rates.append(square_gemm_rate(device, n, rounds, "onednn"))
         return max(rates)
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    if backend == "onednn":
-        def product() -> torch.Tensor:
-            return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
-    else:
-        def product() -> torch.Tensor:
-            return a @ b
+    def product() -> torch.Tensor:  # a @ b.T by oneDNN (under no_grad, which kernels.linear needs), or a @ b
+        return kernels.linear(a, b) if backend == "onednn" else a @ b
+
     with torch.no_grad():
         return max(2 * n**3 / timed(product, repeat=20, sync=device == "cuda") for _ in range(rounds))
 

@@ -158,7 +158,8 @@ class _Masker:
         self.base = torch.ones(len(vocab), dtype=torch.bool)
         self.base[0] = False  # never the unknown mark
 
-    def mask(self, plan: _Plan, prefix: list[int]) -> Tensor:
+    def mask(self, plan: _Plan, prefix: list[int], counts: dict[int, int] | None = None) -> Tensor:
+        """The allowed tokens at the next position; `counts` is `uses(plan, prefix)` where the caller has it."""
         p = len(prefix)
         if p in plan.fixed:
             m = torch.zeros(len(self.vocab), dtype=torch.bool)
@@ -189,7 +190,7 @@ class _Masker:
         if self.rules.no_doubles and col < self.chars - 1 and (p + 1) in plan.fixed:
             m[plan.fixed[p + 1]] = False
         if self.rules.max_uses is not None:
-            counts = self.uses(plan, prefix)
+            counts = self.uses(plan, prefix) if counts is None else counts
             m[[t for t, c in counts.items() if c >= self.rules.max_uses]] = False
         return m
 
@@ -415,13 +416,14 @@ def _choose(logits: Tensor, plan: _Plan, prefix: list[int], masker: _Masker, tem
     return token
 
 
-def _penalise(logits: Tensor, plans: list[_Plan], prefixes: list[list[int]], penalty: float) -> Tensor:
-    """(B, V) logits less `penalty` for each character already in its poem (or fixed later in it)."""
+def _penalise(logits: Tensor, counts: list[dict[int, int]], penalty: float) -> Tensor:
+    """(B, V) logits less `penalty` for each character already in its poem (or fixed later in it): `counts` are
+    each row's `_Masker.uses`."""
     if penalty == 0:
         return logits
     used = torch.zeros_like(logits, dtype=torch.bool)
-    for row, (plan, prefix) in enumerate(zip(plans, prefixes, strict=True)):
-        used[row, list(_Masker.uses(plan, prefix))] = True
+    for row, held in enumerate(counts):
+        used[row, list(held)] = True
     return logits - penalty * used.to(logits.dtype)
 
 
@@ -433,8 +435,10 @@ def _decode_batch(model: torch.nn.Module, z: Tensor, plans: list[_Plan], masker:
     prefixes: list[list[int]] = [[] for _ in plans]
     for _ in range(masker.length):
         logits = step(torch.tensor(prefixes, dtype=torch.long, device=_device(model)).view(len(plans), -1))
-        logits = _penalise(logits.float().cpu(), plans, prefixes, repeat_penalty)
-        allowed = torch.stack([masker.mask(plan, prefix) for plan, prefix in zip(plans, prefixes, strict=True)])
+        counts = [_Masker.uses(plan, prefix) for plan, prefix in zip(plans, prefixes, strict=True)]
+        logits = _penalise(logits.float().cpu(), counts, repeat_penalty)
+        allowed = torch.stack([masker.mask(plan, prefix, held)
+                               for plan, prefix, held in zip(plans, prefixes, counts, strict=True)])
         if not bool(allowed.any(-1).all()):  # _choose says which position cannot be filled
             stuck = int((~allowed.any(-1)).nonzero()[0])
             _choose(logits[stuck], plans[stuck], prefixes[stuck], masker, temperature, top_p, generator)
@@ -453,7 +457,7 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
     for _ in range(masker.length):
         rows = [b[1] for b in beams] + [beams[0][1]] * (width - len(beams))
         logp = torch.log_softmax(step(torch.tensor(rows, dtype=torch.long, device=_device(model))).float().cpu(), -1)
-        logp = _penalise(logp, [plan] * width, rows, repeat_penalty)
+        logp = _penalise(logp, [_Masker.uses(plan, row) for row in rows], repeat_penalty)
         candidates: list[tuple[float, list[int]]] = []
         for (score, prefix), row in zip(beams, logp, strict=False):
             allowed = masker.mask(plan, prefix)
