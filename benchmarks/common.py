@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,27 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def keep_other_rows(name: str, rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]
+                    ) -> list[dict[str, Any]]:
+    """The rows just measured in place of results/NAME.json's rows with the same key (a form, a size); rows of
+    other keys stay, each dated from its file where it has no date of its own, so a rerun for one form keeps the rest."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return rows
+    old = json.loads(path.read_text(encoding="utf-8"))
+    fresh = {key(r) for r in rows}
+    out: list[dict[str, Any]] = []
+    placed: set[Any] = set()
+    for r in old["rows"]:
+        k = key(r)
+        if k not in fresh:
+            out.append({"measured": old["machine"]["date"], **r})
+        elif k not in placed:
+            out += [x for x in rows if key(x) == k]
+            placed.add(k)
+    return out + [x for x in rows if key(x) not in placed]
 
 
 def training_flops_per_image(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:

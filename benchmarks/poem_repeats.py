@@ -15,7 +15,7 @@ import argparse
 import random
 import time
 
-from common import write_result
+from common import keep_other_rows, write_result
 from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, load_poem_model, poem_scores, write
 from vaekit.poetry.decode import DEFAULT_REPEAT_PENALTY
 from vaekit.poetry.metrics import distinct_n, repetition, template_fit_share
@@ -52,10 +52,11 @@ def main() -> None:
                    "seconds": time.perf_counter() - start, "examples": texts[:2]}
             rows.append(row)
             print({k: v for k, v in row.items() if k != "examples"}, flush=True)
+    rows = keep_other_rows("poem_repeats", rows, lambda r: r["form"])
     write_result("poem_repeats", {"rows": rows, "poems": args.n, "temperature": DEFAULT_TEMPERATURE,
                                   "top_p": DEFAULT_TOP_P, "default_penalty": DEFAULT_REPEAT_PENALTY,
                                   "command": f"python benchmarks/poem_repeats.py -n {args.n} --penalties "
-                                             f"{args.penalties} --forms {args.forms}"})
+                                             f"{args.penalties} --forms {','.join(dict.fromkeys(r['form'] for r in rows))}"})
 
 
 if __name__ == "__main__":

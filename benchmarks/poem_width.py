@@ -1,11 +1,13 @@
 """Poem decoder size at the full recipe: the held-out fit of quatrain models that differ only in width and depth.
 
-    python benchmarks/poem_width.py [--sizes 128x5,128x10,192x5,256x5] [--train] [--threads 2]
+    python benchmarks/poem_width.py [--sizes 128x5,128x10,192x5,256x5,320x5-d0.25] [--train] [--threads 2]
 
 A size WxL is the shipped quatrain model's command with `--embedding-dim W --decoder-layers L` (W is the
 embedding and the convolutions' channels, L the causal layers), 12 epochs, in benchmarks/results/poem_width/WxL
-(not committed). With --train a size not yet trained there is trained first (on 2 CPU cores about 26 minutes for
-128x5 and 55 to 95 for the larger ones), and `how.json` beside it records the threads and the wall time; a run
+(not committed); WxL-dP sets the decoder's dropout to P as well (the recipe's is 0.2). Rows measured before for
+sizes not given this time are kept in the result (each row carries its own date). With --train a size not yet
+trained there is trained first (on 2 CPU cores about 26 minutes for 128x5, 55 to 95 for 192 and 256, about 115
+for 320), and `how.json` beside it records the threads and the wall time; a run
 copied in from the package keeps its TRAINED.json instead. Each finished run is measured by
 `vaekit.poetry.metrics.fit` on the same 1,650 held-out quatrains (importance-sampled perplexity on 300, k=100)
 and the interpolation overlap. Needs the corpus (`vaekit poem fetch`).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, machine, write_result
+from common import RESULTS, keep_other_rows, machine, write_result
 
 RUNS = RESULTS / "poem_width"
 COMMAND = ["vaekit", "poem", "train", "--form", "quatrain", "--posterior-bn", "0.84", "--encoder-pooling", "flatten",
@@ -41,10 +44,21 @@ def finished(run: Path) -> bool:
     return last["epoch"] >= json.loads(config.read_text())["optim"]["epochs"]
 
 
+SIZE = re.compile(r"(\d+)x(\d+)(?:-d([0-9.]+))?")
+
+
+def size_flags(size: str) -> list[str]:
+    """The training flags a size names: WxL, or WxL-dP with the decoder's dropout."""
+    match = SIZE.fullmatch(size)
+    if match is None:
+        raise SystemExit(f"poem_width: a size is WxL or WxL-dP (e.g. 256x5, 320x5-d0.25); got {size!r}")
+    width, layers, dropout = match.groups()
+    return ["--embedding-dim", width, "--decoder-layers", layers, *(["--dropout", dropout] if dropout else [])]
+
+
 def train(size: str, run: Path, threads: int) -> None:
     """Train one size with the shipped command (resuming one cut short) and record threads and wall time."""
-    width, layers = size.split("x")
-    cmd = [*COMMAND, "--embedding-dim", width, "--decoder-layers", layers, "--run-dir", str(run)]
+    cmd = [*COMMAND, *size_flags(size), "--run-dir", str(run)]
     if (run / "config.json").is_file():
         cmd.append("--resume")
     start = time.perf_counter()
@@ -76,7 +90,8 @@ def measure(size: str, run: Path) -> dict[str, object]:
     held = model.vocab.encode([t for t, _ in held_items])
     torch.manual_seed(0)
     row: dict[str, object] = {"size": size, "embedding_dim": config.poem.embedding_dim,
-                              "decoder_layers": config.poem.decoder_layers, "epochs": config.optim.epochs,
+                              "decoder_layers": config.poem.decoder_layers, "dropout": config.poem.dropout,
+                              "epochs": config.optim.epochs, "measured": machine()["date"],
                               "parameters": sum(p.numel() for p in model.parameters()),
                               **fit(model, held, iwae_poems=300, k=100),
                               "interpolation": interpolation_overlap(model, held)["nearer_end_share"],
@@ -91,12 +106,15 @@ def measure(size: str, run: Path) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="128x5,128x10,192x5,256x5")
+    parser.add_argument("--sizes", default="128x5,128x10,192x5,256x5,320x5-d0.25")
     parser.add_argument("--train", action="store_true", help="train the sizes not yet trained in results/poem_width")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    sizes = args.sizes.split(",")
+    for size in sizes:
+        size_flags(size)
     rows = []
-    for size in args.sizes.split(","):
+    for size in sizes:
         run = RUNS / size
         if args.train and not finished(run):
             train(size, run, args.threads)
@@ -105,7 +123,11 @@ def main() -> None:
             continue
         rows.append(measure(size, run))
         print(json.dumps(rows[-1]))
-    write_result("poem_width", {"rows": rows, "command": f"python benchmarks/poem_width.py --sizes {args.sizes}"})
+    rows = sorted(keep_other_rows("poem_width", rows, lambda r: r["size"]),
+                  key=lambda r: (r["embedding_dim"], r["decoder_layers"], r.get("dropout", 0.2)))
+    write_result("poem_width", {"rows": rows, "command": "python benchmarks/poem_width.py --sizes "
+                                + ",".join(str(r["size"]) for r in rows)})
+
 
 
 if __name__ == "__main__":

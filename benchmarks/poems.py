@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from common import RESULTS, write_result
+from common import RESULTS, keep_other_rows, write_result
 from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, load_poem_model, shipped_model_dir, write
 from vaekit.poetry.evaluate import evaluate_poems
 from vaekit.poetry.themes import classifier_dir
@@ -40,17 +40,6 @@ def generation_speed(model, n: int = 100, repeats: int = 3) -> dict[str, float]:
 
 def _name(row: dict) -> str:
     return f"{row['form']}-themed" if "conditioning" in row else row["form"]
-
-
-def _keep_other_forms(rows: list[dict]) -> list[dict]:
-    """The rows just measured, in place of the same forms' rows in results/poems.json; the other forms' rows stay."""
-    path = RESULTS / "poems.json"
-    if not path.is_file():
-        return rows
-    fresh = {_name(r): r for r in rows}
-    old = json.loads(path.read_text(encoding="utf-8"))["rows"]
-    kept = [fresh.pop(_name(r), r) for r in old]
-    return kept + list(fresh.values())
 
 
 def main() -> None:
@@ -80,7 +69,7 @@ def main() -> None:
         atomic_write_text(shipped_model_dir(form, themed) / "metrics.json",
                           json.dumps(result, indent=2, ensure_ascii=False))
         print(json.dumps({"form": name, **result["constrained"], **result["fit"]}, ensure_ascii=False))
-    rows = _keep_other_forms(rows)
+    rows = keep_other_rows("poems", rows, _name)
     write_result("poems", {"rows": rows, "corpus": "npm chinese-poetry@2.0.1", "decoder": "/".join(sorted(decoders)),
                            "command": f"python benchmarks/poems.py -n {args.n}"})
     assert (RESULTS / "poems.json").is_file()
