@@ -124,10 +124,9 @@ def main() -> None:
         rows.append(measure(size, run))
         print(json.dumps(rows[-1]))
     rows = sorted(keep_other_rows("poem_width", rows, lambda r: r["size"]),
-                  key=lambda r: (r["embedding_dim"], r["decoder_layers"], r.get("dropout", 0.2)))
+                  key=lambda r: (r["embedding_dim"], r["decoder_layers"], r["dropout"]))
     write_result("poem_width", {"rows": rows, "command": "python benchmarks/poem_width.py --sizes "
                                 + ",".join(str(r["size"]) for r in rows)})
-
 
 
 if __name__ == "__main__":

@@ -347,7 +347,7 @@ def width_section(data: dict[str, Any]) -> list[str]:
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in data["rows"]:
         minutes = f"{r['wall_seconds'] / 60:.0f} min" if r.get("wall_seconds") else "—"
-        out.append(f"| {r['size'].split('-')[0]} | {r.get('dropout', 0.2):g} | {r['parameters'] / 1e6:.2f}M | "
+        out.append(f"| {r['size'].split('-')[0]} | {r['dropout']:g} | {r['parameters'] / 1e6:.2f}M | "
                    f"{r['kl_per_poem']:.1f} | {r['reconstruction_accuracy']:.1%} | {r['perplexity_bound']:.0f} | "
                    f"{r['perplexity_iwae']:.0f} ({r['perplexity_bound_same_poems']:.0f}), k={r['iwae_k']} | "
                    f"{r['interpolation']:.1%} | {minutes} | {r.get('device') or '—'} | "
