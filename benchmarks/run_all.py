@@ -3,8 +3,9 @@
 On a CPU-only machine this reruns throughput (a few minutes), the family tables (about 12 minutes each),
 time-to-quality training (10 minutes; its conv-decoder NLL evaluation takes ~15 minutes per snapshot on
 2 cores), evaluation memory (a few minutes), the CVAE label check (about 21 minutes) and, when the corpus
-has been fetched, the poem metrics and repetition settings (a few minutes). Results measured on a GPU (files
-ending in -cuda.json) are kept as they are unless a GPU is here.
+has been fetched, the poem metrics and repetition settings (a few minutes), the poem ablation and the per-poem
+posterior fits (about 25 minutes each). Results measured on a GPU (files ending in -cuda.json) are kept as they
+are unless a GPU is here.
 Pass --quick to rerun only throughput.
 """
 
@@ -41,6 +42,7 @@ if __name__ == "__main__":
             run("poem_repeats.py")  # 19 settings of 1,000 poems: about 2 minutes
             run("ngram.py")  # the n-gram baseline on the same split: seconds
             run("poem_ablation.py")  # 8 runs of 6 minutes, two at a time: about 25 minutes
+            run("poem_posterior.py")  # a Gaussian fitted to each of 1,650 poems, twice: about 25 minutes
         if torch.cuda.is_available():
             run("throughput.py", "--device", "cuda", "--train-size", "50000", "--epochs", "3")
             run("quality_ceiling.py", "--minutes", "5")
