@@ -363,17 +363,20 @@ def posterior_section(data: dict[str, Any]) -> list[str]:
            f"The shipped {data['form']} model's decoder and prior as they are, on its first {data['poems']:,} held-out "
            "poems: the encoder's q against a Gaussian fitted to each poem's true ELBO by itself "
            "(`vaekit.poetry.refit.optimise_posteriors`, Adam from the encoder's answer), the best any Gaussian "
-           f"encoder could reach on this decoder. True ELBO, its likelihood term over {data['samples']} draws a "
-           "poem; reconstruction greedy at q's mean. "
-           f"Machine: {_machine(data['machine'])}. `{data['command']}`.", "",
-           "| posterior | steps | KL nats/poem | reconstruction | ELBO nats/poem | perplexity bound | seconds |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "encoder could reach on this decoder; with a KL weight below 1 the fit weighs the KL less (the best bound "
+           f"at a higher KL). True ELBO, its likelihood term over {data['samples']} draws a poem; reconstruction "
+           f"greedy at q's mean. Machine: {_machine(data['machine'])}; each row's date. `{data['command']}`.", "",
+           "| posterior | KL weight in the fit | steps | KL nats/poem | reconstruction | ELBO nats/poem "
+           "| perplexity bound | seconds | measured |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in data["rows"]:
-        out.append(f"| {names[r['posterior']]} | {r['steps']} | {r['kl_per_poem']:.1f} | "
+        weight = "—" if r["posterior"] == "encoder" else f"{r.get('kl_weight', 1.0):g}"
+        out.append(f"| {names[r['posterior']]} | {weight} | {r['steps']} | {r['kl_per_poem']:.1f} | "
                    f"{r['reconstruction_accuracy']:.1%} | {r['elbo_per_poem']:.2f} | {r['perplexity_bound']:.1f} | "
-                   f"{r['seconds']:.0f} |")
+                   f"{r['seconds']:.0f} | {r.get('measured', data['machine']['date'])} |")
     out += ["", f"Importance-sampled perplexity on the same poems (the encoder's q as proposal, k={iwae['k']}): "
-                f"**{iwae['perplexity_iwae']:.1f}** ({iwae['seconds']:.0f} s).", ""]
+                f"**{iwae['perplexity_iwae']:.1f}** ({iwae['seconds']:.0f} s, "
+                f"{iwae.get('measured', data['machine']['date'])}).", ""]
     return out
 
 

@@ -79,14 +79,15 @@ def posterior_elbo(model: PoemVAE, x: Tensor, q: Distribution, labels: Tensor | 
 
 
 def optimise_posteriors(model: PoemVAE, x: Tensor, steps: int = 100, lr: float = 0.02, covariance: str = "diagonal",
-                        labels: Tensor | None = None, off_diagonal_lr: float = 0.002, seed: int = 0,
-                        log: Callable[[str], None] | None = None) -> Distribution:
+                        labels: Tensor | None = None, off_diagonal_lr: float = 0.002, kl_weight: float = 1.0,
+                        seed: int = 0, log: Callable[[str], None] | None = None) -> Distribution:
     """A Gaussian q for each poem of `x`, fitted to that poem's true ELBO by Adam with the model frozen (Hoffman et
     al.'s stochastic variational inference, started at the encoder's answer as in Kim et al. 2018's SA-VAE).
 
     `covariance` "full" adds a lower-triangular factor (started at zero, on its own smaller learning rate: at the
-    means' rate its noisy steps alone took the bound from 189 to 290). The model's parameters are left as they
-    were; the result is detached, for `posterior_elbo` and `greedy(q.mean)`.
+    means' rate its noisy steps alone took the bound from 189 to 290). `kl_weight` below 1 fits likelihood -
+    kl_weight * KL instead (the Lagrangian of the true ELBO under a floor on the KL: the best bound at a given KL).
+    The model's parameters are left as they were; the result is detached, for `posterior_elbo` and `greedy(q.mean)`.
     """
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {', '.join(COVARIANCES)}; got {covariance!r}")
@@ -119,7 +120,7 @@ def optimise_posteriors(model: PoemVAE, x: Tensor, steps: int = 100, lr: float =
         for step in range(steps):
             bound, kl = posterior_elbo(model, x, gaussian(mu, logvar, off), labels)
             opt.zero_grad()
-            (-bound.sum()).backward()
+            (-(bound + (1 - kl_weight) * kl).sum()).backward()
             opt.step()
             if log is not None and (step % 25 == 0 or step == steps - 1):
                 log(f"step {step}: ELBO {bound.mean().item():.2f}, KL {kl.mean().item():.2f}")
