@@ -35,6 +35,7 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL while fitting (below 1 holds it up)")
     parser.add_argument("--write", action="store_true", help="write the refitted model into the package")
     parser.add_argument("--device", help="what it ran on, for TRAINED.json (needed with --write)")
     args = parser.parse_args()
@@ -55,7 +56,7 @@ if __name__ == "__main__":
     model.posterior_bn = args.posterior_bn
     start = time.perf_counter()
     refit_encoder(model, train, args.steps, args.lr, args.batch_size, args.seed, log=lambda line: print(line, flush=True),
-                  labels=train_labels)
+                  labels=train_labels, kl_weight=args.kl_weight)
     seconds = time.perf_counter() - start
     after = fit(model, held, held_labels)
     print("after", json.dumps(after), flush=True)
@@ -71,7 +72,8 @@ if __name__ == "__main__":
         trained["refit"] = {
             "command": f"python scripts/refit_poem_encoder.py {args.form}{' --themed' if args.themed else ''} "
                        f"--posterior-bn {args.posterior_bn} "
-                       f"--steps {args.steps} --lr {args.lr} --batch-size {args.batch_size} --seed {args.seed} --write "
+                       f"--steps {args.steps} --lr {args.lr} --batch-size {args.batch_size} --seed {args.seed} "
+                       f"--kl-weight {args.kl_weight} --write "
                        f"--device {args.device!r}",
             "what": f"encoder refitted with the decoder frozen, for the true ELBO, BN-VAE gamma {gamma_before} -> "
                     f"{args.posterior_bn}",

@@ -351,3 +351,20 @@ def test_a_lighter_kl_weight_in_the_fit_buys_kl_and_the_reported_bound_stays_tru
         kls.append(kl.mean())
         bounds.append(bound.mean())
     assert kls[1] > kls[0] + 1.0 and bounds[1] < bounds[0]  # more KL, at a price in the true bound
+
+
+def test_refitting_with_a_lighter_kl_weight_keeps_more_kl():
+    import copy
+
+    from vaekit.poetry.refit import refit_encoder
+
+    m, x, _ = _trained_a_little()
+    m.posterior_bn = 0.3  # a low floor, so that the weight, not the floor, sets the KL
+    kls = []
+    for weight in (1.0, 0.3):
+        refitted = copy.deepcopy(m)
+        refit_encoder(refitted, x, steps=60, lr=3e-3, batch_size=32, kl_weight=weight)
+        torch.manual_seed(4)
+        with torch.no_grad():
+            kls.append(float(elbo(refitted, x).kl.mean()))
+    assert kls[1] > 1.5 * kls[0]
