@@ -313,7 +313,9 @@ def test_a_gaussian_fitted_to_each_poem_beats_the_encoder_on_the_true_bound(cova
     torch.manual_seed(2)
     with torch.no_grad():
         before, _ = posterior_elbo(m, x, m.posterior(x, y), y, samples=32)
+    rng = torch.get_rng_state()
     q = optimise_posteriors(m, x, steps=60, covariance=covariance, labels=y, off_diagonal_lr=0.01)
+    assert torch.equal(torch.get_rng_state(), rng)  # its draws follow its own seed, not the caller's generator
     assert all(p.requires_grad for p in m.parameters()) and not m.training
     assert all(torch.equal(m.state_dict()[k], v) for k, v in state.items())  # the model is left as it was
     assert not q.mean.requires_grad

@@ -117,15 +117,17 @@ def optimise_posteriors(model: PoemVAE, x: Tensor, steps: int = 100, lr: float =
     needed = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
-    torch.manual_seed(seed)
+    devices = [mu.device] if mu.device.type == "cuda" else []
     try:
-        for step in range(steps):
-            bound, kl = posterior_elbo(model, x, gaussian(mu, logvar, off), labels)
-            opt.zero_grad()
-            (-(bound + (1 - kl_weight) * kl).sum()).backward()
-            opt.step()
-            if log is not None and (step % 25 == 0 or step == steps - 1):
-                log(f"step {step}: ELBO {bound.mean().item():.2f}, KL {kl.mean().item():.2f}")
+        with torch.random.fork_rng(devices=devices):  # the draws follow `seed`; the caller's generator is left alone
+            torch.manual_seed(seed)
+            for step in range(steps):
+                bound, kl = posterior_elbo(model, x, gaussian(mu, logvar, off), labels)
+                opt.zero_grad()
+                (-(bound + (1 - kl_weight) * kl).sum()).backward()
+                opt.step()
+                if log is not None and (step % 25 == 0 or step == steps - 1):
+                    log(f"step {step}: ELBO {bound.mean().item():.2f}, KL {kl.mean().item():.2f}")
     finally:
         for p, need in zip(model.parameters(), needed, strict=True):
             p.requires_grad_(need)
