@@ -84,8 +84,9 @@ def main() -> None:
         rows.sort(key=lambda r: (r["posterior"] != "encoder", r["posterior"], -r.get("kl_weight", 1.0)))
     if args.k > 0 or "iwae" not in old:
         start = time.perf_counter()
-        nll = estimate_nll(model, held, torch.zeros(len(held), dtype=torch.long), k=max(args.k, 1))
-        iwae = {"k": args.k, "perplexity_iwae": math.exp(nll.nll / held.shape[1]),
+        k = args.k if args.k > 0 else 100  # nothing to keep: the default
+        nll = estimate_nll(model, held, torch.zeros(len(held), dtype=torch.long), k=k)
+        iwae = {"k": k, "perplexity_iwae": math.exp(nll.nll / held.shape[1]),
                 "seconds": time.perf_counter() - start, "measured": machine()["date"]}
         print(iwae, flush=True)
     else:

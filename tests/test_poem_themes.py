@@ -254,23 +254,28 @@ def test_the_shipped_themed_model_reads_its_forms_training_lines():
     assert themed.corpus_lines is not None and np.array_equal(themed.corpus_lines.hashes, plain.corpus_lines.hashes)
 
 
-@pytest.mark.parametrize("themed", [False, True])
-def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone(themed):
-    from vaekit.poetry.refit import refit_encoder
-
-    m = model(posterior_bn=0.9, **({"themes": 3, "conditioning": "both"} if themed else {}))
+def _trained_a_little(poems: int = 48, steps: int = 40, **kw) -> tuple[PoemVAE, torch.Tensor, torch.Tensor | None]:
+    """A model (BN floor 0.9) whose decoder has trained a little on random poems it can carry in z."""
+    m = model(posterior_bn=0.9, **kw)
     torch.manual_seed(1)
-    x = torch.randint(1, 50, (64, 20))
+    x = torch.randint(1, 50, (poems, 20))
     x[:, 5:] = x[:, :5].repeat(1, 3)  # a poem the code can carry: later lines repeat the first
-    y = torch.randint(3, (64,)) if themed else None
+    y = torch.randint(3, (poems,)) if kw.get("themes") else None
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    for _ in range(60):  # a decoder trained a little, with the floor
+    for _ in range(steps):
         m.train()
         loss = m(x, y).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
-    m.eval()
+    return m.eval(), x, y
+
+
+@pytest.mark.parametrize("themed", [False, True])
+def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone(themed):
+    from vaekit.poetry.refit import refit_encoder
+
+    m, x, y = _trained_a_little(poems=64, steps=60, **({"themes": 3, "conditioning": "both"} if themed else {}))
     decoder_before = {k: v.clone() for k, v in m.state_dict().items()
                       if not k.startswith(("encoder.", "to_posterior.", "mean_norm.", "mean_shift"))}
     with torch.no_grad():
@@ -286,22 +291,6 @@ def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone(t
     assert all(torch.equal(after[k], v) for k, v in decoder_before.items())  # embedding, decoder, prior untouched
     if themed:
         assert "theme_means.weight" in decoder_before
-
-
-def _trained_a_little(**kw) -> tuple[PoemVAE, torch.Tensor, torch.Tensor | None]:
-    m = model(posterior_bn=0.9, **kw)
-    torch.manual_seed(1)
-    x = torch.randint(1, 50, (48, 20))
-    x[:, 5:] = x[:, :5].repeat(1, 3)
-    y = torch.randint(3, (48,)) if kw.get("themes") else None
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    for _ in range(40):
-        m.train()
-        loss = m(x, y).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return m.eval(), x, y
 
 
 @pytest.mark.parametrize("covariance", ["diagonal", "full"])
