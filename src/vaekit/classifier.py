@@ -14,8 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
+
+from vaekit.runs import atomic_save_weights, round_weights
 
 __all__ = ["Classifier", "frechet_distance", "load_classifier", "classifier_path", "train_classifier",
            "feature_statistics", "conditional_accuracy"]
@@ -121,6 +123,7 @@ def train_classifier(dataset: str, out: Path, epochs: int = 4, batch_size: int =
             loss.backward()
             opt.step()
             sched.step()
+    round_weights(model, torch.float16)  # measured as shipped: stored in float16
 
     @torch.no_grad()
     def accuracy(images: Tensor, labels: Tensor) -> float:
@@ -137,7 +140,7 @@ def train_classifier(dataset: str, out: Path, epochs: int = 4, batch_size: int =
               "parameters": sum(p.numel() for p in model.parameters()),
               "command": f"python scripts/train_classifier.py {dataset}"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out))
+    atomic_save_weights(model, out, dtype=torch.float16)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     assert math.isfinite(report["test_accuracy"])
     return report

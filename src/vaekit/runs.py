@@ -195,9 +195,23 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: 
     _atomic_replace(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def atomic_save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Replace `path` with the model's state dict as safetensors, atomically."""
-    atomic_save_tensors(model.state_dict(), path, metadata)
+def atomic_save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None,
+                        dtype: torch.dtype | None = None) -> None:
+    """Replace `path` with the model's state dict as safetensors, atomically (floating tensors cast to `dtype` if
+    given: the shipped classifiers are stored in float16, within the package's 30 MB weights budget)."""
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    atomic_save_tensors(state, path, metadata)
+
+
+def round_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Round the model's floating parameters and buffers through `dtype` in place, so that what is measured is
+    what a copy stored in `dtype` will compute."""
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.is_floating_point():
+                t.copy_(t.to(dtype))
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any], progress: dict[str, Any],

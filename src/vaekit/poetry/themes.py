@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from vaekit.data.poetry import Vocabulary
-from vaekit.runs import atomic_save_weights, atomic_write_text
+from vaekit.runs import atomic_save_weights, atomic_write_text, round_weights
 
 __all__ = ["THEMES", "THEME_NAMES", "OTHER", "theme_of", "theme_index", "ThemeClassifier", "train_theme_classifier",
            "load_theme_classifier", "classifier_dir", "theme_accuracy"]
@@ -96,8 +96,9 @@ def train_theme_classifier(texts: list[str], themes: list[int], out: Path, epoch
             opt.zero_grad()
             loss.backward()
             opt.step()
+    round_weights(model, torch.float16)  # stored in float16 (the weights budget): the model returned is that copy
     out.mkdir(parents=True, exist_ok=True)
-    atomic_save_weights(model, out / "classifier.safetensors")
+    atomic_save_weights(model, out / "classifier.safetensors", dtype=torch.float16)
     atomic_write_text(out / "classifier.json", json.dumps({"chars": vocab.chars, "dim": dim, "themes": THEME_NAMES,
                                                            "epochs": epochs, "lr": lr, "seed": seed},
                                                           ensure_ascii=False))
