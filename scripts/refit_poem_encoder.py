@@ -1,7 +1,7 @@
 """Refit a shipped poem model's encoder with its decoder frozen, for the true ELBO under a lower BN-VAE floor.
 
     python scripts/refit_poem_encoder.py quatrain --posterior-bn 0.78 --steps 1000 [--lr 1e-3] [--themed] \
-        [--write --device 'CPU, 2 threads']
+        [--encoder-layers N] [--fit-prior] [--write --device 'CPU, 2 threads']
 
 Training shapes the posterior to feed the decoder (BN-VAE's floor keeps the KL up: gamma 0.9 in the recipe,
 0.84 for the shipped quatrain model); once the decoder is trained, an encoder fitted to the ELBO alone under a
@@ -9,11 +9,15 @@ lower floor gives a tighter bound on the same decoder (`vaekit.poetry.refit`). T
 character embedding stay as they are. The held-out fit (`vaekit.poetry.metrics.fit`) is printed before and
 after; with --write the refitted weights (float16, as shipped), the new gamma in config.json and a "refit" entry
 in TRAINED.json go into the package, so its metrics must be measured again (benchmarks/poems.py).
+`--encoder-layers N` deepens the encoder to N residual gated layers first (the new ones start as the identity, so
+the refit starts from the trained encoder's answer); `--fit-prior` replaces N(0, I) by the full-covariance Gaussian
+matched to the training poems' posteriors (`vaekit.poetry.refit.fit_prior`), before and after the refit.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import time
@@ -23,7 +27,7 @@ from safetensors.torch import save_file
 
 from vaekit.poetry import load_poem_model, shipped_model_dir
 from vaekit.poetry.metrics import fit
-from vaekit.poetry.refit import refit_encoder
+from vaekit.poetry.refit import fit_prior, refit_encoder
 from vaekit.poetry.task import split_items
 
 if __name__ == "__main__":
@@ -36,6 +40,8 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL while fitting (below 1 holds it up)")
+    parser.add_argument("--encoder-layers", type=int, help="deepen the encoder to this many gated layers first")
+    parser.add_argument("--fit-prior", action="store_true", help="a full-covariance Gaussian prior fitted to the posteriors")
     parser.add_argument("--write", action="store_true", help="write the refitted model into the package")
     parser.add_argument("--device", help="what it ran on, for TRAINED.json (needed with --write)")
     args = parser.parse_args()
@@ -53,10 +59,24 @@ if __name__ == "__main__":
                                  for items in (train_items, held_items))
     before = fit(model, held, held_labels)
     print("before", json.dumps(before), flush=True)
-    model.posterior_bn = args.posterior_bn
+    changes: dict[str, object] = {}
+    if args.encoder_layers and args.encoder_layers != config.poem.encoder_layers:
+        model.deepen_encoder(args.encoder_layers)  # refuses fewer layers than it has
+        changes["encoder_layers"] = args.encoder_layers
+    if args.fit_prior:
+        model.use_fitted_prior()
+        changes["prior"] = "fitted"
+    if changes:
+        model.run_config = dataclasses.replace(config, poem=dataclasses.replace(config.poem, **changes))
     start = time.perf_counter()
-    refit_encoder(model, train, args.steps, args.lr, args.batch_size, args.seed, log=lambda line: print(line, flush=True),
-                  labels=train_labels, kl_weight=args.kl_weight)
+    if args.fit_prior:
+        print("prior", json.dumps(fit_prior(model, train)), flush=True)
+    model.posterior_bn = args.posterior_bn
+    if args.steps:
+        refit_encoder(model, train, args.steps, args.lr, args.batch_size, args.seed,
+                      log=lambda line: print(line, flush=True), labels=train_labels, kl_weight=args.kl_weight)
+        if args.fit_prior:  # the refitted posteriors have moved: match the prior to them again
+            print("prior", json.dumps(fit_prior(model, train)), flush=True)
     seconds = time.perf_counter() - start
     after = fit(model, held, held_labels)
     print("after", json.dumps(after), flush=True)
@@ -67,16 +87,23 @@ if __name__ == "__main__":
         stored = json.loads((out / "config.json").read_text())
         gamma_before = stored["poem"]["posterior_bn"]
         stored["poem"]["posterior_bn"] = args.posterior_bn
+        stored["poem"].update(changes)
         (out / "config.json").write_text(json.dumps(stored, indent=2) + "\n")
         trained = json.loads((out / "TRAINED.json").read_text(encoding="utf-8"))
+        if "refit" in trained:  # a refit of a refitted model: the earlier steps stay on record, oldest first
+            trained.setdefault("earlier_refits", []).append(trained.pop("refit"))
         trained["refit"] = {
             "command": f"python scripts/refit_poem_encoder.py {args.form}{' --themed' if args.themed else ''} "
                        f"--posterior-bn {args.posterior_bn} "
                        f"--steps {args.steps} --lr {args.lr} --batch-size {args.batch_size} --seed {args.seed} "
-                       f"--kl-weight {args.kl_weight} --write "
+                       f"--kl-weight {args.kl_weight} "
+                       + (f"--encoder-layers {args.encoder_layers} " if "encoder_layers" in changes else "")
+                       + ("--fit-prior " if args.fit_prior else "") + "--write "
                        f"--device {args.device!r}",
             "what": f"encoder refitted with the decoder frozen, for the true ELBO, BN-VAE gamma {gamma_before} -> "
-                    f"{args.posterior_bn}",
+                    f"{args.posterior_bn}" + (f"; encoder deepened to {args.encoder_layers} layers"
+                                              if "encoder_layers" in changes else "")
+                    + ("; prior fitted to the training poems' posteriors (full covariance)" if args.fit_prior else ""),
             "device": args.device,
             "date": datetime.date.today().isoformat(), "seconds": seconds, "before": before, "after": after}
         (out / "TRAINED.json").write_text(json.dumps(trained, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

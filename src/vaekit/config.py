@@ -140,6 +140,7 @@ class PoemConfig:
     ae_pretrain: float = 0.0  # epochs trained as an autoencoder (KL weight 0) before the decoder is reset
     dropout: float = 0.0  # on the autoregressive decoder's input and residual branches, in training
     word_dropout: float = 0.0  # share of the decoder's input characters hidden as □ in training (Bowman et al.)
+    prior: str = "standard"  # standard: N(0, I); fitted: a full-covariance Gaussian matched to the posteriors after training
     train_size: int | None = None
     eval_size: int | None = None
 

@@ -16,6 +16,7 @@ from torch.distributions import (
     ContinuousBernoulli,
     Distribution,
     Independent,
+    MultivariateNormal,
     Normal,
     constraints,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "DiscretizedLogistic",
     "LogitBernoulli",
     "PointMass",
+    "full_gaussian",
 ]
 
 def diagonal_gaussian(mu: Tensor, logvar: Tensor) -> Independent:
@@ -44,6 +46,11 @@ def standard_normal(latent_dim: int, device: torch.device | str | None = None,
     """p(z) = N(0, I) over `latent_dim` coordinates; broadcasts against any batch of z."""
     zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
     return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+
+
+def full_gaussian(loc: Tensor, scale_tril: Tensor) -> MultivariateNormal:
+    """N(loc, L L^T) from its lower-triangular factor: a prior with correlated coordinates (a fitted poem prior)."""
+    return MultivariateNormal(loc, scale_tril=scale_tril, validate_args=False)
 
 
 class LogitBernoulli(Bernoulli):
@@ -199,3 +206,23 @@ class PointMass(Distribution):
 def _kl_pointmass_any(p: PointMass, q: Distribution) -> Tensor:
     # KL of a point mass is -log q(loc) up to the (infinite) negative entropy; autoencoders carry no KL.
     return torch.zeros(p.batch_shape, device=p.loc.device, dtype=p.loc.dtype)
+
+
+@register_kl(Independent, MultivariateNormal)
+def _kl_diagonal_full(q: Independent, p: MultivariateNormal) -> Tensor:
+    """KL(N(mu, diag s^2) || N(m, L L^T)) in closed form: a diagonal posterior against a full-covariance prior.
+
+    0.5 * [tr(S_p^-1 diag s^2) + |L^-1 (mu - m)|^2 - D + log det S_p - sum log s^2]; torch registers this pair only
+    for two MultivariateNormals, which would build a D x D factor for every posterior.
+    """
+    base = q.base_dist
+    if not isinstance(base, Normal) or q.reinterpreted_batch_ndims != 1:
+        raise NotImplementedError("the closed-form KL against a MultivariateNormal needs a diagonal Gaussian q")
+    factor = p.scale_tril
+    d = factor.shape[-1]
+    inverse = torch.linalg.solve_triangular(factor, torch.eye(d, dtype=factor.dtype, device=factor.device),
+                                            upper=False)  # L^-1: (..., D, D)
+    trace = (base.scale.pow(2) * inverse.pow(2).sum(-2)).sum(-1)  # diag(S_p^-1) = column norms of L^-1, squared
+    maha = ((base.loc - p.loc).unsqueeze(-2) @ inverse.transpose(-1, -2)).squeeze(-2).pow(2).sum(-1)
+    log_det = 2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    return 0.5 * (trace + maha - d + log_det) - base.scale.log().sum(-1)

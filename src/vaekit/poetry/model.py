@@ -20,6 +20,11 @@ posterior mean's distance from it, so the floor counts what z says beyond the th
 loss (z predicts which characters the poem holds), word dropout (a share of the characters an autoregressive
 decoder reads is hidden as □, so it must take them from z; Bowman et al. 2016), and autoencoder pretraining with
 the decoder reset after it (Li et al. 2019, in the Trainer).
+
+`prior="fitted"` replaces N(0, I) by a full-covariance Gaussian N(m, L L^T), which `vaekit.poetry.refit.fit_prior`
+matches to the training poems' aggregate posterior once the model is trained (N(0, I) until then): of all
+Gaussian priors it gives the smallest average KL, so the bound tightens by what the posteriors' spread and
+correlations differ from the unit ball's, and poems written from it are drawn where the encoder puts poems.
 Encoder: embedding, two residual gated convolutions (kernel 3, h[:d] * sigmoid(h[d:])), global average
 pooling (`mean`, Su's: which phrases, not where) or every position's features in order (`flatten`), dense
 layers for mean and log-variance. Decoder: dense to L x d, residual gated convolution(s),
@@ -36,16 +41,18 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
 from vaekit import kernels
-from vaekit.distributions import categorical_likelihood, diagonal_gaussian, standard_normal
+from vaekit.distributions import categorical_likelihood, diagonal_gaussian, full_gaussian, standard_normal
 from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
 from vaekit.objectives import ELBOTerms, elbo
 from vaekit.poetry.output import linear_log_prob
 from vaekit.poetry.sampling import categorical
 
-__all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "CausalStepper", "PoemVAE", "DECODERS", "CONDITIONINGS"]
+__all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "CausalStepper", "PoemVAE", "DECODERS", "CONDITIONINGS",
+           "PRIORS"]
 
 DECODERS = ("parallel", "causal", "gru")
 POOLINGS = ("mean", "flatten")
+PRIORS = ("standard", "fitted")
 UNK_ID = 0  # the vocabulary's first entry is always UNK (□)
 THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that start apart stay apart
 
@@ -101,7 +108,7 @@ class CausalLikelihood:
 
 class PoemVAE(nn.Module):
     """p(poem | z): every character from z alone (`parallel`), or from z and the characters before (`causal`,
-    `gru`); z ~ N(0, I) (or N(mu_theme, I)); q(z | poem) from a gated CNN.
+    `gru`); z ~ N(0, I) (N(mu_theme, I), or a fitted N(m, L L^T)); q(z | poem) from a gated CNN.
 
     `free_bits`, `posterior_bn`, `bag_weight` and `word_dropout` shape training only (see the module docstring).
     """
@@ -110,12 +117,14 @@ class PoemVAE(nn.Module):
                  encoder_layers: int = 2, decoder_layers: int = 1, beta: float = 1.0, kl: str = "analytic",
                  decoder: str = "parallel", free_bits: float = 0.0, posterior_bn: float = 0.0,
                  bag_weight: float = 0.0, themes: int = 0, conditioning: str = "input", dropout: float = 0.0,
-                 word_dropout: float = 0.0, encoder_pooling: str = "mean"):
+                 word_dropout: float = 0.0, encoder_pooling: str = "mean", prior: str = "standard"):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}; got {conditioning!r}")
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
         self.vocab_size, self.length, self.latent_dim, self.beta, self.kl = vocab_size, length, latent_dim, beta, kl
         self.decoder_kind, self.free_bits, self.bag_weight = decoder, free_bits, bag_weight
         self.themes, self.conditioning = themes, conditioning
@@ -163,6 +172,33 @@ class PoemVAE(nn.Module):
             self.out_proj = nn.Linear(d, d)
             self.out_bias = nn.Parameter(torch.zeros(vocab_size))
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
+        self.prior_kind = "standard"
+        if prior == "fitted":
+            self.use_fitted_prior()
+
+    def use_fitted_prior(self) -> None:
+        """Make p(z) a full-covariance Gaussian N(m, L L^T), held in buffers: N(0, I) until
+        `vaekit.poetry.refit.fit_prior` matches it to the posteriors, so a trained model converts in place."""
+        if self.themes or self.free_bits:
+            raise ValueError("a fitted prior is one Gaussian for unthemed models trained without free bits (free "
+                             "bits count the KL per coordinate of a diagonal prior); use prior='standard'")
+        device = self._device_probe.device
+        self.register_buffer("prior_loc", torch.zeros(self.latent_dim, device=device))
+        self.register_buffer("prior_scale_tril", torch.eye(self.latent_dim, device=device))
+        self.prior_kind = "fitted"
+
+    def deepen_encoder(self, layers: int) -> None:
+        """Add residual gated layers to the encoder until it has `layers`, each starting as the identity (its
+        residual branch at zero), so a trained encoder's answer is unchanged until it is refitted."""
+        if layers < len(self.encoder):
+            raise ValueError(f"the encoder has {len(self.encoder)} layers; it can only be deepened, not to {layers}")
+        d = self.embed.embedding_dim
+        while len(self.encoder) < layers:
+            layer = GatedConv(d).to(self._device_probe.device)
+            with torch.no_grad():
+                layer.conv.weight[:d].zero_()
+                layer.conv.bias[:d].zero_()
+            self.encoder.append(layer)
 
     @property
     def uses_labels(self) -> bool:
@@ -252,6 +288,8 @@ class PoemVAE(nn.Module):
         if self.themes and label_in_prior(self.conditioning):
             mu = self.theme_means(self._need_theme(y))
             return Independent(Normal(mu, torch.ones_like(mu), validate_args=False), 1)
+        if self.prior_kind == "fitted":
+            return full_gaussian(self.prior_loc.float(), self.prior_scale_tril.float())
         return standard_normal(self.latent_dim, device=self._device_probe.device)
 
     def logits(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -299,6 +337,8 @@ class PoemVAE(nn.Module):
     def sample_prior(self, n: int, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n codes from p(z) (or p(z | theme)), drawn on the CPU generator for reproducibility."""
         z = torch.randn(n, self.latent_dim, generator=generator).to(self._device_probe.device)
+        if self.prior_kind == "fitted":
+            z = self.prior_loc.float() + z @ self.prior_scale_tril.float().T
         if self.themes and label_in_prior(self.conditioning):
             z = z + self.theme_means(self._need_theme(y))
         return z

@@ -20,7 +20,7 @@ from vaekit.distributions import diagonal_gaussian
 from vaekit.objectives import elbo
 from vaekit.poetry.model import PoemVAE
 
-__all__ = ["refit_encoder", "optimise_posteriors", "posterior_elbo"]
+__all__ = ["refit_encoder", "fit_prior", "optimise_posteriors", "posterior_elbo"]
 
 COVARIANCES = ("diagonal", "full")
 
@@ -63,6 +63,31 @@ def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, b
     model.eval()
 
 
+@torch.no_grad()
+def fit_prior(model: PoemVAE, train: Tensor, batch_size: int = 2000) -> dict[str, float]:
+    """Set a `prior="fitted"` model's N(m, L L^T) to the aggregate posterior's mean and covariance on `train`.
+
+    E_x KL(q(z|x) || p) = const + cross-entropy of the aggregate posterior under p, so among Gaussians the moment
+    match is the minimiser: m = E[mu], S = Cov(mu) + E[diag s^2] (Hoffman & Johnson's "ELBO surgery": the KL pays
+    for the aggregate's distance from the prior as well as for what z says). Returns the KL it saves on `train`.
+    """
+    if getattr(model, "prior_kind", "standard") != "fitted":
+        raise ValueError("fit_prior needs a model built with prior='fitted'")
+    was_training = model.training
+    model.eval()
+    posteriors = [model.posterior(train[i:i + batch_size]) for i in range(0, len(train), batch_size)]
+    model.train(was_training)
+    mu = torch.cat([q.mean for q in posteriors]).double()
+    var = torch.cat([q.variance for q in posteriors]).double()
+    kl_before = float(sum(kl_divergence(q, model.prior()).sum() for q in posteriors)) / len(mu)
+    loc = mu.mean(0)
+    covariance = torch.cov(mu.T, correction=0) + torch.diag(var.mean(0))
+    model.prior_loc.copy_(loc.to(model.prior_loc))
+    model.prior_scale_tril.copy_(torch.linalg.cholesky(covariance).to(model.prior_scale_tril))
+    kl_after = float(sum(kl_divergence(q, model.prior()).sum() for q in posteriors)) / len(mu)
+    return {"kl_before": kl_before, "kl_after": kl_after}
+
+
 def _as_full(p: Distribution) -> MultivariateNormal:
     """A diagonal Gaussian (the prior) as a MultivariateNormal, for the closed-form KL of a full-covariance q."""
     return MultivariateNormal(p.mean, scale_tril=torch.diag_embed(p.stddev))
@@ -73,7 +98,7 @@ def posterior_elbo(model: PoemVAE, x: Tensor, q: Distribution, labels: Tensor | 
     """Per-poem (ELBO, KL) under a given q(z | poem): the likelihood term averaged over `samples` reparameterized
     draws, the KL against the model's prior in closed form (diagonal or full-covariance q)."""
     p = model.prior(labels)
-    if isinstance(q, MultivariateNormal):
+    if isinstance(q, MultivariateNormal) and not isinstance(p, MultivariateNormal):
         p = _as_full(p)
     log_likelihood = sum(model.likelihood(q.rsample(), labels).log_prob(x) for _ in range(samples)) / samples
     kl = kl_divergence(q, p).expand_as(log_likelihood)
