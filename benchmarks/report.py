@@ -367,9 +367,8 @@ def posterior_section(data: dict[str, Any]) -> list[str]:
              "full": "full-covariance Gaussian fitted to each poem"}
     iwae = data["iwae"]
     out = ["### Poems: how much a better posterior could buy", "",
-           f"The shipped {data['form']} model's decoder, under the N(0, I) prior and the two-layer encoder it shipped "
-           "with when these rows were measured (the encoder was deepened and refitted and the prior fitted since: the "
-           f"poem table above has the model as it ships), on its first {data['poems']:,} held-out poems: the encoder's q against a Gaussian fitted to each poem's true ELBO by itself "
+           f"The shipped {data['form']} model (decoder, encoder and prior; each row's date says which shipped model "
+           f"it measured), on its first {data['poems']:,} held-out poems: the encoder's q against a Gaussian fitted to each poem's true ELBO by itself "
            "(`vaekit.poetry.refit.optimise_posteriors`, Adam from the encoder's answer), the best any Gaussian "
            "encoder could reach on this decoder; with a KL weight below 1 the fit weighs the KL less (the best bound "
            f"at a higher KL). True ELBO, its likelihood term over {data['samples']} draws a poem; reconstruction "
