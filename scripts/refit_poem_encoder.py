@@ -1,7 +1,7 @@
 """Refit a shipped poem model's encoder with its decoder frozen, for the true ELBO under a lower BN-VAE floor.
 
     python scripts/refit_poem_encoder.py quatrain --posterior-bn 0.78 --steps 1000 [--lr 1e-3] [--themed] \
-        [--encoder-layers N] [--fit-prior] [--write --device 'CPU, 2 threads']
+        [--encoder-layers N] [--encoder-dilations 1,1,2,4] [--fit-prior] [--write --device 'CPU, 2 threads']
 
 Training shapes the posterior to feed the decoder (BN-VAE's floor keeps the KL up: gamma 0.9 in the recipe,
 0.84 for the shipped quatrain model); once the decoder is trained, an encoder fitted to the ELBO alone under a
@@ -10,7 +10,8 @@ character embedding stay as they are. The held-out fit (`vaekit.poetry.metrics.f
 after; with --write the refitted weights (float16, as shipped), the new gamma in config.json and a "refit" entry
 in TRAINED.json go into the package, so its metrics must be measured again (benchmarks/poems.py).
 `--encoder-layers N` deepens the encoder to N residual gated layers first (the new ones start as the identity, so
-the refit starts from the trained encoder's answer); `--fit-prior` replaces N(0, I) by the full-covariance Gaussian
+the refit starts from the trained encoder's answer); `--encoder-dilations 1,1,2,4` spaces each layer's taps (a layer
+whose dilation changes starts again as the identity); `--fit-prior` replaces N(0, I) by the full-covariance Gaussian
 matched to the training poems' posteriors (`vaekit.poetry.refit.fit_prior`), before and after the refit.
 """
 
@@ -41,6 +42,8 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL while fitting (below 1 holds it up)")
     parser.add_argument("--encoder-layers", type=int, help="deepen the encoder to this many gated layers first")
+    parser.add_argument("--encoder-dilations", help="the encoder layers' dilations, e.g. 1,1,2,4 (a changed layer "
+                        "starts again as the identity)")
     parser.add_argument("--fit-prior", action="store_true", help="a full-covariance Gaussian prior fitted to the posteriors")
     parser.add_argument("--write", action="store_true", help="write the refitted model into the package")
     parser.add_argument("--device", help="what it ran on, for TRAINED.json (needed with --write)")
@@ -63,6 +66,10 @@ if __name__ == "__main__":
     if args.encoder_layers and args.encoder_layers != config.poem.encoder_layers:
         model.deepen_encoder(args.encoder_layers)  # refuses fewer layers than it has
         changes["encoder_layers"] = args.encoder_layers
+    if args.encoder_dilations:
+        dilations = [int(v) for v in args.encoder_dilations.split(",")]
+        model.dilate_encoder(dilations)  # refuses a count that is not the encoder's
+        changes["encoder_dilations"] = dilations
     if args.fit_prior:
         model.use_fitted_prior()
         changes["prior"] = "fitted"
@@ -98,11 +105,13 @@ if __name__ == "__main__":
                        f"--steps {args.steps} --lr {args.lr} --batch-size {args.batch_size} --seed {args.seed} "
                        f"--kl-weight {args.kl_weight} "
                        + (f"--encoder-layers {args.encoder_layers} " if "encoder_layers" in changes else "")
+                       + (f"--encoder-dilations {args.encoder_dilations} " if "encoder_dilations" in changes else "")
                        + ("--fit-prior " if args.fit_prior else "") + "--write "
                        f"--device {args.device!r}",
             "what": f"encoder refitted with the decoder frozen, for the true ELBO, BN-VAE gamma {gamma_before} -> "
                     f"{args.posterior_bn}" + (f"; encoder deepened to {args.encoder_layers} layers"
                                               if "encoder_layers" in changes else "")
+                    + (f"; encoder dilations {args.encoder_dilations}" if "encoder_dilations" in changes else "")
                     + ("; prior fitted to the training poems' posteriors (full covariance)" if args.fit_prior else ""),
             "device": args.device,
             "date": datetime.date.today().isoformat(), "seconds": seconds, "before": before, "after": after}

@@ -1,13 +1,18 @@
-"""The fitted poem prior: a full-covariance Gaussian matched to the aggregate posterior, and its closed-form KL."""
+"""What an encoder refit can change: the fitted poem prior (a full-covariance Gaussian matched to the aggregate
+posterior, and its closed-form KL), and a deeper encoder whose layers look further apart."""
+
+import json
 
 import pytest
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
+from vaekit.config import ConfigError, TrainConfig
 from vaekit.distributions import diagonal_gaussian, full_gaussian
 from vaekit.objectives import elbo
-from vaekit.poetry.model import PoemVAE
+from vaekit.poetry.model import GatedConv, PoemVAE
 from vaekit.poetry.refit import fit_prior
+from vaekit.poetry.task import poem_model
 
 
 def _trained(prior: str = "fitted", poems: int = 96, steps: int = 40) -> tuple[PoemVAE, torch.Tensor]:
@@ -112,3 +117,51 @@ def test_a_trained_model_converts_in_place_and_a_deepened_encoder_starts_where_i
         assert torch.allclose(kl_divergence(q, m.prior()), kl, atol=1e-5)
     saved = fit_prior(m, x)
     assert saved["kl_after"] < saved["kl_before"]
+
+
+def test_a_dilated_gated_conv_reads_its_taps_that_far_apart():
+    torch.manual_seed(0)
+    for dilation in (1, 2, 4):
+        layer = GatedConv(8, dilation=dilation)
+        x = torch.randn(1, 8, 20)
+        base = layer(x)
+        assert base.shape == x.shape  # centred: as long as its input
+        for offset in range(1, 6):
+            moved = x.clone()
+            moved[0, :, 10 + offset] += 1.0
+            changed = not torch.allclose(layer(moved)[0, :, 10], base[0, :, 10])
+            assert changed == (offset == dilation), (dilation, offset)
+
+
+def test_redilating_the_encoder_resets_only_the_layers_whose_view_changes():
+    m, x = _trained(prior="standard")
+    m.deepen_encoder(3)
+    kept = [layer.conv.weight.clone() for layer in m.encoder]
+    with torch.no_grad():
+        m.encoder[2].conv.weight.add_(0.1)  # as if trained: the layer is no longer the identity
+        trained = m.posterior(x).mean
+        m.dilate_encoder([1, 1, 4])
+        assert [layer.conv.dilation[0] for layer in m.encoder] == [1, 1, 4]
+        assert all(torch.equal(m.encoder[i].conv.weight, kept[i]) for i in (0, 1))
+        assert not torch.allclose(m.posterior(x).mean, trained)  # the changed layer starts again ...
+        m.encoder = m.encoder[:2]
+        two = m.posterior(x).mean
+    m.deepen_encoder(3)
+    m.dilate_encoder([1, 1, 4])
+    with torch.no_grad():  # ... as the identity: the posterior is the two unchanged layers' answer
+        assert torch.allclose(m.posterior(x).mean, two, atol=1e-6)
+    with pytest.raises(ValueError, match="3 layers"):
+        m.dilate_encoder([1, 2])
+
+
+def test_the_config_carries_the_encoder_dilations_and_refuses_a_wrong_count():
+    cfg = TrainConfig.from_flat(task="poem", model="vae", form="quatrain", decoder="causal", encoder_layers=3,
+                                encoder_dilations=[1, 2, 4], embedding_dim=16, latent_dim=6)
+    built = poem_model(cfg, 50)
+    assert [layer.conv.dilation[0] for layer in built.encoder] == [1, 2, 4]
+    again = poem_model(TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))), 50)
+    again.load_state_dict(built.state_dict())  # the weights and the config that built them agree
+    assert [layer.conv.dilation[0] for layer in again.encoder] == [1, 2, 4]
+    for wrong in ([1, 2], [1, 2, 0], [1, 2, 64]):
+        with pytest.raises(ConfigError, match="encoder_dilations"):
+            TrainConfig.from_flat(task="poem", model="vae", form="quatrain", encoder_layers=3, encoder_dilations=wrong)

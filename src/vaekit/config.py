@@ -42,6 +42,7 @@ LIMITS = {"image_size": 512, "latent_dim": 4096, "width": 1024, "k": 100_000, "e
           "batch_size": 65_536, "keep_checkpoints": 1000, "embedding_dim": 4096, "encoder_layers": 64,
           "decoder_layers": 64, "min_count": 1_000_000}
 MAX_HIDDEN_WIDTH, MAX_HIDDEN_LAYERS = 16_384, 16
+MAX_ENCODER_DILATION = 16  # a poem is at most 56 characters: wider views see only padding
 
 
 class ConfigError(ValueError):
@@ -131,6 +132,7 @@ class PoemConfig:
     simplified: bool = False
     embedding_dim: int = 64
     encoder_layers: int = 2
+    encoder_dilations: list[int] | None = None  # one a layer (unset: all 1); a refit can widen the encoder's view
     encoder_pooling: str = "mean"  # mean: average over positions (Su's); flatten: every position's features, in order
     decoder_layers: int = 1
     decoder: str = "parallel"  # parallel (Su's, every position from z), causal (dilated CNN) or gru
@@ -408,6 +410,11 @@ def _validate(s: dict[str, Any]) -> None:
             raise ConfigError(f"{name} must be a positive integer; got {value!r}")
         if value > LIMITS[name]:
             raise ConfigError(f"{name} must be at most {LIMITS[name]:,}; got {value:,}")
+    dilations = s.get("encoder_dilations")
+    if dilations is not None and (len(dilations) != s.get("encoder_layers", 2)
+                                  or any(not 1 <= v <= MAX_ENCODER_DILATION for v in dilations)):
+        raise ConfigError(f"encoder_dilations must give each of the {s.get('encoder_layers', 2)} encoder layers a "
+                          f"dilation from 1 to {MAX_ENCODER_DILATION}; got {dilations!r}")
     for name in ("train_size", "eval_size"):
         value = s.get(name)
         if value is not None and (not _is_int(value) or value < 1):

@@ -33,7 +33,7 @@ a softmax over the vocabulary at each position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,15 +58,25 @@ THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that sta
 
 
 class GatedConv(nn.Module):
-    """x + a * sigmoid(b), [a, b] = conv1d(x): the residual gated convolution of Su's model (kernel 3)."""
+    """x + a * sigmoid(b), [a, b] = conv1d(x): the residual gated convolution of Su's model (kernel 3), centred, its
+    taps `dilation` characters apart."""
 
-    def __init__(self, channels: int, kernel: int = 3):
+    def __init__(self, channels: int, kernel: int = 3, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Conv1d(channels, 2 * channels, kernel, padding=kernel // 2)
+        self.conv = nn.Conv1d(channels, 2 * channels, kernel, padding=dilation * (kernel // 2), dilation=dilation)
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, d, L)
         a, b = self.conv(x).chunk(2, dim=1)
         return x + a * torch.sigmoid(b)
+
+
+def _identity_gated_conv(channels: int, dilation: int = 1) -> GatedConv:
+    """A GatedConv whose residual branch is zero (the a-half of its convolution cleared): the identity until trained."""
+    layer = GatedConv(channels, dilation=dilation)
+    with torch.no_grad():
+        layer.conv.weight[:channels].zero_()
+        layer.conv.bias[:channels].zero_()
+    return layer
 
 
 class CausalGatedConv(nn.Module):
@@ -117,7 +127,8 @@ class PoemVAE(nn.Module):
                  encoder_layers: int = 2, decoder_layers: int = 1, beta: float = 1.0, kl: str = "analytic",
                  decoder: str = "parallel", free_bits: float = 0.0, posterior_bn: float = 0.0,
                  bag_weight: float = 0.0, themes: int = 0, conditioning: str = "input", dropout: float = 0.0,
-                 word_dropout: float = 0.0, encoder_pooling: str = "mean", prior: str = "standard"):
+                 word_dropout: float = 0.0, encoder_pooling: str = "mean", prior: str = "standard",
+                 encoder_dilations: Sequence[int] | None = None):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
@@ -144,7 +155,11 @@ class PoemVAE(nn.Module):
             # unit-variance rows would make the tied output's first logits ~sqrt(d) wide and slow learning
             # (held-out perplexity 880 against 510 after 1,000 steps)
             nn.init.normal_(self.embed.weight, std=d**-0.5)
-        self.encoder = nn.Sequential(*[GatedConv(d) for _ in range(encoder_layers)])
+        dilations = list(encoder_dilations) if encoder_dilations is not None else [1] * encoder_layers
+        if len(dilations) != encoder_layers:
+            raise ValueError(f"encoder_dilations needs one dilation for each of the {encoder_layers} encoder layers; "
+                             f"got {dilations}")
+        self.encoder = nn.Sequential(*[GatedConv(d, dilation=k) for k in dilations])
         if encoder_pooling not in POOLINGS:
             raise ValueError(f"encoder_pooling must be one of {', '.join(POOLINGS)}; got {encoder_pooling!r}")
         self.encoder_pooling = encoder_pooling
@@ -187,6 +202,16 @@ class PoemVAE(nn.Module):
         self.register_buffer("prior_scale_tril", torch.eye(self.latent_dim, device=device))
         self.prior_kind = "fitted"
 
+    def dilate_encoder(self, dilations: Sequence[int]) -> None:
+        """Give the encoder's layers these dilations: a layer whose dilation changes starts again as the identity
+        (its residual branch at zero) and must be refitted; the others keep their weights."""
+        if len(dilations) != len(self.encoder):
+            raise ValueError(f"the encoder has {len(self.encoder)} layers; got {len(dilations)} dilations")
+        d = self.embed.embedding_dim
+        for i, k in enumerate(dilations):
+            if self.encoder[i].conv.dilation[0] != k:
+                self.encoder[i] = _identity_gated_conv(d, k).to(self._device_probe.device)
+
     def deepen_encoder(self, layers: int) -> None:
         """Add residual gated layers to the encoder until it has `layers`, each starting as the identity (its
         residual branch at zero), so a trained encoder's answer is unchanged until it is refitted."""
@@ -194,11 +219,7 @@ class PoemVAE(nn.Module):
             raise ValueError(f"the encoder has {len(self.encoder)} layers; it can only be deepened, not to {layers}")
         d = self.embed.embedding_dim
         while len(self.encoder) < layers:
-            layer = GatedConv(d).to(self._device_probe.device)
-            with torch.no_grad():
-                layer.conv.weight[:d].zero_()
-                layer.conv.bias[:d].zero_()
-            self.encoder.append(layer)
+            self.encoder.append(_identity_gated_conv(d).to(self._device_probe.device))
 
     @property
     def uses_labels(self) -> bool:

@@ -167,7 +167,7 @@ def poem_model(config: TrainConfig, vocab_size: int) -> PoemVAE:
                    decoder=p.decoder, free_bits=p.free_bits, posterior_bn=p.posterior_bn, bag_weight=p.bag_weight,
                    themes=len(THEMES) if m.model == "cvae" else 0, conditioning=m.conditioning, dropout=p.dropout,
                    word_dropout=p.word_dropout, encoder_pooling=p.encoder_pooling,
-                   prior=p.prior)
+                   prior=p.prior, encoder_dilations=p.encoder_dilations)
 
 
 def poem_model_for_run(config: TrainConfig, run_dir: Path) -> PoemVAE:
