@@ -367,8 +367,9 @@ def posterior_section(data: dict[str, Any]) -> list[str]:
              "full": "full-covariance Gaussian fitted to each poem"}
     iwae = data["iwae"]
     out = ["### Poems: how much a better posterior could buy", "",
-           f"The shipped {data['form']} model (decoder, encoder and prior; each row's date says which shipped model "
-           f"it measured), on its first {data['poems']:,} held-out poems: the encoder's q against a Gaussian fitted to each poem's true ELBO by itself "
+           f"The shipped {data['form']} model (decoder, encoder and prior"
+           + (f"; {data['model_note']}" if "model_note" in data else "") +
+           f"), on its first {data['poems']:,} held-out poems: the encoder's q against a Gaussian fitted to each poem's true ELBO by itself "
            "(`vaekit.poetry.refit.optimise_posteriors`, Adam from the encoder's answer), the best any Gaussian "
            "encoder could reach on this decoder; with a KL weight below 1 the fit weighs the KL less (the best bound "
            f"at a higher KL). True ELBO, its likelihood term over {data['samples']} draws a poem; reconstruction "
