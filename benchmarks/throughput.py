@@ -56,7 +56,8 @@ def square_gemm_rate(device: str, n: int = 1024, rounds: int = 5, backend: str =
 
 
 def eager_floor_seconds(model: torch.nn.Module, x: torch.Tensor, lr: float) -> float:
-    """Median seconds of the MLP VAE's training step written by hand in the fewest eager ops: the same four Linear
+    """Seconds of the MLP VAE's training step written by hand in the fewest eager ops (the best of five medians of 200
+    steps: interference only slows a round down): the same four Linear
     layers (copies), F.linear and ReLU, the closed-form KL, BCE-with-logits and the fused AdamW.
 
     What eager PyTorch alone leaves of a step beyond its GEMMs (autograd, elementwise kernels, the optimizer), so
