@@ -1,11 +1,14 @@
-"""Peak resident memory and speed of `vaekit evaluate` at its default settings, for every shipped architecture.
+"""Peak resident memory and speed of `vaekit evaluate` at its default settings, for every shipped architecture,
+and with the decoder in bf16 (`--precision bf16`) beside the bias that adds on the same model and z.
 
-    python benchmarks/eval_memory.py [--k 1000] [--limit 200]
+    python benchmarks/eval_memory.py [--k 1000] [--limit 200] [--train-minutes 1] [--bias-images 50]
 
-Each architecture gets a small run (one short epoch: the weights do not change the cost), then
-`vaekit evaluate RUN --k K --limit N --samples 0` runs in a child process whose peak resident set size
-(ru_maxrss) is recorded, beside its importance samples per second and the decoder's FLOP bound (the
-decoder's FLOPs per sample against the machine's square-GEMM rate, the faster of the BLAS and oneDNN).
+Each architecture gets a run trained for `--train-minutes` (the weights do not change the cost, but the bias of
+bf16 is only meaningful on a model that has learned sharp pixels), then `vaekit evaluate RUN --k K --limit N
+--samples 0 [--precision bf16]` runs in a child process whose peak resident set size (ru_maxrss) is recorded,
+beside its importance samples per second and the decoder's FLOP bound (the decoder's FLOPs per sample against the
+machine's square-GEMM rate in that precision; for fp32 the faster of the BLAS and oneDNN). The bias is the NLL
+with the decoder in bf16 minus the fp32 one, both from the same z (same seed, same passes) on `--bias-images`.
 """
 
 from __future__ import annotations
@@ -41,52 +44,87 @@ def _peak_of(cmd: list[str]) -> tuple[int, str, float]:
     return int(peak_kb) * 1024, proc.stderr, float(seconds)
 
 
-def measure(arch: str, root: Path, k: int, limit: int) -> dict[str, object]:
+def train(arch: str, root: Path, minutes: float) -> Path:
+    """A run of `arch` on MNIST trained for about `minutes`."""
+    run = root / arch
+    subprocess.run([sys.executable, "-m", "vaekit.cli", "train", "--run-dir", str(run), "--max-minutes", str(minutes),
+                    "--epochs", "1000", "--eval-size", "100", "--no-tensorboard", *ARCHS[arch]], check=True,
+                   capture_output=True)
+    return run
+
+
+def measure(arch: str, run: Path, k: int, limit: int, precision: str) -> dict[str, object]:
+    """`vaekit evaluate` at its defaults in a child process: peak memory, samples/s, the plan it chose."""
     import vaekit
 
-    run = root / arch
-    subprocess.run([sys.executable, "-m", "vaekit.cli", "train", "--run-dir", str(run), "--train-size", "1024",
-                    "--eval-size", "100", "--epochs", "1", "--no-tensorboard", *ARCHS[arch]], check=True,
-                   capture_output=True)
     peak, output, seconds = _peak_of([sys.executable, "-m", "vaekit.cli", "evaluate", str(run), "--k", str(k),
-                                      "--limit", str(limit), "--samples", "0"])
+                                      "--limit", str(limit), "--samples", "0", "--precision", precision])
     rates = [float(r.replace(",", "")) for r in re.findall(r"([\d,]+) samples/s", output)]
     plan = re.search(r"([\d,]+) at a time \((\d+) images x (\d+) samples", output)
+    nll = re.search(r"nll: ([\d.]+) ±", output)
     model = vaekit.load(run)
     x = torch.rand(1, 1, 28, 28).bernoulli()
     z = torch.randn(256, 1, model.config.latent_dim)
     flops = forward_flops_per_image(lambda: model.likelihood(z).log_prob(x), 256)
-    return {"arch": arch, "k": k, "images": limit, "peak_rss_bytes": peak, "seconds": seconds,
-            "samples_per_s": rates[-1] if rates else None, "decoder_flops_per_sample": flops,
+    return {"arch": arch, "precision": precision, "k": k, "images": limit, "peak_rss_bytes": peak,
+            "seconds": seconds, "samples_per_s": rates[-1] if rates else None, "decoder_flops_per_sample": flops,
             "samples_at_once": int(plan.group(1).replace(",", "")) if plan else None,
-            "within_target": peak <= TARGET_PEAK_BYTES}
+            "nll": float(nll.group(1)) if nll else None, "within_target": peak <= TARGET_PEAK_BYTES}
+
+
+def bf16_bias(run: Path, k: int, images: int) -> dict[str, float]:
+    """NLL with the decoder in bf16 minus the fp32 NLL, on the same model, images and z (same seed, same passes)."""
+    import vaekit
+    from vaekit.data import load_dataset
+    from vaekit.evaluate import estimate_nll, eval_images
+
+    model = vaekit.load(run)
+    x, y = eval_images(load_dataset("mnist").test, "dynamic", images)
+    nll = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        nll[precision] = estimate_nll(model, x, y, k=k, batch_size=1, chunk_size=min(k, 250), precision=precision).nll
+    return {"bias_nats": nll["bf16"] - nll["fp32"], "bias_reference_nll": nll["fp32"], "bias_images": images,
+            "bias_k": k}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--train-minutes", type=float, default=1.0)
+    parser.add_argument("--bias-images", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
-    peak_flops = square_gemm_rate("cpu")  # the faster of the BLAS and oneDNN
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    ceiling = {p: square_gemm_rate("cpu", dtype=d) for p, d in dtypes.items()}  # fp32: the faster of BLAS and oneDNN
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ARCHS:
-            start = time.perf_counter()
-            row = measure(arch, Path(tmp), args.k, args.limit)
-            row["wall_seconds"] = time.perf_counter() - start
-            rows.append(row)
-            print(json.dumps(row))
-            peak_flops = max(peak_flops, square_gemm_rate("cpu"))  # the ceiling, measured between the runs too
+            run = train(arch, Path(tmp), args.train_minutes)
+            for precision in dtypes:
+                start = time.perf_counter()
+                row = measure(arch, run, args.k, args.limit, precision)
+                row["wall_seconds"] = time.perf_counter() - start
+                if precision == "bf16":
+                    row.update(bf16_bias(run, args.k, args.bias_images))
+                rows.append(row)
+                print(json.dumps(row))
+                for p, d in dtypes.items():  # the ceiling, measured between the runs too
+                    ceiling[p] = max(ceiling[p], square_gemm_rate("cpu", dtype=d))
     rates = {b: square_gemm_rate("cpu", backend=b) for b in ("blas", "onednn")[:1 + onednn_linear_available()]}
-    peak_flops = max(peak_flops, *rates.values())
+    ceiling["fp32"] = max(ceiling["fp32"], *rates.values())
     for row in rows:
         if row["samples_per_s"]:
-            row["fraction_of_flop_bound"] = row["samples_per_s"] * row["decoder_flops_per_sample"] / peak_flops
-    write_result("eval-memory-cpu", {"machine": machine(), "square_gemm_flops_per_s": peak_flops,
+            row["fraction_of_flop_bound"] = (row["samples_per_s"] * row["decoder_flops_per_sample"]
+                                             / ceiling[str(row["precision"])])
+    write_result("eval-memory-cpu", {"machine": machine(), "square_gemm_flops_per_s": ceiling["fp32"],
+                                     "square_gemm_bf16_flops_per_s": ceiling["bf16"],
                                      "square_gemm_by_backend": rates, "rows": rows,
                                      "target_peak_bytes": TARGET_PEAK_BYTES,
-                                     "command": f"python benchmarks/eval_memory.py --k {args.k} --limit {args.limit}"})
+                                     "command": f"python benchmarks/eval_memory.py --k {args.k} --limit {args.limit} "
+                                                f"--train-minutes {args.train_minutes:g} "
+                                                f"--bias-images {args.bias_images}"})
 
 
 if __name__ == "__main__":

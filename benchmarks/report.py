@@ -296,17 +296,24 @@ def eval_memory_section(data: dict[str, Any]) -> list[str]:
            f"Machine: {data['machine'].get('cpu', 'CPU')}, {data['machine']['cores']} cores; {data['machine']['date']}. "
            f"`vaekit evaluate` at its default settings (memory budget ~1 GB), k={data['rows'][0]['k']} on "
            f"{data['rows'][0]['images']} test images, peak resident memory of the whole process (ru_maxrss) beside "
-           "its importance samples per second. The FLOP bound is the machine's square-GEMM rate "
-           f"({data['square_gemm_flops_per_s'] / 1e9:.0f} GFLOP/s, the best of the rounds measured before and between "
-           f"the runs{_backends(data)}) over the decoder's FLOPs per sample. "
+           "its importance samples per second; then the same with `--precision bf16` (the decoder's products in "
+           "bfloat16, every density and the logsumexp in fp32). The FLOP bound is the machine's square-GEMM rate in "
+           f"that precision (fp32 {data['square_gemm_flops_per_s'] / 1e9:.0f} GFLOP/s{_backends(data)}; bf16 "
+           f"{data.get('square_gemm_bf16_flops_per_s', float('nan')) / 1e9:,.0f} GFLOP/s; the best of the rounds "
+           "measured before and between the runs) over the decoder's FLOPs per sample. The bias of bf16 is its NLL "
+           "minus the fp32 NLL on the same model and z (same seed and passes; k as above, on the first "
+           f"{data['rows'][-1].get('bias_images', '—')} test images; each model trained about a minute). "
            f"`{data['command']}`.", "",
-           "| arch | peak memory | under 1.5 GB | samples at once | samples/s | decoder MFLOP/sample | share of FLOP bound |",
-           "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"]
+           "| arch | decoder | peak memory | under 1.5 GB | samples at once | samples/s | decoder MFLOP/sample "
+           "| share of FLOP bound | bias of bf16 |",
+           "| --- | --- | ---: | :---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in data["rows"]:
         share = f"{r['fraction_of_flop_bound']:.0%}" if r.get("fraction_of_flop_bound") is not None else "—"
         rate = f"{r['samples_per_s']:,.0f}" if r.get("samples_per_s") else "—"
-        out.append(f"| {r['arch']} | {r['peak_rss_bytes'] / 2**30:.2f} GB | {'yes' if r['within_target'] else 'no'} | "
-                   f"{r['samples_at_once']:,} | {rate} | {r['decoder_flops_per_sample'] / 1e6:.2f} | {share} |")
+        bias = f"{r['bias_nats']:+.4f} nats" if "bias_nats" in r else "—"
+        out.append(f"| {r['arch']} | {r.get('precision', 'fp32')} | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
+                   f"{'yes' if r['within_target'] else 'no'} | {r['samples_at_once']:,} | {rate} | "
+                   f"{r['decoder_flops_per_sample'] / 1e6:.2f} | {share} | {bias} |")
     return out + [""]
 
 

@@ -34,20 +34,22 @@ RECIPES = {
 }
 
 
-def square_gemm_rate(device: str, n: int = 1024, rounds: int = 5, backend: str = "best") -> float:
-    """fp32 FLOP/s of one large square matrix product: the machine's matrix-multiply ceiling.
+def square_gemm_rate(device: str, n: int = 1024, rounds: int = 5, backend: str = "best",
+                     dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of one large square matrix product (fp32 unless `dtype`): the machine's matrix-multiply ceiling.
 
     The best of `rounds` medians: on a shared machine interference only ever slows a measurement down, so the
     fastest round is the closest to the ceiling (one median alone read 262 GFLOP/s where the ceiling is ~330).
     `backend` "blas" times `a @ b` (MKL on a CPU), "onednn" oneDNN's matmul (CPU only; on the AMD EPYC it ran at
     twice MKL's rate), "best" the faster of the two: the ceiling is what the fastest kernel at hand reaches.
+    A bf16 `a @ b` on a CPU is oneDNN's already (AMX where the CPU has it), so bf16 takes that alone.
     """
     if backend == "best":
-        rates = [square_gemm_rate(device, n, rounds, "blas")]
-        if device == "cpu" and kernels.onednn_linear_available():
+        rates = [square_gemm_rate(device, n, rounds, "blas", dtype)]
+        if device == "cpu" and dtype == torch.float32 and kernels.onednn_linear_available():
             rates.append(square_gemm_rate(device, n, rounds, "onednn"))
         return max(rates)
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     def product() -> torch.Tensor:  # a @ b.T by oneDNN (under no_grad, which kernels.linear needs), or a @ b
         return kernels.linear(a, b) if backend == "onednn" else a @ b
 

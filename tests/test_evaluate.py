@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -136,6 +138,9 @@ def test_evaluate_says_how_long_and_how_much_at_once(tmp_path, capsys):
     assert main(["evaluate", str(run), "--k", "50", "--limit", "20", "--samples", "0", "--memory", "1MB"]) == 0
     err = capsys.readouterr().err
     assert "decoder passes" in err and "budget 1 MB" in err and "samples/s" in err
+    assert main(["evaluate", str(run), "--k", "50", "--limit", "20", "--samples", "0", "--precision", "bf16"]) == 0
+    assert "decoder in bf16" in capsys.readouterr().out
+    assert json.loads((run / "eval.json").read_text())["nll"]["precision"] == "bf16"
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv", "resnet"])
@@ -150,7 +155,7 @@ def test_fast_evaluation_changes_only_rounding_and_restores_the_model(monkeypatc
     torch.manual_seed(0)
     fast = estimate_nll(model, x, y, k=50)
     assert all(p.is_contiguous() for p in model.parameters())  # the caller's model is left as it was
-    assert not any(m.inplace for m in relus)
+    assert not any(m.inplace or "forward" in vars(m) for m in relus)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and not any("forward" in vars(m) for m in linears)  # their class's forward again
     with ev._fast_layout(model, torch.device("cpu")):  # inside, they run by oneDNN where this torch has it
@@ -190,3 +195,57 @@ def test_no_single_cpu_activation_outgrows_the_cap():
     assert largest == 32 * 28 * 28 * 4  # the last transposed convolution's output, one sample
     plan = plan_passes(model, x, None, k=5000, budget=2**30)
     assert plan.samples_at_once * largest <= CPU_TENSOR_CAP < (plan.samples_at_once + 1) * largest
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv", "resnet"])
+def test_a_bf16_decoder_moves_the_estimate_by_rounding_only(arch):
+    """Same model and z: the decoder's products run in bf16, the log-density it hands on is fp32, and log p(x)
+    moves by far less than the 0.05-nat bias allowed."""
+    import vaekit.evaluate as ev
+
+    torch.manual_seed(1)
+    model = build_model(ModelConfig(arch=arch, latent_dim=4, width=8)).eval()
+    x, y = torch.rand(6, 1, 28, 28).bernoulli(), torch.zeros(6, dtype=torch.long)
+    seen = []
+    first = next(m for m in model.decoder.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
+    first.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    got = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        got[precision] = estimate_nll(model, x, y, k=200, batch_size=2, chunk_size=50, precision=precision)
+    assert seen[-1] == torch.bfloat16 and seen[0] == torch.float32  # the bf16 run did multiply in bf16
+    assert got["bf16"].precision == "bf16" and "decoder in bf16" in got["bf16"].line()
+    assert abs(got["bf16"].nll - got["fp32"].nll) < 0.02
+    with ev._decoder_precision(model, torch.device("cpu"), "bf16"):
+        z = model.posterior(x).sample((3,))
+        assert z.dtype == torch.float32  # the encoder is left in fp32
+        assert model.likelihood(z).log_prob(x).dtype == torch.float32  # as is what the logsumexp sums
+    assert "likelihood" not in vars(model)  # the caller's model is left as it was
+    assert not any("forward" in vars(m) for m in model.modules() if isinstance(m, torch.nn.ReLU))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        estimate_nll(model, x, y, k=10, precision="fp16")
+    assert ev.PRECISIONS == ("fp32", "bf16")
+
+
+def test_the_bf16_relu_is_torchs_relu_bit_for_bit():
+    from vaekit.evaluate import _relu_in_place
+
+    values = torch.cat([torch.randn(10_000) * 10.0 ** torch.randint(-40, 38, (10_000,)),
+                        torch.tensor([0.0, -0.0, float("inf"), float("-inf"), 1e-40, -1e-40])]).to(torch.bfloat16)
+    expected = torch.relu(values)
+    got = _relu_in_place(values.clone())
+    assert torch.equal(got, expected)  # as numbers: torch keeps a -0.0, the int16 clamp writes +0.0
+    assert torch.equal(got.view(torch.int16)[expected != 0], expected.view(torch.int16)[expected != 0])
+    fp32 = torch.randn(100)
+    assert torch.equal(_relu_in_place(fp32.clone()), torch.relu(fp32))
+
+
+def test_onednn_linear_steps_aside_under_autocast():
+    from vaekit import kernels
+
+    x, w = torch.randn(4, 8), torch.randn(3, 8)
+    with torch.no_grad():
+        assert kernels.usable(x, w) == kernels.onednn_linear_available()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not kernels.usable(x, w)
+            assert kernels.linear(x, w).dtype == torch.bfloat16  # torch's linear, autocast to bf16

@@ -84,7 +84,8 @@ class OutputConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled() or self.out_channels > 8:
+        if (x.device.type != "cpu" or torch.is_grad_enabled() or self.out_channels > 8
+                or torch.is_autocast_enabled("cpu")):  # in bf16 oneDNN's own convolution is fast (1.3 ms)
             return super().forward(x)
         n, c, h, w = x.shape
         o = self.out_channels
