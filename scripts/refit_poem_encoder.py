@@ -1,18 +1,20 @@
 """Refit a shipped poem model's encoder with its decoder frozen, for the true ELBO under a lower BN-VAE floor.
 
     python scripts/refit_poem_encoder.py quatrain --posterior-bn 0.78 --steps 1000 [--lr 1e-3] [--themed] \
-        [--encoder-layers N] [--encoder-dilations 1,1,2,4] [--fit-prior] [--write --device 'CPU, 2 threads']
+        [--encoder-layers N] [--encoder-dilations 1,1,2,4] [--fit-prior] [--decoder-lr 1e-4] \
+        [--write --device 'CPU, 2 threads']
 
 Training shapes the posterior to feed the decoder (BN-VAE's floor keeps the KL up: gamma 0.9 in the recipe,
 0.84 for the shipped quatrain model); once the decoder is trained, an encoder fitted to the ELBO alone under a
 lower floor gives a tighter bound on the same decoder (`vaekit.poetry.refit`). The decoder and the shared
-character embedding stay as they are. The held-out fit (`vaekit.poetry.metrics.fit`) is printed before and
-after; with --write the refitted weights (float16, as shipped), the new gamma in config.json and a "refit" entry
-in TRAINED.json go into the package, so its metrics must be measured again (benchmarks/poems.py).
+character embedding stay as they are unless --decoder-lr is given. The held-out fit (`vaekit.poetry.metrics.fit`)
+is printed before and after; with --write the refitted weights (float16, as shipped), the new gamma in config.json
+and a "refit" entry in TRAINED.json go into the package, so its metrics must be measured again (benchmarks/poems.py).
 `--encoder-layers N` deepens the encoder to N residual gated layers first (the new ones start as the identity, so
 the refit starts from the trained encoder's answer); `--encoder-dilations 1,1,2,4` spaces each layer's taps (a layer
 whose dilation changes starts again as the identity); `--fit-prior` replaces N(0, I) by the full-covariance Gaussian
-matched to the training poems' posteriors (`vaekit.poetry.refit.fit_prior`), before and after the refit.
+matched to the training poems' posteriors (`vaekit.poetry.refit.fit_prior`), before and after the refit;
+`--decoder-lr R` fine-tunes the decoder and the shared embedding alongside, at rate R (sizes unchanged).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ if __name__ == "__main__":
     parser.add_argument("--encoder-layers", type=int, help="deepen the encoder to this many gated layers first")
     parser.add_argument("--encoder-dilations", help="the encoder layers' dilations, e.g. 1,1,2,4 (a changed layer "
                         "starts again as the identity)")
+    parser.add_argument("--decoder-lr", type=float, default=0.0, help="fine-tune the decoder too, at this rate "
+                        "(0: frozen)")
     parser.add_argument("--fit-prior", action="store_true", help="a full-covariance Gaussian prior fitted to the posteriors")
     parser.add_argument("--write", action="store_true", help="write the refitted model into the package")
     parser.add_argument("--device", help="what it ran on, for TRAINED.json (needed with --write)")
@@ -81,7 +85,8 @@ if __name__ == "__main__":
     model.posterior_bn = args.posterior_bn
     if args.steps:
         refit_encoder(model, train, args.steps, args.lr, args.batch_size, args.seed,
-                      log=lambda line: print(line, flush=True), labels=train_labels, kl_weight=args.kl_weight)
+                      log=lambda line: print(line, flush=True), labels=train_labels, kl_weight=args.kl_weight,
+                      decoder_lr=args.decoder_lr)
         if args.fit_prior:  # the refitted posteriors have moved: match the prior to them again
             print("prior", json.dumps(fit_prior(model, train)), flush=True)
     seconds = time.perf_counter() - start
@@ -104,11 +109,14 @@ if __name__ == "__main__":
                        f"--posterior-bn {args.posterior_bn} "
                        f"--steps {args.steps} --lr {args.lr} --batch-size {args.batch_size} --seed {args.seed} "
                        f"--kl-weight {args.kl_weight} "
+                       + (f"--decoder-lr {args.decoder_lr} " if args.decoder_lr else "")
                        + (f"--encoder-layers {args.encoder_layers} " if "encoder_layers" in changes else "")
                        + (f"--encoder-dilations {args.encoder_dilations} " if "encoder_dilations" in changes else "")
                        + ("--fit-prior " if args.fit_prior else "") + "--write "
                        f"--device {args.device!r}",
-            "what": f"encoder refitted with the decoder frozen, for the true ELBO, BN-VAE gamma {gamma_before} -> "
+            "what": ("encoder refitted and decoder fine-tuned at lr " + f"{args.decoder_lr}" if args.decoder_lr
+                     else "encoder refitted with the decoder frozen")
+                    + f", for the true ELBO, BN-VAE gamma {gamma_before} -> "
                     f"{args.posterior_bn}" + (f"; encoder deepened to {args.encoder_layers} layers"
                                               if "encoder_layers" in changes else "")
                     + (f"; encoder dilations {args.encoder_dilations}" if "encoder_dilations" in changes else "")

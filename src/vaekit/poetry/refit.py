@@ -27,23 +27,29 @@ COVARIANCES = ("diagonal", "full")
 
 def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
                   log: Callable[[str], None] | None = None, labels: Tensor | None = None,
-                  kl_weight: float = 1.0) -> None:
+                  kl_weight: float = 1.0, decoder_lr: float = 0.0) -> None:
     """Fit the encoder side (encoder, posterior head, BN statistics) to the true ELBO on `train` (with its themes
     `labels`, for a themed model), the decoder, the shared embedding and the prior frozen: Adam on a cosine schedule,
     the decoder in eval mode (no dropout), the BN in training mode. `kl_weight` < 1 weighs the KL less while
-    fitting (a softer way than the BN floor to hold the KL up; the ELBO logged is the true one)."""
+    fitting (a softer way than the BN floor to hold the KL up; the ELBO logged is the true one). `decoder_lr` > 0
+    fine-tunes the rest too (decoder and shared embedding, at that rate, with the training recipe's dropout on):
+    the decoder then learns from the refitted posteriors instead of the training-time ones."""
     if bool(getattr(model, "themes", 0)) != (labels is not None):
         raise ValueError("a themed model is refitted with the themes of its poems (labels), a plain one without")
+    if decoder_lr < 0:
+        raise ValueError(f"decoder_lr must be 0 (decoder frozen) or positive, got {decoder_lr}")
     encoder = [model.encoder, model.to_posterior] + ([model.mean_norm] if model.posterior_bn > 0 else [])
     params = [p for m in encoder for p in m.parameters()] + ([model.mean_shift] if model.posterior_bn > 0 else [])
+    ours = {id(p) for p in params}
+    rest = [p for p in model.parameters() if id(p) not in ours] if decoder_lr > 0 else []
     for p in model.parameters():
         p.requires_grad_(False)
-    for p in params:
+    for p in params + rest:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam([{"params": params}] + ([{"params": rest, "lr": decoder_lr}] if rest else []), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     generator = torch.Generator().manual_seed(seed)
-    model.eval()
+    model.train(bool(rest))
     for m in encoder:
         m.train()
     start = time.perf_counter()
