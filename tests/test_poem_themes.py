@@ -219,6 +219,24 @@ def test_fit_reports_the_iwae_perplexity_tighter_than_the_bound(themed_run):
     assert 0 <= result["reconstruction_accuracy"] <= 1
 
 
+def test_fit_averages_the_elbo_over_its_draws_of_z(themed_run):
+    """fit's bound with two draws of z is the mean of two one-draw bounds taken in turn from the same seed."""
+    from vaekit.poetry import load_poem_model as load
+
+    m = load(run=themed_run)
+    held = m.vocab.encode(["床前明月光疑是地上霜舉頭望明月低頭思故鄉", "白日依山盡黃河入海流欲窮千里目更上一層樓"] * 3)
+    labels = torch.tensor([4, 5] * 3)
+    torch.manual_seed(0)
+    both = fit(m, held, labels=labels, elbo_draws=2)
+    torch.manual_seed(0)
+    one, two = fit(m, held, labels=labels, elbo_draws=1), fit(m, held, labels=labels, elbo_draws=1)
+    assert one["elbo_per_char"] != two["elbo_per_char"]  # the draws differ, so the average has work to do
+    assert both["elbo_per_char"] == pytest.approx((one["elbo_per_char"] + two["elbo_per_char"]) / 2, rel=1e-6)
+    assert both["elbo_draws"] == 2 and both["kl_per_poem"] == pytest.approx(one["kl_per_poem"], rel=1e-6)
+    with pytest.raises(ValueError, match="elbo_draws must be at least 1"):
+        fit(m, held, labels=labels, elbo_draws=0)
+
+
 def test_interpolation_overlap_counts_shared_characters_along_the_path():
     m = model().eval()
     held = torch.randint(1, 50, (40, 20))
@@ -291,6 +309,25 @@ def test_refitting_the_encoder_tightens_the_bound_and_leaves_the_decoder_alone(t
     assert all(torch.equal(after[k], v) for k, v in decoder_before.items())  # embedding, decoder, prior untouched
     if themed:
         assert "theme_means.weight" in decoder_before
+
+
+def test_a_decoder_learning_rate_fine_tunes_the_decoder_alongside():
+    from vaekit.poetry.refit import refit_encoder
+
+    m, x, y = _trained_a_little(poems=64, steps=60)
+    with pytest.raises(ValueError, match="decoder_lr must be 0"):
+        refit_encoder(m, x, steps=1, decoder_lr=-1e-3)
+    decoder_before = {k: v.clone() for k, v in m.state_dict().items() if k.startswith(("causal.", "embed."))}
+    with torch.no_grad():
+        bound_before = float(elbo(m, x, y).elbo.mean())
+    refit_encoder(m, x, steps=80, lr=3e-3, batch_size=32, decoder_lr=3e-3)
+    assert not m.training and all(p.requires_grad for p in m.parameters())
+    with torch.no_grad():
+        bound_after = float(elbo(m, x, y).elbo.mean())
+    assert bound_after > bound_before + 0.3
+    after = m.state_dict()
+    assert decoder_before and all(not torch.equal(after[k], v) for k, v in decoder_before.items()
+                                  if k.endswith("weight"))
 
 
 @pytest.mark.parametrize("covariance", ["diagonal", "full"])
