@@ -1,4 +1,5 @@
-"""Refitting a trained poem model's encoder to the true ELBO with its decoder frozen (the amortization gap).
+"""Refitting a trained poem model's encoder to the true ELBO with its decoder frozen (the amortization gap), or
+with the decoder fine-tuned alongside at a low rate.
 
 Training shapes the posterior to feed the decoder (BN-VAE's floor keeps the KL up); once the decoder is trained,
 an encoder fitted to the ELBO alone, under a lower floor, gives a tighter bound on the same decoder (Cremer et al.
@@ -32,8 +33,9 @@ def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, b
     `labels`, for a themed model), the decoder, the shared embedding and the prior frozen: Adam on a cosine schedule,
     the decoder in eval mode (no dropout), the BN in training mode. `kl_weight` < 1 weighs the KL less while
     fitting (a softer way than the BN floor to hold the KL up; the ELBO logged is the true one). `decoder_lr` > 0
-    fine-tunes the rest too (decoder and shared embedding, at that rate, with the training recipe's dropout on):
-    the decoder then learns from the refitted posteriors instead of the training-time ones."""
+    fine-tunes every other parameter too (decoder, shared embedding, a themed prior's means), at that rate with
+    the training recipe's dropout on: the decoder then learns from the refitted posteriors, not the training-time
+    ones."""
     if bool(getattr(model, "themes", 0)) != (labels is not None):
         raise ValueError("a themed model is refitted with the themes of its poems (labels), a plain one without")
     if decoder_lr < 0:
