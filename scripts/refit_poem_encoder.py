@@ -114,7 +114,7 @@ if __name__ == "__main__":
                        + (f"--encoder-dilations {args.encoder_dilations} " if "encoder_dilations" in changes else "")
                        + ("--fit-prior " if args.fit_prior else "") + "--write "
                        f"--device {args.device!r}",
-            "what": ("encoder refitted and decoder fine-tuned at lr " + f"{args.decoder_lr}" if args.decoder_lr
+            "what": (f"encoder refitted and decoder fine-tuned at lr {args.decoder_lr}" if args.decoder_lr
                      else "encoder refitted with the decoder frozen")
                     + f", for the true ELBO, BN-VAE gamma {gamma_before} -> "
                     f"{args.posterior_bn}" + (f"; encoder deepened to {args.encoder_layers} layers"

@@ -132,16 +132,14 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
         raise ValueError("an autoencoder defines no likelihood p(x): it has no NLL; use a vae, iwae or cvae run")
     device = torch.device(device)
     with _decoder_precision(model, device, precision):  # planned as it runs: bf16 activations are half the bytes
-        result = _estimate(model, images, labels, k, batch_size, chunk_size, protocol, pixel_levels, device,
-                           progress, memory, on_plan)
-    result.precision = precision
-    return result
+        return _estimate(model, images, labels, k, batch_size, chunk_size, protocol, pixel_levels, device,
+                         progress, memory, on_plan, precision)
 
 
 def _estimate(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: int | None,
               chunk_size: int | None, protocol: str, pixel_levels: int | None, device: torch.device,
               progress: Callable[[int], None] | None, memory: int | None,
-              on_plan: Callable[[EvalPlan], None] | None) -> NLLResult:
+              on_plan: Callable[[EvalPlan], None] | None, precision: str) -> NLLResult:
     first_y = _labels_if_needed(model, labels[:1].to(device))
     plan = plan_passes(model, images[:1].to(device), first_y, k,
                        memory if memory is not None else default_budget(device), batch_size, chunk_size,
@@ -168,7 +166,7 @@ def _estimate(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int, ba
     nll = -float(log_px.mean()) + (dequantization_offset(dims, pixel_levels) if dequantize else 0.0)
     bpd = nll / (dims * math.log(2)) if scored_as is not None else None
     return NLLResult(nll=nll, standard_error=se, k=k, images=n, protocol=protocol, bits_per_dim=bpd,
-                     dequantized=dequantize)
+                     dequantized=dequantize, precision=precision)
 
 
 @contextmanager
