@@ -37,7 +37,8 @@ VENV = HERE / ".peers-venv"
 VAEKIT = [str(Path(sys.executable).parent / "vaekit")]  # the console script users type
 TRAIN_FLAGS = ["--arch", "mlp", "--hidden", "400", "--latent-dim", "20", "--binarization", "none",
                "--likelihood", "bernoulli", "--batch-size", "128", "--lr", "1e-3", "--weight-decay", "0",
-               "--schedule", "constant", "--grad-clip", "0", "--epochs", "1", "--no-tensorboard"]
+               "--schedule", "constant", "--grad-clip", "0", "--epochs", "1", "--no-tensorboard",
+               "--precision", "fp32"]  # the peers multiply in fp32: the same arithmetic, side by side
 
 VAEKIT_NLL = """
 import json, sys, time, numpy as np, torch

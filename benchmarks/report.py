@@ -21,21 +21,36 @@ def _machine(m: dict[str, Any]) -> str:
     return f"{m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads){gpu}; torch {m['torch']}; {m['date']}"
 
 
+def _precision(row: dict[str, Any], device: str) -> str:
+    """A row's training precision; rows from before `--precision` ran bf16 autocast on CUDA and fp32 elsewhere."""
+    return row.get("precision", "bf16" if device == "cuda" else "fp32")
+
+
 def throughput_section(data: dict[str, Any]) -> list[str]:
     dev = data["device"]
+    peaks = data.get("square_gemm_flops_per_s_by_precision") or {"fp32": data["square_gemm_flops_per_s"]}
+    rates = ", ".join(f"{p} {v / 1e9:,.0f} GFLOP/s" for p, v in peaks.items())
     out = [f"### Training throughput ({dev})", "", f"Machine: {_machine(data['machine'])}. "
-           f"Measured dense fp32 matmul rate (1024²): {data['square_gemm_flops_per_s'] / 1e9:,.0f} GFLOP/s. "
+           f"Measured dense matmul rate (1024²): {rates}. "
            f"Images/s is the median epoch rate of the real `Trainer` loop over {data['train_size']:,} images "
            "(optimizer, batching and binarization included, validation excluded). FLOPs are the matmul/conv FLOPs of "
-           "one training step (forward + backward) counted by torch's FlopCounterMode.", "",
-           "| recipe | settings | images/s | train GFLOP/image | achieved GFLOP/s | of batch-128 layer GEMM rate | of square GEMM rate |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+           "one training step (forward + backward) counted by torch's FlopCounterMode; each row's share is of the "
+           "square-GEMM rate in its own precision (bf16: autocast, the losses in fp32).", "",
+           "| recipe | settings | precision | images/s | train GFLOP/image | achieved GFLOP/s | of batch-128 layer GEMM "
+           "rate | of square GEMM rate |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in data["rows"]:
         gemm = r.get("fraction_of_batch_gemm_rate")
         gemm_text = f"{gemm:.0%} (of {r['gemm_flops_per_s'] / 1e9:,.0f} GFLOP/s)" if gemm is not None else "—"
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
-        out.append(f"| {r['recipe']} | {settings} | {r['images_per_s']:,.0f} | {r['train_flops_per_image'] / 1e9:.4f} "
-                   f"| {r['achieved_flops_per_s'] / 1e9:,.1f} | {gemm_text} | {r['fraction_of_square_gemm_rate']:.1%} |")
+        out.append(f"| {r['recipe']} | {settings} | {_precision(r, dev)} | {r['images_per_s']:,.0f} "
+                   f"| {r['train_flops_per_image'] / 1e9:.4f} | {r['achieved_flops_per_s'] / 1e9:,.1f} | {gemm_text} "
+                   f"| {r['fraction_of_square_gemm_rate']:.1%} |")
+    by = {(r["recipe"], _precision(r, dev)): r["images_per_s"] for r in data["rows"]}
+    gains = [f"{name} {by[(name, 'bf16')] / by[(name, 'fp32')]:.2f}x" for name in dict.fromkeys(r["recipe"] for r in
+             data["rows"]) if (name, "bf16") in by and (name, "fp32") in by]
+    if gains:
+        out += ["", f"bf16 over fp32, images/s: {', '.join(gains)}."]
     floors = [r for r in data["rows"] if "eager_floor_step_seconds" in r]
     for r in floors:
         out += ["", f"The {r['recipe']} step written by hand in the fewest eager ops (the same layers; F.linear, ReLU, the "
@@ -48,14 +63,20 @@ def throughput_section(data: dict[str, Any]) -> list[str]:
 
 def ttq_section(data: dict[str, Any]) -> list[str]:
     recipe = ", ".join(f"{k}={v}" for k, v in data["recipe"].items())
+    rows = data["rows"]
+    several = len({_precision(r, "cpu") for r in rows}) > 1
     out = ["### Time to quality", "",
-           f"Training: {_machine(data['train_machine'])}, one run of {data['budget_minutes']:g} minutes with the "
+           f"Training: {_machine(data['train_machine'])}, one run of {data['budget_minutes']:g} minutes "
+           f"{'per training precision ' if several else ''}with the "
            f"learning rate annealed over that budget ({recipe}); snapshots at the first epoch end after each mark. "
            f"NLL: k={data['k']} importance samples on the first {data['images']:,} test images (not the full "
-           f"k=5000 protocol; the ceiling table below is), {data['protocol']}; evaluated on {data['eval_device']}.",
-           "", "| training minutes | epochs | test NLL (nats) | ± SE | test ELBO |", "| ---: | ---: | ---: | ---: | ---: |"]
-    for r in data["rows"]:
-        out.append(f"| {r['minutes']:.1f} | {r['epoch']} | {r['nll']:.2f} | {r['standard_error']:.2f} | {r['elbo']:.2f} |")
+           f"k=5000 protocol; the ceiling table below is), {data['protocol']}; evaluated in fp32 on "
+           f"{data['eval_device']}.", "",
+           "| precision | training minutes | epochs | test NLL (nats) | ± SE | test ELBO |",
+           "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        out.append(f"| {_precision(r, 'cpu')} | {r['minutes']:.1f} | {r['epoch']} | {r['nll']:.2f} "
+                   f"| {r['standard_error']:.2f} | {r['elbo']:.2f} |")
     return out + [""]
 
 
@@ -211,6 +232,20 @@ def ablation_section(data: dict[str, Any]) -> list[str]:
                    f"{r['active_units']}/{r['latent_dim']} | {r['reconstruction_accuracy']:.1%} | "
                    f"{r['perplexity_bound']:.0f} | {r['perplexity_iwae']:.0f} ({r['iwae_k']}) |"
                    + (f" {where(r)} |" if several else ""))
+    return out + [""]
+
+
+def poem_precision_section(data: dict[str, Any]) -> list[str]:
+    out = ["### Poems: the default recipe trained in fp32 and in bf16", "",
+           f"`vaekit poem train --form quatrain` (the default recipe) for {data['minutes']:g} minutes in each precision, "
+           f"one after the other on {_machine(data['machine'])}; measured in fp32 on the held-out poems by "
+           f"`vaekit.poetry.metrics.fit`. `{data['command']}`.", "",
+           "| precision | epochs | poems/s | KL nats/poem | active units | reconstruction | perplexity bound "
+           "| IWAE perplexity (k) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in data["rows"]:
+        out.append(f"| {r['precision']} | {r['epochs']} | {r['poems_per_s']:,.0f} | {r['kl_per_poem']:.1f} | "
+                   f"{r['active_units']}/{r['latent_dim']} | {r['reconstruction_accuracy']:.1%} | "
+                   f"{r['perplexity_bound']:.0f} | {r['perplexity_iwae']:.0f} ({r['iwae_k']}) |")
     return out + [""]
 
 
@@ -405,7 +440,8 @@ def main() -> None:
                 ("family-mnist", family_section), ("family-fashion-mnist", family_section),
                 ("likelihoods-cpu", likelihood_section), ("cvae-cpu", cvae_section), ("eval-memory-cpu", eval_memory_section), ("peers-cpu", peers_section), ("poems", poem_section),
                 ("poem_repeats", repeats_section), ("poem_ablation", ablation_section), ("poem_width", width_section),
-                ("poem_posterior", posterior_section), ("poems-parallel", poem_section),
+                ("poem_posterior", posterior_section), ("poem_precision", poem_precision_section),
+                ("poems-parallel", poem_section),
                 ("serve-latency-cpu", serve_section)]
     for name, render in sections:
         data = _load(name)

@@ -1,6 +1,6 @@
 """Training throughput (images/s) through the real Trainer, against the machine's measured GEMM rate.
 
-    python benchmarks/throughput.py [--device cpu|cuda] [--train-size N]
+    python benchmarks/throughput.py [--device cpu|cuda] [--train-size N] [--precisions fp32,bf16]
 
 The MLP row is the exact configuration of pytorch/examples' `vae` (784-400-20, ReLU, batch 128, Adam 1e-3,
 grey levels as Bernoulli targets); the same run from the command line is:
@@ -84,24 +84,25 @@ def eager_floor_seconds(model: torch.nn.Module, x: torch.Tensor, lr: float) -> f
     return min(timed(step, 200) for _ in range(5))
 
 
-def measure(name: str, device: str, train_size: int, epochs: int) -> dict[str, object]:
+def measure(name: str, device: str, train_size: int, epochs: int, precision: str = "fp32") -> dict[str, object]:
     run_dir = tempfile.mkdtemp(prefix=f"vaekit-bench-{name}-")
     shutil.rmtree(run_dir)
     cfg = TrainConfig.from_flat(run_dir=run_dir, device=device, train_size=train_size, eval_size=200, epochs=epochs,
-                      tensorboard=False, **RECIPES[name])
+                                tensorboard=False, precision=precision, **RECIPES[name])
     trainer = Trainer(cfg, log=lambda _m: None)
     rates = []
     trainer.fit(on_epoch_end=lambda _t, m: rates.append(m["images_per_s"]))
     shutil.rmtree(run_dir, ignore_errors=True)
     x = trainer.train_images[: cfg.optim.batch_size].clone()
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+    with torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.amp):
         flops = training_flops_per_image(trainer.model, x)
     rate = statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
-    row: dict[str, object] = {"recipe": name, "settings": RECIPES[name], "images_per_s": rate,
+    row: dict[str, object] = {"recipe": name, "settings": RECIPES[name], "precision": trainer.precision,
+                              "images_per_s": rate,
                               "epoch_rates": rates, "train_flops_per_image": flops,
                               "achieved_flops_per_s": rate * flops, "parameters": sum(
                                   p.numel() for p in trainer.model.parameters())}
-    if name == "mlp":
+    if name == "mlp" and precision == "fp32":  # the layer-GEMM and eager-floor comparisons are fp32's
         gemm = linear_gemm_rate(trainer.model, cfg.optim.batch_size, device=device)
         row.update(gemm)
         row["fraction_of_batch_gemm_rate"] = rate * flops / gemm["gemm_flops_per_s"]
@@ -117,17 +118,25 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--recipes", default="mlp,conv,resnet")
+    parser.add_argument("--precisions", default=None,
+                        help="comma-separated fp32,bf16 (default: both where the device multiplies bf16 in "
+                             "hardware, else fp32)")
     args = parser.parse_args()
-    peak = square_gemm_rate(args.device)
+    native = kernels.native_bf16(torch.device(args.device))
+    precisions = (args.precisions or ("fp32,bf16" if native else "fp32")).split(",")
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    peaks = {p: square_gemm_rate(args.device, dtype=dtypes[p]) for p in precisions}
     rows = []
     for name in args.recipes.split(","):
-        row = measure(name, args.device, args.train_size, args.epochs)
-        row["fraction_of_square_gemm_rate"] = row["achieved_flops_per_s"] / peak
-        print(f"{name}: {row['images_per_s']:,.0f} img/s, {row['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s")
-        rows.append(row)
-    write_result(f"throughput-{args.device}", {"square_gemm_flops_per_s": peak, "device": args.device,
-                                               "train_size": args.train_size, "rows": rows})
-
+        for precision in precisions:
+            row = measure(name, args.device, args.train_size, args.epochs, precision)
+            row["fraction_of_square_gemm_rate"] = row["achieved_flops_per_s"] / peaks[precision]
+            print(f"{name} {precision}: {row['images_per_s']:,.0f} img/s, "
+                  f"{row['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s")
+            rows.append(row)
+    write_result(f"throughput-{args.device}", {"square_gemm_flops_per_s": peaks.get("fp32"),
+                                               "square_gemm_flops_per_s_by_precision": peaks,
+                                               "device": args.device, "train_size": args.train_size, "rows": rows})
 
 if __name__ == "__main__":
     main()

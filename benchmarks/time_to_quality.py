@@ -1,13 +1,15 @@
 """Time to quality: test NLL after 2, 5 and 10 minutes of training, on this machine, for vaekit's best recipe.
 
-    python benchmarks/time_to_quality.py [--minutes 10] [--snapshots 2,5] [--k 1000] [--images 2000]
+    python benchmarks/time_to_quality.py [--minutes 10] [--snapshots 2,5] [--k 1000] [--images 2000] \
+        [--precisions fp32,bf16]
 
 One run of --minutes with the learning rate annealed over that budget; the weights at the first epoch end
 after each snapshot time are saved (--save-dir) and evaluated after training stops, so evaluation never
 eats into the training clock. Evaluation can run elsewhere: `--evaluate-only DIR --eval-device cuda`
 scores saved snapshots on a GPU (a conv decoder's k=1000 NLL takes ~15 min per snapshot on 2 CPU cores).
 NLL uses k importance samples on the first N test images (k=1000 on 2,000 images by
-default: the table says so), binarized once with seed 0.
+default: the table says so), binarized once with seed 0, always in fp32. Each training precision is its own run
+of --minutes (by default fp32, and bf16 too where the device multiplies bf16 in hardware), one after the other.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 
 from common import RESULTS, machine, write_result
+from vaekit import kernels
 from vaekit.config import TrainConfig
 from vaekit.data import load_dataset
 from vaekit.evaluate import elbo_metrics, estimate_nll, eval_images, protocol_name
@@ -33,12 +36,12 @@ BEST_RECIPE = {"model": "vae", "arch": "conv", "latent_dim": 32, "batch_size": 1
                "binarization": "dynamic", "kl_warmup": 1.0}
 
 
-def train(args: argparse.Namespace, save_dir: Path) -> None:
+def train(args: argparse.Namespace, save_dir: Path, precision: str) -> None:
     marks = sorted(float(m) for m in args.snapshots.split(",") if m)
     run_dir = tempfile.mkdtemp(prefix="vaekit-ttq-")
     shutil.rmtree(run_dir)
     cfg = TrainConfig.from_flat(run_dir=run_dir, device=args.device, epochs=1000, max_minutes=args.minutes,
-                      tensorboard=False, **BEST_RECIPE)
+                                tensorboard=False, precision=precision, **BEST_RECIPE)
     trainer = Trainer(cfg, log=print)
     taken: list[dict] = []
 
@@ -57,7 +60,8 @@ def train(args: argparse.Namespace, save_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def evaluate(args: argparse.Namespace, save_dir: Path) -> None:
+def evaluate(args: argparse.Namespace, save_dir: Path, precision: str) -> list[dict]:
+    """The snapshots of one training run scored; rows carry the precision they were trained in."""
     info = json.loads((save_dir / "snapshots.json").read_text())
     cfg = TrainConfig.from_dict(info["config"])
     model = build_model(cfg.model_config()).to(args.eval_device).eval()
@@ -72,13 +76,12 @@ def evaluate(args: argparse.Namespace, save_dir: Path) -> None:
         nll = estimate_nll(model, x, y, k=args.k, batch_size=100, chunk_size=250,
                            protocol=protocol_name(cfg.data.binarization), device=args.eval_device)
         elbo = elbo_metrics(model, x, y, device=args.eval_device)["elbo"]
-        rows.append({**snap, "nll": nll.nll, "standard_error": nll.standard_error, "elbo": elbo,
-                     "eval_seconds": time.perf_counter() - t0})
-        print(f"{snap['minutes']:5.1f} min (epoch {snap['epoch']}): {nll.line()}; elbo {elbo:.2f}")
-    write_result(args.name, {"recipe": BEST_RECIPE, "train_machine": info["train_machine"],
-                             "eval_device": args.eval_device, "k": args.k, "images": len(x),
-                             "budget_minutes": cfg.optim.max_minutes, "protocol": protocol_name(cfg.data.binarization),
-                             "rows": rows})
+        rows.append({**snap, "precision": precision, "nll": nll.nll, "standard_error": nll.standard_error,
+                     "elbo": elbo, "eval_seconds": time.perf_counter() - t0, "train_machine": info["train_machine"],
+                     "budget_minutes": cfg.optim.max_minutes, "images": len(x),
+                     "protocol": protocol_name(cfg.data.binarization)})
+        print(f"{precision} {snap['minutes']:5.1f} min (epoch {snap['epoch']}): {nll.line()}; elbo {elbo:.2f}")
+    return rows
 
 
 def main() -> None:
@@ -93,13 +96,23 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="save snapshots, evaluate later")
     parser.add_argument("--evaluate-only", action="store_true", help="score the snapshots in --save-dir")
     parser.add_argument("--name", default="time-to-quality-cpu")
+    parser.add_argument("--precisions", default=None,
+                        help="training precisions, one run each (default: fp32, and bf16 where the training device "
+                             "multiplies it in hardware)")
     args = parser.parse_args()
-    save_dir = Path(args.save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    if not args.evaluate_only:
-        train(args, save_dir)
-    if not args.train_only:
-        evaluate(args, save_dir)
+    native = kernels.native_bf16(torch.device(args.device))
+    precisions = (args.precisions or ("fp32,bf16" if native else "fp32")).split(",")
+    for precision in precisions:
+        (Path(args.save_dir) / precision).mkdir(parents=True, exist_ok=True)
+        if not args.evaluate_only:
+            train(args, Path(args.save_dir) / precision, precision)
+    if args.train_only:
+        return
+    rows = [row for p in precisions for row in evaluate(args, Path(args.save_dir) / p, p)]
+    write_result(args.name, {"recipe": BEST_RECIPE, "train_machine": rows[0]["train_machine"],
+                             "eval_device": args.eval_device, "k": args.k, "images": rows[0]["images"],
+                             "budget_minutes": rows[0]["budget_minutes"], "protocol": rows[0]["protocol"],
+                             "rows": rows})
 
 
 if __name__ == "__main__":

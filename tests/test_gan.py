@@ -70,6 +70,26 @@ def test_two_optimizers_alternate_and_each_moves_only_its_network():
     assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters(), strict=True))
 
 
+def test_a_bf16_step_runs_both_networks_in_bf16_and_their_losses_in_fp32():
+    """`--precision bf16` reaches the GAN's own step too, so the family compares at one precision."""
+    for amp in (False, True):
+        torch.manual_seed(0)
+        gan = GAN(ModelConfig(model="gan", latent_dim=4, width=8))
+        opts = gan.configure_optimizers(1e-3, 0.0)
+        seen: list[torch.dtype] = []
+        for layer in gan.modules():
+            if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear):
+                layer.register_forward_hook(lambda _m, _i, out, into=seen: into.append(out.dtype))
+        torch.manual_seed(1)
+        metrics = gan.training_step(torch.rand(16, 1, 28, 28), None, opts, amp=amp)
+        assert set(seen) == {torch.bfloat16 if amp else torch.float32}
+        assert all(p.dtype == torch.float32 for p in gan.parameters())
+        if not amp:
+            exact = metrics
+    assert metrics["loss_d"] == pytest.approx(exact["loss_d"], rel=0.02)  # the same step, rounded
+    assert metrics["loss_g"] == pytest.approx(exact["loss_g"], rel=0.02)
+
+
 def test_mode_collapse_is_detected_and_the_checkpoint_kept(tmp_path):
     cfg = TrainConfig.from_flat(run_dir=str(tmp_path / "g"), model="gan", latent_dim=4, width=8, train_size=256,
                       eval_size=128, batch_size=64, epochs=1, device="cpu", tensorboard=False)

@@ -64,6 +64,36 @@ def test_state_moves_both_ways_between_fused_adamw_and_torch():
             torch.testing.assert_close(p, q, rtol=0, atol=1e-6)  # fused and foreach round apart
 
 
+def test_moments_load_in_the_layout_of_a_channels_last_parameter():
+    """The fused kernel walks the memory of a parameter and its moments alike: moments saved contiguous (as a
+    checkpoint holds them) must load in the channels-last layout the Trainer gives conv weights on a CPU, or the
+    next steps update the wrong elements."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    unbroken = copy.deepcopy(conv)
+    opt, opt_unbroken = FusedAdamW(conv.parameters(), lr=1e-2), FusedAdamW(unbroken.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(1)
+    batches = [torch.randn(2, 3, 6, 6, generator=gen) for _ in range(6)]
+
+    def step(model: torch.nn.Module, optimizer: FusedAdamW, x: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        model(x).pow(2).mean().backward()
+        optimizer.step()
+
+    for x in batches[:3]:
+        step(conv, opt, x)
+        step(unbroken, opt_unbroken, x)
+    saved = copy.deepcopy(opt.state_dict())
+    for entry in saved["state"].values():
+        entry["exp_avg"], entry["exp_avg_sq"] = entry["exp_avg"].contiguous(), entry["exp_avg_sq"].contiguous()
+    opt.load_state_dict(saved)
+    assert opt.state[conv.weight]["exp_avg"].is_contiguous(memory_format=torch.channels_last)
+    for x in batches[3:]:
+        step(conv, opt, x)
+        step(unbroken, opt_unbroken, x)
+    torch.testing.assert_close(conv.weight, unbroken.weight, rtol=0, atol=1e-7)
+
+
 def test_loading_state_of_the_wrong_shape_is_refused():
     a, _ = _pair()
     opt = FusedAdamW([p for p in a.parameters() if p.requires_grad])

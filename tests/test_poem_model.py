@@ -82,6 +82,23 @@ def test_a_training_step_lowers_the_loss():
     assert losses[-1] < losses[0] - 5
 
 
+def test_under_bf16_autocast_the_poem_terms_stay_fp32_and_near_the_exact_ones():
+    """`--precision bf16` autocasts the whole step: the heads cast back, so every term is fp32 and only rounded."""
+    model = causal()
+    x = torch.randint(1, 50, (32, 20))
+    torch.manual_seed(1)
+    exact = model(x)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(x)
+    for name in ("log_likelihood", "kl", "elbo", "loss"):
+        value = getattr(mixed, name)
+        assert value.dtype == torch.float32, name
+        torch.testing.assert_close(value, getattr(exact, name), rtol=0.02, atol=0.05)
+    mixed.loss.backward()
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+
+
 @pytest.fixture(scope="module")
 def fixture_causal_model(tmp_path_factory):
     from vaekit.poetry import load_poem_model

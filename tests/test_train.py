@@ -66,6 +66,61 @@ def test_training_lowers_the_loss_and_writes_tensorboard(tmp_path):
     assert any((run / "tensorboard").iterdir())
 
 
+def test_training_precision_follows_the_hardware_unless_named(monkeypatch):
+    from vaekit import kernels
+    from vaekit.config import ConfigError
+    from vaekit.train import training_precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(kernels, "native_bf16", lambda _device: True)
+    assert training_precision("auto", cpu)[0] == "bf16"
+    assert training_precision("fp32", cpu)[0] == "fp32"
+    monkeypatch.setattr(kernels, "native_bf16", lambda _device: False)
+    assert training_precision("auto", cpu)[0] == "fp32"
+    assert training_precision("bf16", cpu)[0] == "bf16"
+    with pytest.raises(ConfigError, match="precision bf16 runs on a CPU or a CUDA GPU, not on mps"):
+        training_precision("bf16", torch.device("mps"))
+    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16"):
+        TrainConfig.from_flat(precision="fp16")
+
+
+def test_a_bf16_step_multiplies_in_bf16_and_keeps_fp32_weights_and_losses(tmp_path):
+    """Same initialisation and batch in both precisions: the products run in the precision asked, the weights and
+    every loss term stay fp32, bf16's loss is fp32's but for rounding, and its steps lower it; conv weights are
+    channels-last on a CPU (oneDNN's faster layout)."""
+    from vaekit.train import resume_config
+
+    runs: dict[str, tuple[list[torch.dtype], list[torch.dtype], list[float]]] = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig.from_flat(run_dir=str(tmp_path / precision), arch="conv", latent_dim=4, train_size=256,
+                                    eval_size=64, epochs=1, batch_size=64, lr=2e-3, device="cpu", seed=0,
+                                    precision=precision, tensorboard=False)
+        said: list[str] = []
+        trainer = Trainer(cfg, log=said.append)
+        assert f"precision: {precision} (as asked)" in said
+        products: list[torch.dtype] = []
+        terms: list[torch.dtype] = []
+        for layer in trainer.model.modules():
+            if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear):
+                layer.register_forward_hook(lambda _m, _i, out, seen=products: seen.append(out.dtype))
+        trainer.model.register_forward_hook(lambda _m, _i, out, seen=terms: seen.extend(
+            v.dtype for v in (out.log_likelihood, out.kl, out.elbo, out.loss)))
+        x = trainer.train_images[:64].clone()
+        losses = [trainer._step(x, None)[0] for _ in range(6)]
+        maps = [p for p in trainer.model.parameters() if p.ndim == 4]
+        assert maps and all(p.is_contiguous(memory_format=torch.channels_last) for p in maps)
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+        trainer.close()
+        runs[precision] = (products, terms, losses)
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        products, terms, losses = runs[precision]
+        assert set(products) == {dtype}
+        assert set(terms) == {torch.float32}
+        assert losses[-1] < losses[0]
+    assert abs(runs["bf16"][2][0] - runs["fp32"][2][0]) < 0.01 * runs["fp32"][2][0]
+    assert resume_config(tmp_path / "bf16", {"precision": "fp32"}).run.precision == "fp32"  # like the device
+
+
 def test_run_commands_write_images_of_the_right_size(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli("train", "--model", "cvae", "--arch", "mlp", "--hidden", "64", "--run-dir", run, *SMALL) == 0
@@ -202,7 +257,8 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     assert torchrun, "torchrun comes with torch"
     common = ["--model", "ae", "--arch", "mlp", "--hidden", "64", "--latent-dim", "4", "--train-size", "512",
-              "--eval-size", "64", "--batch-size", "64", "--epochs", "2", "--seed", "1", "--no-tensorboard"]
+              "--eval-size", "64", "--batch-size", "64", "--epochs", "2", "--seed", "1", "--no-tensorboard",
+              "--precision", "fp32"]  # bf16's rounding would differ with the reduction order
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vaekit.cli", "train",
                           "--run-dir", str(tmp_path / "ddp"), *common], env=env, capture_output=True, text=True)

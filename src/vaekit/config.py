@@ -29,11 +29,13 @@ POEM_DECODERS = ("parallel", "causal", "gru")
 POEM_POOLINGS = ("mean", "flatten")  # how the poem encoder summarises its positions (see vaekit.poetry.model)
 
 __all__ = ["ConfigError", "TrainConfig", "DataConfig", "OptimConfig", "PoemConfig", "RunConfig", "FLAT_KEYS",
-           "flat_fields", "SCHEDULES", "DEVICES", "load_config_file"]
+           "flat_fields", "SCHEDULES", "DEVICES", "TRAIN_PRECISIONS", "load_config_file"]
 
 SCHEDULES = ("cosine", "constant")
 TASKS = ("images", "poem")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# the precision of training's products: auto is bf16 where the device multiplies bfloat16 in hardware, else fp32
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 # Upper bounds on sizes, checked before anything is allocated: a typo or a tampered config.json must fail with
@@ -149,11 +151,12 @@ class PoemConfig:
 
 @dataclass
 class RunConfig:
-    """Where the run lives and how it is kept: directory, seed, device, loggers, checkpoints."""
+    """Where the run lives and how it runs: directory, seed, device and precision, loggers, checkpoints."""
 
     run_dir: str = "runs/vae"
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # of the products in a training step (TRAIN_PRECISIONS); losses and densities stay fp32
     tensorboard: bool = True
     mlflow: bool = False
     keep_checkpoints: int = 2
@@ -395,7 +398,8 @@ def _validate(s: dict[str, Any]) -> None:
     choices = {"dataset": DATASETS, "binarization": BINARIZATIONS, "model": MODELS, "arch": ARCHS,
                "likelihood": IMAGE_LIKELIHOODS, "scale_per": SCALE_SHAPES, "conditioning": CONDITIONINGS,
                "norm": NORMS,
-               "kl": KL_ESTIMATORS, "schedule": SCHEDULES, "device": DEVICES, "task": TASKS, "form": FORMS,
+               "kl": KL_ESTIMATORS, "schedule": SCHEDULES, "device": DEVICES, "precision": TRAIN_PRECISIONS,
+               "task": TASKS, "form": FORMS,
                "decoder": POEM_DECODERS, "encoder_pooling": POEM_POOLINGS}
     for name, allowed in choices.items():
         if name in s and s[name] not in allowed:

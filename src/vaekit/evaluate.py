@@ -209,7 +209,8 @@ def _fast_layout(model: torch.nn.Module, device: torch.device) -> Iterator[None]
     relus = _relus_on_fresh_tensors(model)
     for relu in relus:
         relu.forward = _relu_in_place  # type: ignore[method-assign]
-    channels_last = device.type == "cpu" and any(p.ndim == 4 for p in model.parameters())
+    channels_last = device.type == "cpu" and any(  # a model already channels-last (as the Trainer keeps it) stays so
+        p.ndim == 4 and not p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters())
     if channels_last:
         model.to(memory_format=torch.channels_last)
     linears = _onednn_linears(model) if device.type == "cpu" else []

@@ -140,7 +140,9 @@ class FusedAdamW:
                 value = entry[name]
                 if value.shape != p.shape:
                     raise ValueError(f"{name} of shape {tuple(value.shape)} for a parameter of {tuple(p.shape)}")
-                moments[name] = value.to(device=p.device, dtype=p.dtype).clone()
+                # in the parameter's own layout: the fused kernel walks the memory of all four tensors alike, so
+                # contiguous moments beside a channels-last parameter would update the wrong elements
+                moments[name] = torch.empty_like(p, memory_format=torch.preserve_format).copy_(value)
             new_state[p] = {"step": step.clone(), **moments}
         for mine, theirs in zip(self.param_groups, saved_groups, strict=True):
             for key, value in theirs.items():

@@ -35,7 +35,8 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
     from vaekit.train import Trainer, resume_config
 
     if args.resume:
-        config = resume_config(args.run_dir, {"device": args.device} if args.device else {})
+        config = resume_config(args.run_dir, {k: v for k, v in (("device", args.device),
+                                                                 ("precision", args.precision)) if v})
     else:
         recipe = {k: v if getattr(args, k) is None else getattr(args, k)  # flags given win over the recipe
                   for k, v in RECIPE[args.decoder].items()}
@@ -44,7 +45,8 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
             "command line", task="poem", model="cvae" if args.themed else "vae", conditioning=args.conditioning,
             run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus, epochs=epochs, batch_size=args.batch_size,
             latent_dim=args.latent_dim, min_count=args.min_count, simplified=args.simplified, seed=args.seed,
-            device=args.device or "auto", train_size=args.train_size, max_minutes=args.max_minutes, grad_clip=5.0,
+            device=args.device or "auto", precision=args.precision or "auto", train_size=args.train_size,
+            max_minutes=args.max_minutes, grad_clip=5.0,
             decoder=args.decoder, free_bits=args.free_bits, bag_weight=args.bag_weight, ae_pretrain=args.ae_pretrain,
             word_dropout=args.word_dropout,
             encoder_layers=args.encoder_layers, regulated_halves=not args.quatrains_only,
@@ -223,6 +225,9 @@ def add_poem_commands(sub: Any) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, saving the model")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, shuffling and initialisation")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,  # vaekit.config.TRAIN_PRECISIONS
+                   help="of a training step's products: bf16 autocast (losses stay fp32), fp32, or auto: bf16 where "
+                        "the device multiplies it in hardware, fp32 elsewhere")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.set_defaults(func=cmd_poem_train)
 

@@ -8,6 +8,7 @@ ELBO, no NLL, no reconstruction, which the commands that need one say plainly.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -129,21 +130,25 @@ class GAN(nn.Module):
                 for net in (self.discriminator, self.generator)]
 
     def training_step(self, x: Tensor, y: Tensor | None, optimizers: list[Optimizer],
-                      grad_clip: float = 0.0) -> dict[str, float]:
-        """One discriminator step, then one generator step; returns their losses."""
+                      grad_clip: float = 0.0, amp: bool = False) -> dict[str, float]:
+        """One discriminator step, then one generator step; returns their losses. With `amp` the forward passes
+        run under bfloat16 autocast (the Trainer's `--precision bf16`); the losses are fp32 either way."""
         opt_d, opt_g = optimizers
         cond = self._onehot(y)
-        z = torch.randn(len(x), self.latent_dim, device=x.device)
-        fake = self.generator(z, cond)
-        real_logits = self.discriminator(x, cond)
-        fake_logits = self.discriminator(fake.detach(), cond)
+        forward = functools.partial(torch.autocast, x.device.type, dtype=torch.bfloat16, enabled=amp)
+        with forward():
+            z = torch.randn(len(x), self.latent_dim, device=x.device)
+            fake = self.generator(z, cond)
+            real_logits = self.discriminator(x, cond).float()
+            fake_logits = self.discriminator(fake.detach(), cond).float()
         loss_d = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
             F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self._clip(self.discriminator, grad_clip)
         opt_d.step()
-        gen_logits = self.discriminator(fake, cond)
+        with forward():
+            gen_logits = self.discriminator(fake, cond).float()
         loss_g = F.binary_cross_entropy_with_logits(gen_logits, torch.ones_like(gen_logits))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
