@@ -1,10 +1,11 @@
 """`make bench`: rerun the benchmarks this machine can run, then regenerate docs/benchmarks.md.
 
-On a CPU-only machine this reruns throughput (a few minutes), the family tables (about 12 minutes each),
-time-to-quality training (10 minutes; its conv-decoder NLL evaluation takes ~15 minutes per snapshot on
-2 cores), evaluation memory (a few minutes), the CVAE label check (about 21 minutes) and, when the corpus
+On a CPU-only machine this reruns throughput (about 12 minutes: each recipe in fp32, and in bf16 where the CPU
+multiplies it in hardware), the family tables (about 12 minutes each),
+time-to-quality training (10 minutes in each precision; its conv-decoder NLL evaluation takes ~2.5 minutes a
+snapshot on 2 cores), evaluation memory (a few minutes), the CVAE label check (about 21 minutes) and, when the corpus
 has been fetched, the poem metrics and repetition settings (a few minutes), the poem ablation and the per-poem
-posterior fits (about 25 minutes each). Results measured on a GPU (files ending in -cuda.json) are kept as they
+posterior fits (about 25 minutes each), the default poem recipe in both precisions (about 20 minutes). Results measured on a GPU (files ending in -cuda.json) are kept as they
 are unless a GPU is here.
 Pass --quick to rerun only throughput.
 """
@@ -27,7 +28,7 @@ def run(*args: str) -> None:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    run("throughput.py", "--device", "cpu", "--recipes", "mlp,conv")
+    run("throughput.py", "--device", "cpu", "--recipes", "mlp,conv,resnet", "--epochs", "3")
     if not quick:
         run("family.py", "--dataset", "mnist")
         run("family.py", "--dataset", "fashion-mnist")
@@ -43,6 +44,7 @@ if __name__ == "__main__":
             run("ngram.py")  # the n-gram baseline on the same split: seconds
             run("poem_ablation.py")  # 8 runs of 6 minutes, two at a time: about 25 minutes
             run("poem_posterior.py")  # a Gaussian fitted to each of 1,650 poems, twice: about 25 minutes
+            run("poem_precision.py")  # the default recipe for 8 minutes in fp32 and in bf16: about 20 minutes
         if torch.cuda.is_available():
             run("throughput.py", "--device", "cuda", "--train-size", "50000", "--epochs", "3")
             run("quality_ceiling.py", "--minutes", "5")
