@@ -1,12 +1,12 @@
 """`make bench`: rerun the benchmarks this machine can run, then regenerate docs/benchmarks.md.
 
 On a CPU-only machine this reruns throughput (about 12 minutes: each recipe in fp32, and in bf16 where the CPU
-multiplies it in hardware), the family tables (about 12 minutes each),
-time-to-quality training (10 minutes in each precision; its conv-decoder NLL evaluation takes ~2.5 minutes a
-snapshot on 2 cores), evaluation memory (a few minutes), the CVAE label check (about 21 minutes) and, when the corpus
-has been fetched, the poem metrics and repetition settings (a few minutes), the poem ablation and the per-poem
-posterior fits (about 25 minutes each), the default poem recipe in both precisions (about 20 minutes). Results measured on a GPU (files ending in -cuda.json) are kept as they
-are unless a GPU is here.
+multiplies it in hardware), the family tables (about 12 minutes each), time-to-quality training (10 minutes in
+each precision; its conv-decoder NLL evaluation takes ~2.5 minutes a snapshot on 2 cores), evaluation memory
+(a few minutes), the CVAE label check (about 21 minutes) and, when the corpus has been fetched, the poem metrics
+and repetition settings (a few minutes), the poem ablation and the per-poem posterior fits (about 25 minutes
+each), the default poem recipe in both precisions (about 20 minutes). Results measured on a GPU (files ending in
+-cuda.json) are kept as they are unless a GPU is here.
 Pass --quick to rerun only throughput.
 """
 
