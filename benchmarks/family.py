@@ -57,7 +57,8 @@ def main() -> None:
         model = trainer.model.eval()
         torch.manual_seed(0)
         quality = sample_quality(model, args.dataset, trainer.data.test.images, n=args.samples, device=args.device)
-        row = {"model": name, "settings": settings, "epochs": last["epoch"], "train_seconds": last["train_seconds"],
+        row = {"model": name, "settings": settings, "precision": trainer.precision, "epochs": last["epoch"],
+               "train_seconds": last["train_seconds"],
                "wall_seconds": wall, **quality, "nll": None}
         if cfg.model.model not in ("ae", "gan"):
             x, y = eval_images(trainer.data.test, cfg.data.binarization, args.images)

@@ -103,7 +103,8 @@ def ceiling_section(data: dict[str, Any]) -> list[str]:
 def family_section(data: dict[str, Any]) -> list[str]:
     out = [f"### The family side by side: {data['dataset']}", "",
            f"Machine: {_machine(data['machine'])}. Each model trained for {data['minutes']:g} minutes of CPU time "
-           f"on {data['device']} (same data, same budget); NLL with k={data['k']} on the first {data['images']:,} test "
+           f"on {data['device']} in {' and '.join(sorted({_precision(r, data['device']) for r in data['rows']}))} "
+           f"(same data, same budget); NLL with k={data['k']} on the first {data['images']:,} test "
            f"images; Frechet distance between {data['samples']:,} samples and real test images in the feature space of "
            "vaekit's shipped classifier (lower is better); diversity is the mean per-pixel standard deviation across "
            f"samples (real test images: {data['rows'][0]['real_diversity']:.3f}).", "",
