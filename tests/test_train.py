@@ -253,10 +253,11 @@ def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path):
     assert epochs == [1, 2, 3, 4]
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+@pytest.mark.parametrize(("arch", "atol"), [("mlp", 1e-5), ("conv", 1e-3)])  # conv: channels-last weights on a CPU
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, arch, atol):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     assert torchrun, "torchrun comes with torch"
-    common = ["--model", "ae", "--arch", "mlp", "--hidden", "64", "--latent-dim", "4", "--train-size", "512",
+    common = ["--model", "ae", "--arch", arch, "--hidden", "64", "--latent-dim", "4", "--train-size", "512",
               "--eval-size", "64", "--batch-size", "64", "--epochs", "2", "--seed", "1", "--no-tensorboard",
               "--precision", "fp32"]  # bf16's rounding would differ with the reduction order
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -268,5 +269,5 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     assert single.returncode == 0, single.stderr[-3000:]
     a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(tmp_path / "one" / "model.safetensors")
     for name in b:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=atol)  # reductions in another order
     assert ddp.stdout.count("epoch 2/2") == 1  # only rank 0 speaks
