@@ -193,10 +193,15 @@ class Trainer:
             raise
 
     def close(self) -> None:
-        """Release the run directory for other processes (done by `fit`, and by the OS if the process dies)."""
+        """Release the run directory for other processes and leave the process group (done by `fit`, and by the
+        OS if the process dies)."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self.dist.world_size > 1 and dist.is_initialized():
+            # torch asks for this before exit: gloo's threads left to the interpreter's teardown once aborted a
+            # rank after training had finished ("terminate called without an active exception", SIGABRT)
+            dist.destroy_process_group()
 
     def _decide_resume(self, resume: bool) -> bool:
         """Whether to continue from a checkpoint; a run that never wrote one starts again in place."""
