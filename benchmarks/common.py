@@ -39,6 +39,14 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def training_precisions(device: str, given: str | None) -> list[str]:
+    """The training precisions to measure: those given (comma-separated), else fp32, and bf16 too where the
+    device multiplies it in hardware (where `--precision auto` would train in it)."""
+    from vaekit import kernels
+
+    return (given or ("fp32,bf16" if kernels.native_bf16(torch.device(device)) else "fp32")).split(",")
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write results/NAME.json with the machine description attached."""
     RESULTS.mkdir(parents=True, exist_ok=True)

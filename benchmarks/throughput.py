@@ -20,7 +20,7 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from common import linear_gemm_rate, timed, training_flops_per_image, write_result
+from common import linear_gemm_rate, timed, training_flops_per_image, training_precisions, write_result
 from vaekit import kernels
 from vaekit.config import TrainConfig
 from vaekit.optim import FusedAdamW
@@ -122,8 +122,7 @@ def main() -> None:
                         help="comma-separated fp32,bf16 (default: both where the device multiplies bf16 in "
                              "hardware, else fp32)")
     args = parser.parse_args()
-    native = kernels.native_bf16(torch.device(args.device))
-    precisions = (args.precisions or ("fp32,bf16" if native else "fp32")).split(",")
+    precisions = training_precisions(args.device, args.precisions)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: square_gemm_rate(args.device, dtype=dtypes[p]) for p in precisions}
     rows = []
@@ -137,6 +136,7 @@ def main() -> None:
     write_result(f"throughput-{args.device}", {"square_gemm_flops_per_s": peaks.get("fp32"),
                                                "square_gemm_flops_per_s_by_precision": peaks,
                                                "device": args.device, "train_size": args.train_size, "rows": rows})
+
 
 if __name__ == "__main__":
     main()
