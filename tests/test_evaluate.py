@@ -9,6 +9,7 @@ from ppca import PPCA
 from vaekit.classifier import classifier_path, frechet_distance, load_classifier
 from vaekit.evaluate import estimate_nll, latent_statistics
 from vaekit.models import ModelConfig, build_model
+from vaekit.objectives import elbo
 
 
 def test_nll_matches_the_closed_form_of_a_linear_gaussian_model():
@@ -28,8 +29,6 @@ def test_nll_is_at_most_the_negative_elbo():
     model = PPCA(n=6, d=2, noise=0.4, seed=3)
     model.posterior_kind = "poor"
     x = model.sample_x(100, seed=6)
-    from vaekit.objectives import elbo
-
     neg_elbo = -torch.stack([elbo(model, x).elbo for _ in range(200)]).mean().item()
     nll = estimate_nll(model, x, torch.zeros(100, dtype=torch.long), k=500).nll
     assert nll < neg_elbo - 0.5  # a poor posterior leaves a real gap that importance sampling closes
@@ -155,6 +154,11 @@ def test_fast_evaluation_changes_only_rounding_and_restores_the_model(monkeypatc
     torch.manual_seed(0)
     fast = estimate_nll(model, x, y, k=50)
     assert all(p.is_contiguous() for p in model.parameters())  # the caller's model is left as it was
+    # the layout changes happen outside the inference-mode loop: no parameter became an inference tensor, it trains
+    assert not any(p.is_inference() for p in model.parameters())
+    elbo(model.train(), x).loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval().zero_grad(set_to_none=True)
     assert not any(m.inplace or "forward" in vars(m) for m in relus)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and not any("forward" in vars(m) for m in linears)  # their class's forward again
