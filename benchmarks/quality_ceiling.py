@@ -4,7 +4,10 @@ test images, timed against the FLOP-bound time of that evaluation.
     python benchmarks/quality_ceiling.py [--minutes 6] [--device cuda] [--recipe resnet-iwae]
 
 The FLOP-bound time is (decoder + prior/posterior FLOPs per sample) x k x images / the device's measured
-dense matrix-multiply rate (fp32, TF32 allowed on CUDA as PyTorch does for convolutions by default).
+dense matrix-multiply rate (fp32, TF32 allowed on CUDA as PyTorch does for convolutions by default). Where the
+device multiplies bf16 in hardware (`vaekit.kernels.native_bf16`: sm80+ GPUs, CPUs with AMX) the same evaluation
+runs again with `precision="bf16"` (the decoder's products in bf16, every density and the logsumexp in fp32) on
+the same z, timed against the bf16 matmul rate, and its NLL minus the fp32 one is reported as its bias.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import torch
 
 from common import forward_flops_per_image, timed, write_result
 from vaekit.config import TrainConfig
-from vaekit.evaluate import elbo_metrics, estimate_nll, eval_images, latent_statistics, protocol_name
+from vaekit.evaluate import NLLResult, elbo_metrics, estimate_nll, eval_images, latent_statistics, protocol_name
+from vaekit.kernels import native_bf16
 from vaekit.train import Trainer
 
 RECIPES = {
@@ -31,9 +35,9 @@ RECIPES = {
 }
 
 
-def matmul_rate(device: str, n: int = 4096) -> float:
-    """Dense matmul FLOP/s; on CUDA with TF32 allowed, the precision cuDNN convolutions use by default."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_rate(device: str, n: int = 4096, dtype: torch.dtype = torch.float32) -> float:
+    """Dense matmul FLOP/s; in fp32 on CUDA with TF32 allowed, the precision cuDNN convolutions use by default."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = device == "cuda" and torch.backends.cudnn.allow_tf32
     try:
@@ -64,16 +68,28 @@ def main() -> None:
     z = torch.randn(args.chunk_size, cfg.model.latent_dim, device=args.device)
     per_sample = forward_flops_per_image(lambda: model.likelihood(z).log_prob(x[:1].to(args.device)), args.chunk_size)
     rate = matmul_rate(args.device)
-    torch.manual_seed(0)
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    nll = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                       protocol=protocol_name(cfg.data.binarization), device=args.device)
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
+
+    def timed_nll(precision: str) -> tuple[NLLResult, float]:
+        """The NLL and its seconds; the same seed and passes for every precision, so the same z."""
+        torch.manual_seed(0)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        result = estimate_nll(model, x, y, k=args.k, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                              protocol=protocol_name(cfg.data.binarization), device=args.device, precision=precision)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        return result, time.perf_counter() - t0
+
+    nll, seconds = timed_nll("fp32")
     bound = per_sample * args.k * len(x) / rate
+    bf16: dict[str, object] | None = None
+    if native_bf16(torch.device(args.device)):
+        half, half_seconds = timed_nll("bf16")
+        half_rate = matmul_rate(args.device, dtype=torch.bfloat16)
+        bf16 = {"nll": half.to_dict(), "eval_seconds": half_seconds, "matmul_flops_per_s": half_rate,
+                "eval_flop_bound_seconds": per_sample * args.k * len(x) / half_rate, "bias_nats": half.nll - nll.nll}
+        print(f"bf16: {half.line()}; {half_seconds:.1f}s, bias {half.nll - nll.nll:+.4f} nats")
     elbo = elbo_metrics(model, x, y, device=args.device)
     active = latent_statistics(model, x, y, device=args.device)["active_units"]
     print(nll.line())
@@ -83,7 +99,8 @@ def main() -> None:
         "epochs": last["epoch"], "images_per_s": last["images_per_s"], "nll": nll.to_dict(), "test_elbo": elbo,
         "active_units": active, "eval_seconds": seconds, "eval_flops_per_sample": per_sample,
         "matmul_flops_per_s": rate, "matmul_tf32": args.device == "cuda" and torch.backends.cudnn.allow_tf32,
-        "eval_flop_bound_seconds": bound, "device": args.device, "k": args.k, "images": len(x)})
+        "eval_flop_bound_seconds": bound, "device": args.device, "k": args.k, "images": len(x),
+        "training_precision": trainer.precision, "bf16_eval": bf16})
 
 
 if __name__ == "__main__":

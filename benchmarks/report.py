@@ -97,7 +97,18 @@ def ceiling_section(data: dict[str, Any]) -> list[str]:
             f"({data['eval_flops_per_sample'] / 1e6:.1f} MFLOP per importance sample (decoder and densities) at the "
             f"measured dense matmul rate of {data['matmul_flops_per_s'] / 1e12:.1f} TFLOP/s"
             f"{' with TF32, as cuDNN convolutions use by default' if data.get('matmul_tf32') else ''}), so evaluation "
-            f"runs at {data['eval_flop_bound_seconds'] / data['eval_seconds']:.0%} of the bound.", ""]
+            f"runs at {data['eval_flop_bound_seconds'] / data['eval_seconds']:.0%} of the bound.", "",
+            *_bf16_eval_lines(data.get("bf16_eval"))]
+
+
+def _bf16_eval_lines(bf16: dict[str, Any] | None) -> list[str]:
+    """The same evaluation with the decoder in bf16, where the ceiling benchmark ran it."""
+    if not bf16:
+        return []
+    return [f"With the decoder in bf16 (`--precision bf16`: every density and the logsumexp in fp32) the same "
+            f"evaluation took **{bf16['eval_seconds']:.1f} s**, {bf16['eval_flop_bound_seconds'] / bf16['eval_seconds']:.0%} "
+            f"of its bound at the bf16 matmul rate of {bf16['matmul_flops_per_s'] / 1e12:.1f} TFLOP/s, and moved the "
+            f"NLL by {bf16['bias_nats']:+.4f} nats on the same z ({bf16['nll']['nll']:.2f}).", ""]
 
 
 def family_section(data: dict[str, Any]) -> list[str]:
