@@ -8,8 +8,8 @@ bf16 is only meaningful on a model that has learned sharp pixels), then `vaekit 
 --samples 0 [--precision bf16]` runs in a child process whose peak resident set size (ru_maxrss) is recorded,
 beside its importance samples per second (over the whole run, and after its first pass) and the decoder's FLOP
 bound (the decoder's FLOPs per sample against the machine's square-GEMM rate in that precision; for fp32 the faster
-of the BLAS and oneDNN). The bias is the NLL
-with the decoder in bf16 minus the fp32 one, both from the same z (same seed, same passes) on `--bias-images`.
+of the BLAS and oneDNN). The bias is the NLL with the decoder in bf16 minus the fp32 one, both from the same z
+(same seed, same passes) on `--bias-images`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _peak_of(cmd: list[str]) -> tuple[int, str, float]:
 def steady_rate(progress: list[tuple[int, float]]) -> float | None:
     """Samples/s after the first pass, from `vaekit evaluate`'s progress lines (samples done, mean rate since the
     start): what a long evaluation runs at, without the one-off costs the first pass carries (planning, oneDNN's
-    kernel set-up), which are a fifth of a one-second MLP evaluation."""
+    kernel set-up), so a short run's share of the FLOP bound can be told from start-up."""
     if len(progress) < 2:
         return None
     (first, first_rate), (last, last_rate) = progress[0], progress[-1]
