@@ -1,7 +1,7 @@
 """Refit a shipped poem model's encoder with its decoder frozen, for the true ELBO under a lower BN-VAE floor.
 
     python scripts/refit_poem_encoder.py quatrain --posterior-bn 0.78 --steps 1000 [--lr 1e-3] [--themed] \
-        [--encoder-layers N] [--encoder-dilations 1,1,2,4] [--fit-prior] [--decoder-lr 1e-4] \
+        [--encoder-layers N] [--encoder-dilations 1,1,2,4] [--fit-prior] [--decoder-lr 1e-4 [--word-dropout 0.3]] \
         [--write --device 'CPU, 2 threads']
 
 Training shapes the posterior to feed the decoder (BN-VAE's floor keeps the KL up: gamma 0.9 in the recipe,
@@ -14,7 +14,9 @@ and a "refit" entry in TRAINED.json go into the package, so its metrics must be 
 the refit starts from the trained encoder's answer); `--encoder-dilations 1,1,2,4` spaces each layer's taps (a layer
 whose dilation changes starts again as the identity); `--fit-prior` replaces N(0, I) by the full-covariance Gaussian
 matched to the training poems' posteriors (`vaekit.poetry.refit.fit_prior`), before and after the refit;
-`--decoder-lr R` fine-tunes the decoder and the shared embedding alongside, at rate R (sizes unchanged).
+`--decoder-lr R` fine-tunes the decoder and the shared embedding alongside, at rate R (sizes unchanged), and
+`--word-dropout P` hides each character the decoder reads at rate P while it does (Bowman et al.: the decoder must
+then lean on z), for that fine-tuning only.
 """
 
 from __future__ import annotations
@@ -48,12 +50,18 @@ if __name__ == "__main__":
                         "starts again as the identity)")
     parser.add_argument("--decoder-lr", type=float, default=0.0, help="fine-tune the decoder too, at this rate "
                         "(0: frozen)")
+    parser.add_argument("--word-dropout", type=float, default=0.0, help="hide the decoder's input characters at this "
+                        "rate while it is fine-tuned (needs --decoder-lr)")
     parser.add_argument("--fit-prior", action="store_true", help="a full-covariance Gaussian prior fitted to the posteriors")
     parser.add_argument("--write", action="store_true", help="write the refitted model into the package")
     parser.add_argument("--device", help="what it ran on, for TRAINED.json (needed with --write)")
     args = parser.parse_args()
     if args.write and not args.device:
         parser.error("--write needs --device, e.g. --device 'CPU, 2 threads (AMD EPYC)'")
+    if args.word_dropout and not args.decoder_lr:
+        parser.error("--word-dropout shapes the decoder's fine-tuning: give --decoder-lr as well")
+    if not 0 <= args.word_dropout < 1:
+        parser.error(f"--word-dropout is a rate in [0, 1), got {args.word_dropout}")
     torch.manual_seed(args.seed)
     model = load_poem_model(args.form, themed=args.themed).float()
     if getattr(model, "decoder_kind", "") != "causal":
@@ -86,7 +94,7 @@ if __name__ == "__main__":
     if args.steps:
         refit_encoder(model, train, args.steps, args.lr, args.batch_size, args.seed,
                       log=lambda line: print(line, flush=True), labels=train_labels, kl_weight=args.kl_weight,
-                      decoder_lr=args.decoder_lr)
+                      decoder_lr=args.decoder_lr, word_dropout=args.word_dropout if args.word_dropout else None)
         if args.fit_prior:  # the refitted posteriors have moved: match the prior to them again
             print("prior", json.dumps(fit_prior(model, train)), flush=True)
     seconds = time.perf_counter() - start
@@ -110,11 +118,13 @@ if __name__ == "__main__":
                        f"--steps {args.steps} --lr {args.lr} --batch-size {args.batch_size} --seed {args.seed} "
                        f"--kl-weight {args.kl_weight} "
                        + (f"--decoder-lr {args.decoder_lr} " if args.decoder_lr else "")
+                       + (f"--word-dropout {args.word_dropout} " if args.word_dropout else "")
                        + (f"--encoder-layers {args.encoder_layers} " if "encoder_layers" in changes else "")
                        + (f"--encoder-dilations {args.encoder_dilations} " if "encoder_dilations" in changes else "")
                        + ("--fit-prior " if args.fit_prior else "") + "--write "
                        f"--device {args.device!r}",
-            "what": (f"encoder refitted and decoder fine-tuned at lr {args.decoder_lr}" if args.decoder_lr
+            "what": (f"encoder refitted and decoder fine-tuned at lr {args.decoder_lr}"
+                     + (f" with word dropout {args.word_dropout}" if args.word_dropout else "") if args.decoder_lr
                      else "encoder refitted with the decoder frozen")
                     + f", for the true ELBO, BN-VAE gamma {gamma_before} -> "
                     f"{args.posterior_bn}" + (f"; encoder deepened to {args.encoder_layers} layers"

@@ -330,6 +330,27 @@ def test_a_decoder_learning_rate_fine_tunes_the_decoder_alongside():
                                   if k.endswith("weight"))
 
 
+def test_word_dropout_in_a_fine_tuning_hides_characters_then_gives_the_model_its_rate_back():
+    from vaekit.poetry.refit import refit_encoder
+
+    m, x, _ = _trained_a_little(poems=64, steps=20)
+    for bad in ({"word_dropout": 0.3}, {"word_dropout": 1.0, "decoder_lr": 1e-3}):
+        with pytest.raises(ValueError, match="word_dropout is a rate"):
+            refit_encoder(m, x, steps=1, **bad)
+    with pytest.raises(ValueError, match="parallel"):
+        refit_encoder(model(decoder="parallel"), x, steps=1, decoder_lr=1e-3, word_dropout=0.3)
+    read = []  # what the decoder read after its start token (the encoder shares the embedding and reads no start)
+    hook = m.embed.register_forward_hook(
+        lambda _m, inputs, _out: read.append(inputs[0][:, 1:]) if bool((inputs[0][:, 0] == 50).all()) else None)
+    refit_encoder(m, x, steps=20, batch_size=32, decoder_lr=1e-3, word_dropout=0.5)
+    hidden = float(torch.cat([r.flatten() for r in read]).eq(0).float().mean())
+    assert hidden == pytest.approx(0.5, abs=0.05)  # the poems hold no □: every one was hidden
+    read.clear()
+    refit_encoder(m, x, steps=20, batch_size=32, decoder_lr=1e-3)
+    hook.remove()
+    assert m.word_dropout == 0.0 and read and not any(bool(r.eq(0).any()) for r in read)
+
+
 @pytest.mark.parametrize("covariance", ["diagonal", "full"])
 def test_a_gaussian_fitted_to_each_poem_beats_the_encoder_on_the_true_bound(covariance):
     from vaekit.poetry.refit import optimise_posteriors, posterior_elbo

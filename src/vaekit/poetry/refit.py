@@ -28,18 +28,25 @@ COVARIANCES = ("diagonal", "full")
 
 def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
                   log: Callable[[str], None] | None = None, labels: Tensor | None = None,
-                  kl_weight: float = 1.0, decoder_lr: float = 0.0) -> None:
+                  kl_weight: float = 1.0, decoder_lr: float = 0.0, word_dropout: float | None = None) -> None:
     """Fit the encoder side (encoder, posterior head, BN statistics) to the true ELBO on `train` (with its themes
     `labels`, for a themed model), the decoder, the shared embedding and the prior frozen: Adam on a cosine schedule,
     the decoder in eval mode (no dropout), the BN in training mode. `kl_weight` < 1 weighs the KL less while
     fitting (a softer way than the BN floor to hold the KL up; the ELBO logged is the true one). `decoder_lr` > 0
     fine-tunes every other parameter too (decoder, shared embedding, a themed prior's means), at that rate with
     the training recipe's dropout on: the decoder then learns from the refitted posteriors, not the training-time
-    ones."""
+    ones. `word_dropout` hides the decoder's input characters at that rate during this fine-tuning only (Bowman et
+    al.: a decoder that cannot read every character before must lean on z); the model's own rate is restored."""
     if bool(getattr(model, "themes", 0)) != (labels is not None):
         raise ValueError("a themed model is refitted with the themes of its poems (labels), a plain one without")
     if decoder_lr < 0:
         raise ValueError(f"decoder_lr must be 0 (decoder frozen) or positive, got {decoder_lr}")
+    if word_dropout is not None and not (decoder_lr > 0 and 0 <= word_dropout < 1):
+        raise ValueError(f"word_dropout is a rate in [0, 1) for a decoder fine-tuned alongside (decoder_lr > 0), "
+                         f"got {word_dropout} with decoder_lr {decoder_lr}")
+    if word_dropout and model.decoder_kind == "parallel":
+        raise ValueError("word dropout hides the characters an autoregressive decoder reads; the parallel decoder "
+                         "reads none")
     encoder = [model.encoder, model.to_posterior] + ([model.mean_norm] if model.posterior_bn > 0 else [])
     params = [p for m in encoder for p in m.parameters()] + ([model.mean_shift] if model.posterior_bn > 0 else [])
     ours = {id(p) for p in params}
@@ -52,6 +59,9 @@ def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, b
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     generator = torch.Generator().manual_seed(seed)
     model.train(bool(rest))
+    trained_word_dropout = model.word_dropout
+    if word_dropout is not None:
+        model.word_dropout = word_dropout
     for m in encoder:
         m.train()
     start = time.perf_counter()
@@ -68,6 +78,7 @@ def refit_encoder(model: PoemVAE, train: Tensor, steps: int, lr: float = 1e-3, b
                 f"({time.perf_counter() - start:.0f} s)")
     for p in model.parameters():
         p.requires_grad_(True)
+    model.word_dropout = trained_word_dropout
     model.eval()
 
 
