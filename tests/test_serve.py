@@ -34,7 +34,7 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(runs):
     views, poems = open_runs([runs / "vae", runs / "cvae", runs / "gan"])
-    return TestClient(create_app(views, poems))
+    return TestClient(create_app(views, poems, port=8000), base_url="http://127.0.0.1:8000")
 
 
 def test_runs_are_described_with_their_codes(client):
@@ -124,6 +124,18 @@ def test_the_themed_model_writes_to_a_theme(client):
     ("/api/poem", {"form": "quatrain", "keywords": "x" * 100}, "at most 64 characters"),
     ("/api/poem", {"form": "quatrain", "simplified": "yes"}, "simplified must be true or false"),
     ("/api/poem/interpolate", {"form": "couplet", "a": "hello", "b": "床前明月光疑是地上霜"}, "not a Chinese"),
+    *[(path, {"run": run, "point": [0, 0]}, "run must be one of") for path in ("/api/decode", "/api/encode",
+                                                                             "/api/sample", "/api/interpolate")
+      for run in ([], {}, {"a": 1}, 3)],
+    ("/api/decode", {"run": "vae", "point": [10**400, 0]}, "point must be between"),
+    ("/api/sample", {"run": "vae", "temperature": 10**400}, "temperature must be between"),
+    ("/api/sample", {"run": "vae", "seed": 2**64}, "seed must be between"),
+    ("/api/poem", {"form": ["quatrain"]}, "form must be one of"),
+    ("/api/poem", {"form": "quatrain", "temperature": -10**400}, "temperature must be between"),
+    ("/api/poem", {"form": "quatrain", "acrostic": "□夏秋冬"}, "mark for an unknown character"),
+    ("/api/poem", {"form": "quatrain", "first_line": "白日依山□"}, "mark for an unknown character"),
+    ("/api/poem", {"form": "quatrain", "keywords": "□"}, "mark for an unknown character"),
+    ("/api/poem", {"form": "quatrain", "first_line": "白日依山盡", "template": "平起首句入韵"}, "does not rhyme"),
 ])
 def test_bad_inputs_get_a_json_error_not_a_traceback(client, path, body, message):
     import json
@@ -134,8 +146,167 @@ def test_bad_inputs_get_a_json_error_not_a_traceback(client, path, body, message
 
 
 def test_a_body_that_is_not_json_is_refused(client):
-    response = client.post("/api/sample", content=b"[1", headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and "JSON object" in response.json()["error"]
+    for content in (b"[1", b'{"n": ' + b"9" * 5000 + b"}", b"[" * 100_000 + b"]" * 100_000 if False else b"[" * 30_000,
+                    b"\xff\xfe"):
+        response = client.post("/api/sample", content=content, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and response.json()["error"] == "the request body must be a JSON object"
+
+
+def test_none_means_no_rule_on_the_page_as_on_the_command_line(client):
+    from vaekit.poetry.verse import check
+
+    poems = client.post("/api/poem", json={"form": "quatrain", "n": 6, "seed": 4, "rhyme": "none",
+                                           "template": "none"}).json()["poems"]
+    assert len(poems) == 6 and all(len(p) == 4 for p in poems)
+    assert not all(check("".join(p)).fits for p in poems)  # no rule kept means some poem breaks a template
+
+
+# ---------------------------------------------------------------- the API is for the page on this machine
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(("headers", "message"), [
+    ({"Content-Type": "text/plain", "Origin": "http://elsewhere.example"}, "another site"),  # a "simple" request
+    ({"Content-Type": "text/plain"}, "must be JSON"),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, "must be JSON"),
+    ({**JSON, "Origin": "http://elsewhere.example"}, "another site"),
+    ({**JSON, "Origin": "null"}, "another site"),
+    ({**JSON, "Origin": "http://127.0.0.1:9999"}, "another site"),
+    ({**JSON, "Host": "rebound.example:8000"}, "addressed to"),  # DNS rebinding: the page's name is not ours
+])
+def test_cross_origin_and_rebinding_requests_are_refused(client, headers, message):
+    import json
+
+    response = client.post("/api/poem", content=json.dumps({"form": "quatrain", "n": 1}), headers=headers)
+    assert response.status_code == 403 and message in response.json()["error"]
+
+
+def test_the_pages_own_requests_pass_the_guard(client):
+    own = client.post("/api/poem", json={"form": "quatrain", "n": 1}, headers={"Origin": "http://127.0.0.1:8000"})
+    assert own.status_code == 200 and len(own.json()["poems"]) == 1
+    assert client.get("/api/runs", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg+xml")
+
+
+def test_a_body_far_larger_than_any_valid_one_is_413(client):
+    big = b'{"run": "vae", "pixels": [' + b"0.5, " * 40_000 + b'0.5]}'
+    response = client.post("/api/encode", content=big, headers=JSON)
+    assert response.status_code == 413 and "larger than any valid one" in response.json()["error"]
+
+
+def test_model_work_runs_off_the_event_loop_behind_a_bounded_queue(runs, monkeypatch):
+    import threading
+
+    import vaekit.poetry
+    from vaekit.serve.app import QUEUE
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_write(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return ["床前明月光疑是地上霜舉頭望明月低頭思故鄉"]
+
+    monkeypatch.setattr(vaekit.poetry, "write", slow_write)
+    views, poems = open_runs([runs / "vae"])
+    codes: list[int] = []
+    with TestClient(create_app(views, poems, port=8000), base_url="http://127.0.0.1:8000") as client:
+        def ask():
+            codes.append(client.post("/api/poem", json={"form": "quatrain", "n": 1}).status_code)
+
+        threads = [threading.Thread(target=ask) for _ in range(QUEUE + 1)]
+        threads[0].start()
+        assert started.wait(30)
+        for t in threads[1:]:
+            t.start()
+        while len(codes) < 1 and sum(t.is_alive() for t in threads) < QUEUE + 1:
+            pass
+        # the worker is held: the page's own request is still answered, and one request more than the queue is 503
+        assert client.get("/api/runs").status_code == 200
+        import time
+
+        for _ in range(600):  # until every queued request is waiting on the worker
+            over = client.post("/api/poem", json={"form": "quatrain", "n": 1})
+            if over.status_code == 503:
+                break
+            time.sleep(0.05)
+        assert over.status_code == 503 and "busy" in over.json()["error"]
+        assert not release.is_set() and codes == []  # nothing finished while the worker was held
+        release.set()
+        for t in threads:
+            t.join(30)
+    assert codes == [200] * (QUEUE + 1)
+
+
+ENDPOINT_KEYS = {
+    "/api/decode": ["run", "point", "sliders", "label"],
+    "/api/encode": ["run", "pixels", "label"],
+    "/api/sample": ["run", "n", "seed", "temperature", "label"],
+    "/api/interpolate": ["run", "steps", "seed", "source", "label"],
+    "/api/poem": ["form", "n", "seed", "temperature", "acrostic", "first_line", "keywords", "rhyme", "template",
+                  "simplified", "theme"],
+    "/api/poem/interpolate": ["form", "a", "b", "steps", "simplified"],
+}
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    good = st.sampled_from(["vae", "cvae", "gan", "quatrain", "couplet", "test", "samples", "春夏秋冬", "none",
+                            "auto", "白日依山盡", "床前明月光疑是地上霜", "autumn", "七陽", ""])
+    scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
+               | st.sampled_from([10**400, -(10**400), 2**63, 2**64, 0, 1, 2, 3, 20])
+               | st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False) | st.text(max_size=12) | good)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=4),
+                                                                                             inner, max_size=3),
+                        max_leaves=12)
+
+
+def test_fuzzed_bodies_on_every_endpoint_never_get_a_500(client):
+    import json
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base = {"/api/decode": {"run": "vae", "point": [0, 0]}, "/api/encode": {"run": "vae", "pixels": [0.0] * 784},
+            "/api/sample": {"run": "vae", "n": 2}, "/api/interpolate": {"run": "vae", "steps": 3},
+            "/api/poem": {"form": "quatrain", "n": 1},
+            "/api/poem/interpolate": {"form": "couplet", "a": "床前明月光疑是地上霜", "b": "舉頭望明月低頭思故鄉",
+                                      "steps": 2}}
+    # a valid body with up to three of its endpoint's keys set to fuzzed values: both answers are reached
+    poems = st.sampled_from(["床前明月光疑是地上霜", "舉頭望明月，低頭思故鄉。", "白日依山盡黃河入海流"])
+    plausible = {"run": st.sampled_from(["vae", "cvae", "gan"]), "label": st.integers(0, 9),
+                 "point": st.lists(st.floats(-6, 6, allow_subnormal=False), min_size=2, max_size=2),
+                 "sliders": st.lists(st.floats(-6, 6, allow_subnormal=False), max_size=2), "n": st.integers(1, 20),
+                 "seed": st.integers(0, 2**32 - 1), "temperature": st.floats(0, 2, allow_subnormal=False), "steps": st.integers(2, 12),
+                 "source": st.sampled_from(["test", "samples"]), "form": st.sampled_from(["quatrain", "couplet"]),
+                 "acrostic": st.sampled_from(["春夏秋冬", "明月"]), "first_line": st.sampled_from(["白日依山盡", "山"]),
+                 "keywords": st.sampled_from(["月,山", "水"]), "rhyme": st.sampled_from(["none", "auto", "七陽", "光"]),
+                 "template": st.sampled_from(["none", "auto", "仄起"]), "simplified": st.booleans(),
+                 "theme": st.sampled_from(["autumn", "moon"]), "a": poems, "b": poems,
+                 "pixels": st.just([0.5] * 784)}
+    overrides = lambda keys: st.lists(st.sampled_from(keys), max_size=3, unique=True).flatmap(  # noqa: E731
+        lambda chosen: st.fixed_dictionaries({k: plausible[k] | _json_values() for k in chosen}))
+    # a valid body with up to three of its endpoint's keys set to plausible or fuzzed values: both answers reached
+    bodies = st.sampled_from(sorted(ENDPOINT_KEYS)).flatmap(
+        lambda path: st.tuples(st.just(path), overrides(ENDPOINT_KEYS[path]).map(lambda d, p=path: {**base[p], **d})))
+
+    seen: dict[int, int] = {}
+
+    @settings(max_examples=150, deadline=20_000, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(bodies)
+    def one(case):
+        path, body = case
+        response = client.post(path, content=json.dumps(body), headers=JSON)
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        assert response.status_code in (200, 400), (path, body, response.text)
+        if response.status_code == 400:
+            error = response.json()["error"]
+            assert "\n" not in error and len(error) < 400 and "Traceback" not in error
+
+    one()
+    assert seen.get(400, 0) > 20 and seen.get(200, 0) > 20, seen
 
 
 def test_serve_refuses_what_is_not_a_run(tmp_path, capsys):
@@ -186,7 +357,7 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         wait = WebDriverWait(driver, 30)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
         decoded = driver.find_element(By.ID, "decoded")
-        wait.until(lambda d: decoded.get_attribute("src").startswith("data:image/png"))
+        wait.until(lambda d: (decoded.get_attribute("src") or "").startswith("data:image/png"))
         pad = driver.find_element(By.ID, "pad")
         ActionChains(driver).move_to_element_with_offset(pad, -120, -100).perform()
         wait.until(lambda d: "u -2." in d.find_element(By.ID, "pad-coords").text)

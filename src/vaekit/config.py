@@ -24,6 +24,7 @@ from vaekit.models.config import NORMS
 from vaekit.models.likelihoods import IMAGE_LIKELIHOODS, SCALE_SHAPES
 from vaekit.models.nets import ARCHS
 from vaekit.runs import RUN_FORMAT
+from vaekit.seeds import check_seed
 
 POEM_DECODERS = ("parallel", "causal", "gru")
 POEM_POOLINGS = ("mean", "flatten")  # how the poem encoder summarises its positions (see vaekit.poetry.model)
@@ -44,6 +45,8 @@ LIMITS = {"image_size": 512, "latent_dim": 4096, "width": 1024, "k": 100_000, "e
           "batch_size": 65_536, "keep_checkpoints": 1000, "embedding_dim": 4096, "encoder_layers": 64,
           "decoder_layers": 64, "min_count": 1_000_000}
 MAX_HIDDEN_WIDTH, MAX_HIDDEN_LAYERS = 16_384, 16
+MAX_SAMPLES_A_STEP = 32_768  # IWAE's k x batch_size: each sample carries a whole decoder pass
+MAX_PARAMETERS = 200_000_000  # weights a run may train: with gradients and AdamW's moments, about 3.2 GB in fp32
 MAX_ENCODER_DILATION = 16  # a poem is at most 56 characters: wider views see only padding
 
 
@@ -56,18 +59,27 @@ def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f'the string "{value}"'
+        return f'the string "{value[:60]}{"..." if len(value) > 60 else ""}"'
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) if not isinstance(v, str) else f'"{v}"' for v in value) + "]"
+        shown = "[" + ", ".join(_toml(v) if not isinstance(v, str) else f'"{v}"' for v in value[:8])
+        return shown + (f", ... ({len(value):,} in all)]" if len(value) > 8 else "]")
     if isinstance(value, dict):
         return "a table"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 _EXAMPLES = {"list[str]": ("a list of strings", '["a", "b"]'),
              "bool": ("true or false", "true"), "int": ("an integer", "8"), "float": ("a number", "0.5"),
              "str": ("a string", '"text"'), "list[int]": ("a list of integers", "[512, 256]"),
              "tuple[int, int, int]": ("three integers", "[1, 28, 28]")}
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, cut short: a sentence never echoes a whole file."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}... ({len(value):,} items)" if isinstance(value, list) \
+        else text[:57] + "..."
 
 
 def _is_int(value: Any) -> bool:
@@ -403,7 +415,7 @@ def _validate(s: dict[str, Any]) -> None:
                "decoder": POEM_DECODERS, "encoder_pooling": POEM_POOLINGS}
     for name, allowed in choices.items():
         if name in s and s[name] not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {s[name]!r}")
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(s[name])}")
     positive_ints = ("image_size", "latent_dim", "width", "k", "epochs", "batch_size", "keep_checkpoints",
                      "min_count", "embedding_dim", "encoder_layers", "decoder_layers")
     for name in positive_ints:
@@ -411,60 +423,85 @@ def _validate(s: dict[str, Any]) -> None:
             continue
         value = s[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+            raise ConfigError(f"{name} must be a positive integer; got {_shown(value)}")
         if value > LIMITS[name]:
             raise ConfigError(f"{name} must be at most {LIMITS[name]:,}; got {value:,}")
     dilations = s.get("encoder_dilations")
     if dilations is not None and (len(dilations) != s.get("encoder_layers", 2)
                                   or any(not 1 <= v <= MAX_ENCODER_DILATION for v in dilations)):
         raise ConfigError(f"encoder_dilations must give each of the {s.get('encoder_layers', 2)} encoder layers a "
-                          f"dilation from 1 to {MAX_ENCODER_DILATION}; got {dilations!r}")
+                          f"dilation from 1 to {MAX_ENCODER_DILATION}; got {_shown(dilations)}")
     for name in ("train_size", "eval_size"):
         value = s.get(name)
         if value is not None and (not _is_int(value) or value < 1):
-            raise ConfigError(f"{name} must be a positive integer (or unset for all); got {value!r}")
+            raise ConfigError(f"{name} must be a positive integer (or unset for all); got {_shown(value)}")
+    if s.get("model") == "iwae" and s.get("k", 1) * s.get("batch_size", 1) > MAX_SAMPLES_A_STEP:
+        raise ConfigError(f"k x batch_size = {s['k'] * s['batch_size']:,} samples of z a training step is more than "
+                          f"vaekit trains on ({MAX_SAMPLES_A_STEP:,}); lower --k or --batch-size (evaluation's own "
+                          "--k is separate and runs in chunks)")
+    if s.get("dataset") in ("mnist", "fashion-mnist"):
+        for name, fixed in (("image_size", 28), ("channels", 1)):
+            if s.get(name, fixed) != fixed:
+                raise ConfigError(f"{name} applies to --dataset folder only: {s['dataset']} is 28x28 grey, so "
+                                  f"{name} must be {fixed} (got {_shown(s[name])}); drop it")
+    try:
+        check_seed(s.get("seed", 0))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if "channels" in s and s["channels"] not in (1, 3):
-        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {s['channels']!r}")
+        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {_shown(s['channels'])}")
     hidden = s["hidden"]
     if (not isinstance(hidden, list) or not hidden or len(hidden) > MAX_HIDDEN_LAYERS
             or any(not _is_int(h) or not 1 <= h <= MAX_HIDDEN_WIDTH for h in hidden)):
         raise ConfigError(f"hidden must be 1 to {MAX_HIDDEN_LAYERS} layer widths between 1 and {MAX_HIDDEN_WIDTH:,}, "
-                          f"e.g. 512,256; got {hidden!r}")
+                          f"e.g. 512,256; got {_shown(hidden)}")
     if "image_size" in s and s["image_size"] < 4:
         raise ConfigError(f"image_size must be at least 4 pixels; got {s['image_size']}")
     for name in ("lr", "gaussian_scale"):
         value = s[name]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
-            raise ConfigError(f"{name} must be a positive number; got {value!r}")
+            raise ConfigError(f"{name} must be a positive number; got {_shown(value)}")
     for name in ("beta", "weight_decay", "grad_clip", "kl_warmup", "free_bits", "posterior_bn", "bag_weight",
                  "ae_pretrain"):
         if name not in s:
             continue
         value = s[name]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
-            raise ConfigError(f"{name} must be a number >= 0; got {value!r}")
+            raise ConfigError(f"{name} must be a number >= 0; got {_shown(value)}")
     if s["model"] == "gan" and s.get("binarization") != "none":
         raise ConfigError("the GAN generates grey levels, so a discriminator would tell them from binarized "
-                          f"images at a glance; use --binarization none (got {s.get('binarization')!r})")
+                          f"images at a glance; use --binarization none (got {_shown(s.get('binarization'))})")
     if s["task"] == "poem" and s["model"] not in ("vae", "cvae"):
         raise ConfigError(f"the poem model is a VAE (or a CVAE over themes); model must be vae or cvae for task "
-                          f"poem, got {s['model']!r}")
+                          f"poem, got {_shown(s['model'])}")
     if s["max_minutes"] is not None and not 0 < s["max_minutes"] < math.inf:
-        raise ConfigError(f"max_minutes must be positive (or unset); got {s['max_minutes']!r}")
+        raise ConfigError(f"max_minutes must be positive (or unset); got {_shown(s['max_minutes'])}")
     for name in ("dropout", "word_dropout"):
         value = s.get(name, 0.0)
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
-            raise ConfigError(f"{name} must be a number from 0 up to (not including) 1; got {value!r}")
+            raise ConfigError(f"{name} must be a number from 0 up to (not including) 1; got {_shown(value)}")
     if s.get("word_dropout", 0.0) > 0 and s.get("decoder") == "parallel":
         raise ConfigError("word dropout hides the characters an autoregressive decoder reads, and the parallel "
                           "decoder reads none; use --decoder causal or gru, or leave --word-dropout at 0")
 
 
+MAX_CONFIG_BYTES = 16 * 1024  # a file of every vaekit setting with comments is a few kilobytes
+OWN_RECORDS = ("restarts", "chosen", "format")  # what vaekit writes into config.json, never a user's setting
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file whose keys are the `vaekit train` options (dashes or underscores)."""
+    """Read a TOML config file whose keys are the `vaekit train` options (dashes or underscores).
+
+    At most MAX_CONFIG_BYTES are read (a device or a huge file is refused before parsing: the TOML parser's time
+    grows with the square of a dotted key's length), and a key given in both spellings is refused."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than a config file can be ({MAX_CONFIG_BYTES // 1024} KiB); give a "
+                              "TOML file of vaekit settings to --config")
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check the path given to --config") from None
     except IsADirectoryError:
@@ -473,6 +510,17 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot be read as a UTF-8 text file ({e}); check the path given to --config") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file; fix the file") from None
     if "train" in data and isinstance(data["train"], dict):
         data = data["train"]
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name in out:
+            raise ConfigError(f"{path}: {name} is given twice (as {name} and {name.replace('_', '-')}); keep one")
+        if name in OWN_RECORDS:
+            raise ConfigError(f"{path}: {name} is vaekit's own record in a run's config.json, not a setting; "
+                              "remove it from the file")
+        out[name] = value
+    return out

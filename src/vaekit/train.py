@@ -167,6 +167,22 @@ class MLflowLogger:
         self.mlflow.end_run()
 
 
+def _check_model_size(task: Any) -> None:
+    """Refuse, before allocating, a model whose weights alone would not train in memory: it is built on the meta
+    device (shapes only) and its parameters counted."""
+    from vaekit.config import MAX_PARAMETERS
+
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in task.build_model().parameters())
+    except (NotImplementedError, RuntimeError):  # a model that cannot be built on meta is checked by its config
+        return
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"the model would have {count:,} parameters (about {count * 16 / 2**30:.0f} GB to train "
+                          f"with AdamW in fp32); vaekit trains up to {MAX_PARAMETERS:,}: choose a smaller --hidden, "
+                          "--width, --latent-dim or --embedding-dim")
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
 
@@ -239,6 +255,7 @@ class Trainer:
             raise ConfigError(f"batch_size {config.optim.batch_size} must divide evenly over {self.dist.world_size} "
                               "processes; it is the global batch")
 
+        _check_model_size(self.task)
         torch.manual_seed(config.run.seed)
         self.model = self.task.build_model().to(self.device)
         if self.device.type == "cpu" and any(p.ndim == 4 for p in self.model.parameters()):

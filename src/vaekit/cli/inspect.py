@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vaekit.cli.options import HelpFormatter, count, memory_size
+from vaekit.cli.options import HelpFormatter, count, memory_size, seed
 from vaekit.cli.train import run_title
 
 __all__ = ["add_inspect_commands", "cmd_evaluate", "cmd_sample", "cmd_reconstruct", "cmd_interpolate",
@@ -194,7 +194,7 @@ def _run_parser(sub: Any, name: str, help_text: str, example: str,
                        formatter_class=HelpFormatter)
     p.add_argument("run", help="run directory written by `vaekit train`")
     p.add_argument("--out", help=out_help)
-    p.add_argument("--seed", type=int, default=0, help="seed for the random draws")
+    p.add_argument("--seed", type=seed, default=0, help="seed for the random draws")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     return p
 

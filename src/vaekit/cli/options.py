@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-__all__ = ["count", "temperature", "memory_size", "probability", "positive_number", "int_list", "HelpFormatter"]
+__all__ = ["seed", "count", "temperature", "memory_size", "probability", "positive_number", "int_list", "HelpFormatter"]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -32,6 +32,13 @@ def count(low: int, high: int | None = None, zero: bool = False) -> Any:
         span = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise argparse.ArgumentTypeError(f"must be {span}{' (or 0)' if zero else ''}, got {value}")
     return parse
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed from 0 to vaekit.seeds.MAX_SEED."""
+    from vaekit.seeds import MAX_SEED
+
+    return count(0, MAX_SEED)(text)
 
 
 def _finite_at_least_zero(text: str, hint: str = "") -> float:

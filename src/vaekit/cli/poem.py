@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from vaekit.cli.options import HelpFormatter, count, nonnegative, probability, temperature
+from vaekit.cli.options import HelpFormatter, count, nonnegative, probability, seed, temperature
 
 __all__ = ["add_poem_commands", "POEM_EPOCHS", "RECIPE"]
 
@@ -67,17 +68,14 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
 
 
 def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
-    """The rules `poem write` asks the decoder to keep (None with --free)."""
-    from vaekit.poetry import VerseRules
+    """The rules `poem write` asks the decoder to keep (None with --free), read as the page reads them."""
+    from vaekit.poetry.decode import rules_from_options
 
     if args.free:
         return None
-    none = {"none", "off"}
-    return VerseRules(form=model.run_config.poem.form,
-                      template=None if args.template in none else args.template,
-                      rhyme=None if args.rhyme in none else args.rhyme,
-                      acrostic=args.acrostic, first_line=args.first_line, max_uses=args.max_uses or None,
-                      keywords=tuple(k.strip() for k in (args.keywords or "").replace("，", ",").split(",") if k.strip()))
+    return rules_from_options(model.run_config.poem.form, template=args.template, rhyme=args.rhyme,
+                              acrostic=args.acrostic, first_line=args.first_line, keywords=args.keywords,
+                              max_uses=args.max_uses)
 
 
 def cmd_poem_write(args: argparse.Namespace) -> None:
@@ -110,7 +108,8 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     from vaekit.runs import atomic_write_text
 
     model = load_poem_model(args.form, args.run, themed=args.themed)
-    r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature)
+    r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature,
+                       progress=lambda stage: print(f"evaluate: {stage} ...", file=sys.stderr, flush=True))
     print(f"{r['form']}: {r['poems']} poems each way (temperature {r['temperature']:g}, top-p {r['top_p']:g}, "
           f"seed {r['seed']}), beside {min(r['poems'], r['held_out_poems'])} held-out Tang poems")
     print(f"  {'':24}{'rules kept':>12}{'free':>10}{'Tang poems':>12}")
@@ -125,7 +124,8 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
         print(f"  {label:24}" + "".join("  " + fmt.format(c) for c in cells))
     print(f"  acrostic heads placed: {r['acrostic_heads_placed']:.1%}")
     f = r["fit"]
-    print(f"  fit (held-out {r['held_out_poems']}): reconstruction accuracy {f['reconstruction_accuracy']:.1%}, "
+    print(f"  fit ({r['fit_poems']} held-out poems of {r['held_out_poems']}): reconstruction accuracy "
+          f"{f['reconstruction_accuracy']:.1%}, "
           f"elbo {f['elbo_per_char']:.3f} nats/char, kl {f['kl_per_poem']:.2f} nats/poem, active units "
           f"{f['active_units']}/{f['latent_dim']}")
     if "perplexity_iwae" in f:
@@ -153,7 +153,13 @@ def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
     from vaekit.data.poetry import FORMS
     from vaekit.models.config import CONDITIONINGS
-    from vaekit.poetry.decode import DEFAULT_REPEAT_PENALTY, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+    from vaekit.poetry.decode import (
+        DEFAULT_REPEAT_PENALTY,
+        DEFAULT_TEMPERATURE,
+        DEFAULT_TOP_P,
+        MAX_BEAM,
+        MAX_CANDIDATES,
+    )
     from vaekit.poetry.themes import THEME_NAMES
 
     poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
@@ -223,7 +229,8 @@ def add_poem_commands(sub: Any) -> None:
                         "corpus; the held-out poems stay Tang); needs a corpus fetched by this version")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N poems only (quick runs)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, saving the model")
-    p.add_argument("--seed", type=int, default=0, help="seed for the split, shuffling and initialisation")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed for the split, shuffling and initialisation")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,  # vaekit.config.TRAIN_PRECISIONS
                    help="of a training step's products: bf16 autocast (losses stay fp32), fp32, or auto: bf16 where "
@@ -241,16 +248,18 @@ def add_poem_commands(sub: Any) -> None:
                             formatter_class=HelpFormatter)
         p.add_argument("--form", choices=FORMS, default=None, help="use the shipped model of this form (default quatrain)")
         p.add_argument("--run", help="a run directory from `vaekit poem train` (instead of a shipped model)")
-        p.add_argument("--seed", type=int, default=None if name == "write" else 0,
+        p.add_argument("--seed", type=seed, default=None if name == "write" else 0,
                        help="seed for the random draws (same seed, same poems)")
         p.set_defaults(func=fn)
         if name == "write":
-            p.add_argument("-n", type=count(1, 10_000), default=5, help="number of poems")
+            p.add_argument("-n", type=count(1, MAX_CANDIDATES), default=5,
+                           help="number of poems (with --best-of and --beam, at most "
+                                f"{MAX_CANDIDATES:,} candidates a call)")
             p.add_argument("--temperature", type=temperature, default=DEFAULT_TEMPERATURE,
                            help="sampling temperature; 0 decodes by argmax (Su's setup: repetitive poems)")
             p.add_argument("--top-p", type=probability, default=DEFAULT_TOP_P,
                            help="sample from the smallest set of characters holding this much probability")
-            p.add_argument("--beam", type=count(2, 64, zero=True), default=0,
+            p.add_argument("--beam", type=count(2, MAX_BEAM, zero=True), default=0,
                            help="beam search of this width instead of sampling (0: sample)")
             p.add_argument("--best-of", type=count(1, 100), default=1,
                            help="write N candidates a poem and keep the one the model scores highest")
@@ -281,7 +290,8 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("--free", action="store_true",
                            help="decode each point's most likely characters without the rules of verse")
         else:
-            p.add_argument("-n", type=count(2, 100_000), default=1000, help="poems to generate and score")
+            p.add_argument("-n", type=count(2, MAX_CANDIDATES), default=1000,
+                           help="poems to generate and score each way, and held-out poems to fit")
             p.add_argument("--temperature", type=temperature, default=DEFAULT_TEMPERATURE, help="as for write (0: argmax)")
             p.add_argument("--corpus", help="folder or clone of the corpus")
             p.add_argument("--out", help="where to write the metrics JSON")

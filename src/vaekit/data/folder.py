@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,20 @@ def _read_image(path: Path, size: int, channels: int) -> np.ndarray:
         raise DataError(f"{path}: not a readable image ({e}); remove or replace it") from None
 
 
+def _image_files(root: Path) -> list[Path]:
+    """Every image file under `root`, sorted; a folder that cannot be listed (a class folder without read
+    permission, say) is an error naming it, never silently skipped."""
+    def refuse(e: OSError) -> None:
+        where = e.filename or root
+        raise DataError(f"{where}: cannot list the folder ({e.strerror}); check its permissions, or move it out "
+                        f"of {root}")
+
+    files = []
+    for folder, _dirs, names in os.walk(root, onerror=refuse):
+        files += [Path(folder) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(p for p in files if p.is_file())
+
+
 def load_folder_arrays(folder: str | Path, size: int = 28, channels: int = 1, seed: int = 0,
                        valid_fraction: float = 0.1, test_fraction: float = 0.1
                        ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
@@ -58,10 +73,7 @@ def load_folder_arrays(folder: str | Path, size: int = 28, channels: int = 1, se
         raise DataError(f"image size must be between 4 and {MAX_IMAGE_SIZE} pixels, got {size}; pass another --image-size")
     if not root.is_dir():
         raise DataError(f"{root}: image folder not found; pass an existing folder with --data-dir")
-    try:
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    except OSError as e:
-        raise DataError(f"{root}: cannot list the folder ({e.strerror}); check its permissions") from None
+    files = _image_files(root)
     if not files:
         raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
                         "point --data-dir at a folder of images")

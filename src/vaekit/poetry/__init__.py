@@ -16,6 +16,7 @@ import torch
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import FORMS, is_han
 from vaekit.poetry.decode import (
+    DECODE_BATCH,
     DEFAULT_REPEAT_PENALTY,
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_P,
@@ -23,9 +24,11 @@ from vaekit.poetry.decode import (
     ConstraintError,
     LineSet,
     VerseRules,
+    check_sampling,
     decode,
 )
 from vaekit.poetry.verse import lines_of_text
+from vaekit.seeds import check_seed
 
 __all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "format_poem", "encode_poem",
            "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P",
@@ -77,13 +80,17 @@ def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperatu
     one the model scores highest (its ELBO). Without rules each position is decoded freely, as Su's model did.
     A themed model (`vaekit poem train --themed`) writes to `theme` (a name of `poetry.themes.THEMES`).
     """
+    check_sampling(n, temperature, top_p, beam if beam > 1 else 0, best_of, repeat_penalty)
     y = _theme_of_model(model, theme)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    generator = torch.Generator().manual_seed(check_seed(seed)) if seed is not None else None
     if rules is None:
-        ids = model.generate(n * best_of, temperature=temperature, generator=generator,
-                             forbid=None if allow_unknown else [0],
-                             **({} if y is None else {"y": torch.full((n * best_of,), y)}))
-        texts = model.vocab.decode(ids.cpu())
+        texts = []
+        for start in range(0, n * best_of, DECODE_BATCH):  # a batch at a time: memory stays bounded
+            count = min(DECODE_BATCH, n * best_of - start)
+            ids = model.generate(count, temperature=temperature, generator=generator,
+                                 forbid=None if allow_unknown else [0],
+                                 **({} if y is None else {"y": torch.full((count,), y)}))
+            texts += model.vocab.decode(ids.cpu())
     else:
         texts = decode(model, n * best_of, rules, temperature=temperature, top_p=top_p, beam=beam,
                        generator=generator, lines=getattr(model, "corpus_lines", None), theme=y,
@@ -120,11 +127,15 @@ def poem_scores(model: torch.nn.Module, texts: list[str], theme: int | None = No
     """
     from torch.distributions import kl_divergence
 
-    x = model.vocab.encode(texts).to(next(model.parameters()).device)
-    y = None if theme is None else torch.full((len(x),), theme, device=x.device)
-    q = model.posterior(x, y)
-    score = model.likelihood(q.mean, y).log_prob(x) - kl_divergence(q, model.prior(y))
-    return score.tolist()
+    scores: list[float] = []
+    for start in range(0, len(texts), DECODE_BATCH):  # a batch at a time: memory stays bounded
+        x = model.vocab.encode(texts[start:start + DECODE_BATCH]).to(next(model.parameters()).device)
+        y = None if theme is None else torch.full((len(x),), theme, device=x.device)
+        q = model.posterior(x, y)
+        scores += (model.likelihood(q.mean, y).log_prob(x) - kl_divergence(q, model.prior(y))).tolist()
+    return scores
+
+
 
 
 def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
@@ -156,7 +167,7 @@ def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: s
     t = torch.linspace(0, 1, steps)[:, None]
     path = (1 - t) * za + t * zb
     if rules is not None:
-        return decode(model, steps, rules, temperature=0.0, generator=torch.Generator().manual_seed(seed),
+        return decode(model, steps, rules, temperature=0.0, generator=torch.Generator().manual_seed(check_seed(seed)),
                       lines=getattr(model, "corpus_lines", None), theme=y, z=path, one_plan=True)
     ids = model.generate(steps, z=path, forbid=[0], **({} if y is None else {"y": torch.full((steps,), y)}))
     return model.vocab.decode(ids.cpu())

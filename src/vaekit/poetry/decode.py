@@ -42,7 +42,8 @@ from vaekit.poetry.verse import (
     tones,
 )
 
-__all__ = ["ConstraintError", "VerseRules", "LineSet", "decode", "line_hash", "LINES_FILE"]
+__all__ = ["ConstraintError", "VerseRules", "LineSet", "decode", "line_hash", "LINES_FILE", "check_sampling",
+           "rules_from_options", "MAX_CANDIDATES", "MAX_BEAM", "TEMPERATURE_RANGE", "MAX_REPEAT_PENALTY"]
 
 StepDecoder = Callable[[Tensor], Tensor]
 # what `vaekit poem write` samples at: an autoregressive decoder is repetitive when sampled colder (distinct-2 of
@@ -51,6 +52,14 @@ DEFAULT_TEMPERATURE, DEFAULT_TOP_P = 0.85, 0.95
 DEFAULT_REPEAT_PENALTY = 1.0  # nats off a used character's logit: see benchmarks/poem_repeats.py
 LINES_FILE = "lines.safetensors"  # beside a poem model: hashes of its training lines
 Z_CANDIDATES = 128  # z drawn per poem when fixed characters must be fitted by the non-autoregressive model
+# Bounds on what one call may ask, checked before any work: a float32 logit divided by a temperature under 0.01
+# overflows, a penalty past 100 nats only re-states the three-uses ban, and the work of a call grows with the
+# poems written times best-of times the beam's width (docs/benchmarks.md times the decoder).
+TEMPERATURE_RANGE = (0.01, 10.0)  # besides 0, which decodes by argmax
+MAX_REPEAT_PENALTY = 100.0
+MAX_BEAM = 16
+MAX_CANDIDATES = 2000  # poems x best-of x beam width, for one call
+NO_RULE = ("none", "off")  # what a user types for "no such rule", on the command line and on the page
 
 
 class ConstraintError(ValueError):
@@ -72,6 +81,51 @@ class VerseRules:
 
 
 DECODE_BATCH = 256  # poems sampled together: one model step serves them all
+
+
+def check_sampling(n: int = 1, temperature: float = 0.0, top_p: float = 1.0, beam: int = 0, best_of: int = 1,
+                   repeat_penalty: float = 0.0) -> None:
+    """Refuse, with one sentence naming the setting, sampling settings that cannot be honoured or whose work
+    is unbounded; every caller (library, command line, page) goes through here before decoding."""
+    def bad(value: object) -> bool:
+        return isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+
+    low, high = TEMPERATURE_RANGE
+    if bad(temperature) or not (temperature == 0 or low <= temperature <= high):
+        raise ValueError(f"temperature must be 0 (argmax) or between {low:g} and {high:g}; got {temperature!r}")
+    if bad(top_p) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1]; got {top_p!r}")
+    if bad(repeat_penalty) or not 0 <= repeat_penalty <= MAX_REPEAT_PENALTY:
+        raise ValueError(f"repeat_penalty is nats off a used character's logit, from 0 to {MAX_REPEAT_PENALTY:g}; "
+                         f"got {repeat_penalty!r}")
+    for name, value, least in (("n", n, 1), ("best_of", best_of, 1), ("beam", beam, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a whole number of at least {least}; got {value!r}")
+    if beam == 1 or beam > MAX_BEAM:
+        raise ValueError(f"beam must be 0 (sample) or a width from 2 to {MAX_BEAM}; got {beam}")
+    work = n * best_of * max(1, beam)
+    if work > MAX_CANDIDATES:
+        raise ValueError(f"{n} poems x best-of {best_of}" + (f" x beam {beam}" if beam else "")
+                         + f" = {work:,} candidates is more than one call writes ({MAX_CANDIDATES:,}); ask for fewer "
+                         "poems (and call again with another seed) or a smaller best-of or beam")
+
+
+def _rule_text(value: str | None) -> str | None:
+    """A rule's setting as the user typed it: blank is unset, none/off is "no such rule"."""
+    if value is None or not value.strip():
+        return "auto"
+    return None if value.strip().lower() in NO_RULE else value.strip()
+
+
+def rules_from_options(form: str, template: str | None = "auto", rhyme: str | None = "auto",
+                       acrostic: str | None = None, first_line: str | None = None, keywords: str | None = None,
+                       max_uses: int | None = 2) -> VerseRules:
+    """The rules a user asked for in words, read the same way on the command line and on the page: template and
+    rhyme take a name, auto, or none/off; keywords are comma-separated (either comma); max_uses 0 is any."""
+    words = tuple(k.strip() for k in (keywords or "").replace("，", ",").split(",") if k.strip())
+    return VerseRules(form=form, template=_rule_text(template), rhyme=_rule_text(rhyme),
+                      acrostic=acrostic or None, first_line=first_line or None, keywords=words,
+                      max_uses=max_uses or None)
 
 
 def line_hash(line: str) -> int:
@@ -179,7 +233,10 @@ class _Masker:
                 m &= t.level  # the first character was oblique: this one must be level, or the line is 孤平
         if p in plan.rhyme_positions and plan.groups is not None:
             allowed = self._groups_so_far(plan, prefix)
-            m &= t.level & torch.stack([t.groups[g] for g in allowed]).any(0)
+            if allowed:
+                m &= t.level & torch.stack([t.groups[g] for g in allowed]).any(0)
+            else:  # no group is left to rhyme in: nothing fits, and the caller says so
+                m[:] = False
             for q in plan.rhyme_positions:
                 if q < p:
                     m[prefix[q]] = False  # no rhyme character twice
@@ -223,6 +280,9 @@ class _Masker:
 # ------------------------------------------------------------------ turning the user's rules into plans
 
 def _token(vocab: Vocabulary, char: str, what: str) -> int:
+    if char == vocab.chars[0]:
+        raise ConstraintError(f"{what} {char!r} is the mark for an unknown character, not one a poem can hold; "
+                              "choose a real character")
     if char in vocab.index:
         return vocab.index[char]
     try:  # the user may type simplified characters; the models are trained on traditional ones
@@ -306,8 +366,29 @@ def _plan(rules: VerseRules, vocab: Vocabulary, generator: torch.Generator) -> _
     rhyme_positions = tuple(i * chars + chars - 1 for i in rhyme_lines)
     groups = _resolve_groups(rules, vocab, len(rhyme_positions))
     plan = _Plan(template, fixed, rhyme_positions if groups is not None else (), groups)
+    _fit_fixed_rhymes(plan, rules, vocab)
     _place_keywords(plan, rules, vocab, generator)
     return plan
+
+
+def _fit_fixed_rhymes(plan: _Plan, rules: VerseRules, vocab: Vocabulary) -> None:
+    """Narrow the rhyme groups to those of characters already fixed at rhyme positions (a given first line's
+    last character, when the template rhymes line 1), or say plainly that the fixed character cannot rhyme."""
+    if plan.groups is None:
+        return
+    tables = _tables(vocab)
+    for q in plan.rhyme_positions:
+        if q not in plan.fixed:
+            continue
+        narrowed = plan.groups & tables.token_groups[plan.fixed[q]]
+        if not narrowed:
+            char, line = vocab.chars[plan.fixed[q]], q // FORM_CHARS[rules.form] + 1
+            name = f" {plan.template.name}" if plan.template is not None else ""
+            raise ConstraintError(f"line {line} must rhyme on a level tone under the template{name}, but the "
+                                  f"character given there, {char!r}, does not rhyme with the others; choose a "
+                                  "template whose first line does not rhyme (…首句不入韵), another --rhyme, or "
+                                  "--rhyme none")
+        plan.groups = narrowed
 
 
 def _line_breaks(line: str, pattern: str) -> int:
@@ -362,10 +443,12 @@ def _place_keywords(plan: _Plan, rules: VerseRules, vocab: Vocabulary, generator
 # ------------------------------------------------------------------ decoding
 
 def _sample_rows(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator) -> Tensor:
-    """One token per row of (n, V) logits: argmax (temperature 0), or sampled from the top-p head."""
+    """One token per row of (n, V) logits: argmax (temperature 0), or sampled from the top-p head. The rows'
+    maxima are subtracted first, so no temperature in range overflows; a masked (-inf) token is never drawn."""
     if temperature <= 0:
         return logits.argmax(-1)
-    return nucleus_sample(torch.softmax(logits / temperature, dim=-1), top_p, generator)
+    shifted = logits - logits.max(-1, keepdim=True).values
+    return nucleus_sample(torch.softmax(shifted / temperature, dim=-1), top_p, generator)
 
 
 def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
@@ -424,7 +507,7 @@ def _penalise(logits: Tensor, counts: list[dict[int, int]], penalty: float) -> T
     used = torch.zeros_like(logits, dtype=torch.bool)
     for row, held in enumerate(counts):
         used[row, list(held)] = True
-    return logits - penalty * used.to(logits.dtype)
+    return torch.where(used, logits - penalty, logits)  # not penalty * used: a huge penalty times 0 is NaN
 
 
 def _decode_batch(model: torch.nn.Module, z: Tensor, plans: list[_Plan], masker: _Masker, temperature: float,
@@ -491,8 +574,7 @@ def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float
     if rules.max_uses is not None and rules.max_uses < 1:
         raise ValueError(f"max_uses is how often a character may stand in a poem, 1 or more (None: any); got "
                          f"{rules.max_uses}")
-    if repeat_penalty < 0 or not math.isfinite(repeat_penalty):
-        raise ValueError(f"repeat_penalty is nats off a used character's logit, 0 or more; got {repeat_penalty}")
+    check_sampling(1, temperature, top_p, beam if beam > 1 else 0, 1, repeat_penalty)  # n is the caller's to bound
     if z is not None and len(z) != n:
         raise ValueError(f"decode was asked for {n} poems but given {len(z)} codes")
     shared = _plan(rules, vocab, generator) if one_plan else None

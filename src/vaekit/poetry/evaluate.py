@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,40 +49,51 @@ def theme_scores(model: torch.nn.Module, n: int, seed: int, temperature: float, 
 
 def evaluate_poems(model: torch.nn.Module, corpus_dir: str | Path | None = None, n: int = 1000, seed: int = 0,
                    temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P, iwae_poems: int = 300,
-                   k: int = 100) -> dict[str, Any]:
+                   k: int = 100, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write n poems with the rules kept and n without, and measure both beside n held-out corpus poems; the
-    model's fit on the held-out poems (with an importance-sampled perplexity on `iwae_poems` of them, k samples),
-    the interpolation overlap, and for a themed model the theme classifier's reading of poems written to each theme.
+    model's fit on n held-out poems (all of them when fewer; with an importance-sampled perplexity on
+    `iwae_poems` of those, k samples), the interpolation overlap, and for a themed model the theme classifier's
+    reading of poems written to each theme. `progress` is told each stage as it starts.
     """
+    say = progress or (lambda _text: None)
     config = model.run_config
     if corpus_dir is not None:
         config.poem.corpus_dir = str(corpus_dir)
+    say("reading the corpus")
     train_items, held_items = split_items(config)
     train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
     lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(
         [line for t in train_texts for line in lines_of_text(t)])
     model.corpus_lines = lines
     rules = VerseRules(form=config.poem.form)
+    say(f"writing {n:,} poems with the rules kept and {n:,} without")
     constrained = write(model, n, seed=seed, temperature=temperature, rules=rules, top_p=top_p)
     free = write(model, n, seed=seed, temperature=temperature)
     reference = random.Random(seed).sample(held_texts, min(n, len(held_texts)))
-    held = model.vocab.encode(held_texts)
+    fitted = held_items if len(held_items) <= n else random.Random(seed).sample(held_items, n)
+    held = model.vocab.encode([t for t, _ in fitted])
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     themed = bool(getattr(model, "uses_labels", False))
-    labels = torch.tensor([c for _, c in held_items]) if themed else None
+    labels = torch.tensor([c for _, c in fitted]) if themed else None
     extra: dict[str, Any] = {}
     if themed:
+        say("writing to each theme for the theme classifier")
         # 300 a theme at n=1000: one theme's share then reads within about 3 points (its standard error)
         extra["themes"] = theme_scores(model, max(10, 3 * n // 10), seed, temperature, top_p)
     elif len(held) >= 2:
+        say("interpolating between held-out poems")
         extra["interpolation"] = interpolation_overlap(model, held, seed=seed)
+    say("placing acrostic heads")
+    acrostics = acrostic_share(model, min(n, 100), seed, temperature)
+    say(f"fitting {len(held):,} held-out poems (of {len(held_texts):,})")
     return {
         "form": config.poem.form, "poems": n, "seed": seed, "temperature": temperature, "top_p": top_p,
-        "train_poems": len(train_texts), "held_out_poems": len(held_texts), "vocabulary": len(model.vocab),
+        "train_poems": len(train_texts), "held_out_poems": len(held_texts), "fit_poems": len(held),
+        "vocabulary": len(model.vocab),
         "constrained": verse_metrics(constrained, lines), "unconstrained": verse_metrics(free, lines),
         "corpus": verse_metrics(reference, lines),
-        "acrostic_heads_placed": acrostic_share(model, min(n, 100), seed, temperature),
+        "acrostic_heads_placed": acrostics,
         "fit": fit(model, held, labels, device=device, iwae_poems=iwae_poems, k=k),
         "examples": constrained[:3], **extra,
     }

@@ -6,10 +6,12 @@ one hand-written script shipped in the package: no build step, no CDN, works off
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from pathlib import Path
 
-__all__ = ["open_runs", "serve"]
+__all__ = ["open_runs", "serve", "listen"]
 
 
 def _require_web() -> None:
@@ -36,17 +38,38 @@ def open_runs(paths: list[str | Path]) -> tuple[list, dict[str, Path]]:
     return views, poems
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or ValueError with one sentence (the port taken, a host not here)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family)
+    except socket.gaierror:
+        raise ValueError(f"cannot listen on host {host!r}: no such address on this machine; pass --host "
+                         "127.0.0.1") from None
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise ValueError(f"port {port} is in use; pass --port with another number") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise ValueError(f"port {port} needs privileges this user lacks; pass --port above 1023") from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise ValueError(f"cannot listen on host {host!r}: not an address of this machine; pass --host "
+                             "127.0.0.1") from None
+        raise
+
+
 def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load the runs, print the URL, and serve until interrupted."""
+    """Load the runs, take the port, print the URL, and serve until interrupted."""
     _require_web()
     import uvicorn
 
     from vaekit.serve.app import create_app
 
     views, poems = open_runs(paths)
+    sock = listen(host, port)  # before the URL is printed: a taken port is said, not served
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {host}: anyone who can reach this machine can use the page; the default "
               "127.0.0.1 keeps it to this machine", file=sys.stderr)
     shown = f"[{host}]" if ":" in host else host
     print(f"vaekit serve: http://{shown}:{port}/  ({len(views)} image run(s); Ctrl-C stops)", flush=True)
-    uvicorn.run(create_app(views, poems), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(views, poems, host=host, port=port), log_level="warning"))
+    server.run(sockets=[sock])

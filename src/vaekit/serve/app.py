@@ -10,15 +10,23 @@
                                     template?, simplified?}                          -> {poems}
     POST /api/poem/interpolate     {form, a, b, steps?, simplified?}                 -> {poems}
 
-A bad input is answered 400 with {"error": "one sentence"}; nothing answers with a traceback.
+A bad input is answered 400 with {"error": "one sentence"}; nothing answers with a traceback. The API is for the
+page on this machine: a request addressed to another host name (DNS rebinding), from another page's origin, or
+whose body is not JSON is answered 403; a body far larger than any valid one 413; and model work runs on one
+worker thread off the event loop, with a bounded queue (503 when it is full), so the page stays responsive.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 from starlette.applications import Starlette
@@ -27,12 +35,18 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from vaekit.serve.views import BadRequest, RunView, integer, number, png_data_url, text
+from vaekit.seeds import MAX_SEED
+from vaekit.serve.views import BadRequest, Refused, RunView, integer, number, png_data_url, text
 
 __all__ = ["create_app"]
 
 STATIC = Path(str(resources.files("vaekit.serve") / "static"))
 MAX_IMAGES = 64
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARDS = ("0.0.0.0", "::", "")
+QUEUE = 8  # model requests waiting behind the one being computed; more are answered 503
+BODY_FLOOR = 64 * 1024  # bytes: a poem request, or a 28x28 drawing, is a few kilobytes
+BYTES_A_PIXEL = 32  # a drawing's pixel as JSON: "0.30196078431372547, " at most
 
 
 class Served:
@@ -45,9 +59,15 @@ class Served:
 
     def run(self, body: dict[str, Any]) -> RunView:
         run_id = body.get("run")
-        if run_id not in self.runs:
-            raise BadRequest(f"run must be one of {', '.join(self.runs) or '(none served)'}; got {run_id!r}")
+        if not isinstance(run_id, str) or run_id not in self.runs:
+            shown = run_id if isinstance(run_id, str | None) else type(run_id).__name__
+            raise BadRequest(f"run must be one of {', '.join(self.runs) or '(none served)'}; got {str(shown)[:40]!r}")
         return self.runs[run_id]
+
+    def body_limit(self) -> int:
+        """The largest request body taken: the floor, or a drawing of the largest served image."""
+        pixels = max((r.config["image_shape"][1] * r.config["image_shape"][2] for r in self.runs.values()), default=0)
+        return max(BODY_FLOOR, BYTES_A_PIXEL * pixels + 4096)
 
     def poem_forms(self) -> list[str]:
         from vaekit.data.poetry import FORMS
@@ -66,8 +86,9 @@ class Served:
     def poem_model(self, form: Any, themed: bool = False) -> torch.nn.Module:
         from vaekit.poetry import load_poem_model
 
-        if form not in self.poem_forms():
-            raise BadRequest(f"form must be one of {', '.join(self.poem_forms())}; got {form!r}")
+        if not isinstance(form, str) or form not in self.poem_forms():
+            shown = form if isinstance(form, str | None) else type(form).__name__
+            raise BadRequest(f"form must be one of {', '.join(self.poem_forms())}; got {str(shown)[:40]!r}")
         if themed and form not in self.themed_forms():
             raise BadRequest(f"no themed {form} model is served; write without a theme")
         key = f"{form}-themed" if themed else form
@@ -76,10 +97,39 @@ class Served:
         return self._poem_models[key]
 
 
-async def _body(request: Request) -> dict[str, Any]:
+class Worker:
+    """Model work on one thread off the event loop, so that the page's own requests are answered meanwhile; at
+    most QUEUE requests wait behind the running one, and the rest are refused with 503."""
+
+    def __init__(self, queue: int = QUEUE):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaekit-model")
+        self.limit, self.pending = queue + 1, 0  # counted on the event loop's thread only
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.pending >= self.limit:
+            raise Refused(503, f"the server is busy with {self.pending} requests; try again in a moment")
+        self.pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args))
+        finally:
+            self.pending -= 1
+
+
+async def _body(request: Request, limit: int) -> dict[str, Any]:
+    """The request's JSON object, read up to `limit` bytes (413 past it, whatever Content-Length claims)."""
+    too_large = Refused(413, f"the request body is larger than any valid one ({limit:,} bytes); send less")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
     try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        body = json.loads(b"".join(chunks) or b"{}")
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, an integer of thousands of digits, deep nesting
         raise BadRequest("the request body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
@@ -87,29 +137,81 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 def _seeded(body: dict[str, Any]) -> torch.Generator:
-    return torch.Generator().manual_seed(integer(body, "seed", 0, 2**31 - 1, default=0))
+    return torch.Generator().manual_seed(integer(body, "seed", 0, MAX_SEED, default=0))
 
 
-def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) -> Starlette:
-    """The app serving `runs` (loaded RunViews) and the poem models (shipped, or runs by form)."""
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8000" -> "::1")."""
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class Guard:
+    """ASGI middleware: only requests addressed to this machine's names (no DNS rebinding), from the page's own
+    origin, and with JSON bodies, reach the app; the rest are answered 403 with one sentence. A form post or a
+    `text/plain` fetch from any other site would otherwise drive the models on the user's machine."""
+
+    def __init__(self, app: Any, host: str, port: int | None):
+        self.app, self.port = app, port
+        self.names = None if host in WILDCARDS else {*LOOPBACK, host.strip("[]").lower()}
+
+    def refusal(self, method: str, path: str, headers: dict[str, str]) -> str | None:
+        host = headers.get("host", "")
+        where = f"http://127.0.0.1:{self.port}/" if self.port else "http://127.0.0.1/"
+        if self.names is not None and _host_name(host).lower() not in self.names:
+            return f"this server answers requests addressed to {', '.join(sorted(self.names))} only; open {where}"
+        origin = headers.get("origin")
+        if origin is not None:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or parts.netloc.lower() != host.lower():
+                return f"requests from another site's page ({origin[:60]}) are refused; use the page at {where}"
+        if method == "POST" and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return "the request body must be JSON, sent with Content-Type: application/json"
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            reason = self.refusal(scope["method"], scope["path"], headers)
+            if reason is not None:
+                await JSONResponse({"error": reason}, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, host: str = "127.0.0.1",
+               port: int | None = None) -> Any:
+    """The app serving `runs` (loaded RunViews) and the poem models (shipped, or runs by form), guarded for the
+    page on `host` (and `port`) alone."""
     served = Served(runs, poem_runs or {})
+    worker = Worker()
+    limit = served.body_limit()
+
+    def endpoint(compute: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Any]:
+        """A POST endpoint: the body read on the event loop, the model work on the worker thread."""
+        async def handle(request: Request) -> JSONResponse:
+            body = await _body(request, limit)
+            return JSONResponse(await worker.run(compute, body))
+        return handle
 
     async def index(_request: Request) -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    async def favicon(_request: Request) -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     async def list_runs(_request: Request) -> JSONResponse:
         return JSONResponse({"runs": [r.describe() for r in served.runs.values()]})
 
-    async def decode(request: Request) -> JSONResponse:
-        body = await _body(request)
+    @torch.no_grad()
+    def decode(body: dict[str, Any]) -> dict[str, Any]:
         run = served.run(body)
         z = run.point(body)
-        with torch.no_grad():
-            image = run.decode(z, run.label(body))[0]
-        return JSONResponse({"image": png_data_url(image, scale=4)})
+        return {"image": png_data_url(run.decode(z, run.label(body))[0], scale=4)}
 
-    async def encode(request: Request) -> JSONResponse:
-        body = await _body(request)
+    @torch.no_grad()
+    def encode(body: dict[str, Any]) -> dict[str, Any]:
         run = served.run(body)
         if not run.has_encoder:
             raise BadRequest("a GAN has no encoder: it cannot map a drawing to a code")
@@ -119,23 +221,21 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
             raise BadRequest(f"pixels must be a list of {h * w} numbers ({h}x{w}, row by row)")
         if not all(isinstance(p, int | float) and not isinstance(p, bool) and 0 <= p <= 1 for p in pixels):
             raise BadRequest("pixels must be numbers between 0 and 1")
-        x = torch.tensor(pixels, dtype=torch.float32).view(1, 1, h, w).expand(1, c, h, w)
+        x = torch.tensor([float(p) for p in pixels], dtype=torch.float32).view(1, 1, h, w).expand(1, c, h, w)
         y = run.label(body)
-        with torch.no_grad():
-            q = run.model.posterior(x, y)
-            reconstruction = run.decode(q.mean, y)[0]
+        q = run.model.posterior(x, y)
+        reconstruction = run.decode(q.mean, y)[0]
         out: dict[str, Any] = {"reconstruction": png_data_url(reconstruction, scale=4),
                                "point": run.to_pad(q.mean), "spread": float(q.stddev.mean())}
         if run.config["dataset"] in ("mnist", "fashion-mnist") and c == 1:
             from vaekit.classifier import load_classifier
 
-            with torch.no_grad():
-                probs = torch.softmax(load_classifier(run.config["dataset"])(x), -1)[0]
+            probs = torch.softmax(load_classifier(run.config["dataset"])(x), -1)[0]
             out["classifier"] = {"label": run.class_names[int(probs.argmax())], "probability": float(probs.max())}
-        return JSONResponse(out)
+        return out
 
-    async def sample(request: Request) -> JSONResponse:
-        body = await _body(request)
+    @torch.no_grad()
+    def sample(body: dict[str, Any]) -> dict[str, Any]:
         run = served.run(body)
         n = integer(body, "n", 1, MAX_IMAGES, default=16)
         temperature = number(body, "temperature", 0, 3, default=1.0)
@@ -144,12 +244,10 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
         if y is not None and hasattr(run.model, "prior") and run.has_encoder:
             prior = run.model.prior(y)
             z = prior.mean.expand(n, -1) + z * prior.stddev.expand(n, -1)
-        with torch.no_grad():
-            images = run.decode(z, y)
-        return JSONResponse({"images": [png_data_url(i, scale=2) for i in images]})
+        return {"images": [png_data_url(i, scale=2) for i in run.decode(z, y)]}
 
-    async def interpolate(request: Request) -> JSONResponse:
-        body = await _body(request)
+    @torch.no_grad()
+    def interpolate(body: dict[str, Any]) -> dict[str, Any]:
         run = served.run(body)
         steps = integer(body, "steps", 2, 20, default=10)
         source = body.get("source", "samples")
@@ -158,23 +256,20 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
             if not run.has_encoder:
                 raise BadRequest("a GAN has no encoder: interpolate between samples instead")
             pick = torch.randint(len(run.test_images), (2,), generator=_seeded(body))
-            with torch.no_grad():
-                ends = run.model.posterior(run.test_images[pick], None if y is None else y.expand(2)).mean
+            ends = run.model.posterior(run.test_images[pick], None if y is None else y.expand(2)).mean
         elif source == "samples":
             ends = torch.randn(2, run.model.latent_dim, generator=_seeded(body))
         else:
-            raise BadRequest(f"source must be samples or test; got {source!r}")
+            raise BadRequest(f"source must be samples or test; got {str(source)[:40]!r}")
         t = torch.linspace(0, 1, steps)[:, None]
-        with torch.no_grad():
-            images = run.decode((1 - t) * ends[0] + t * ends[1], y)
-        return JSONResponse({"images": [png_data_url(i, scale=2) for i in images]})
+        return {"images": [png_data_url(i, scale=2) for i in run.decode((1 - t) * ends[0] + t * ends[1], y)]}
 
     async def poem_forms(_request: Request) -> JSONResponse:
         from vaekit.poetry.themes import THEME_NAMES
 
         return JSONResponse({"forms": served.poem_forms(), "themed": served.themed_forms(), "themes": THEME_NAMES})
 
-    def _finish(texts: list[str], body: dict[str, Any]) -> list[list[str]]:
+    def _finish(texts: list[str], body: dict[str, Any]) -> dict[str, Any]:
         from vaekit.data.poetry import to_simplified
         from vaekit.poetry.verse import lines_of_text
 
@@ -182,48 +277,51 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None) ->
             raise BadRequest("simplified must be true or false")
         if body.get("simplified"):
             texts = to_simplified(texts)
-        return [lines_of_text(t) for t in texts]
+        return {"poems": [lines_of_text(t) for t in texts]}
 
-    async def poem(request: Request) -> JSONResponse:
-        from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, write
+    def poem(body: dict[str, Any]) -> dict[str, Any]:
+        from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, write
+        from vaekit.poetry.decode import rules_from_options
 
-        body = await _body(request)
         theme = text(body, "theme", 20)
         model = served.poem_model(body.get("form"), themed=theme is not None)
-        keywords = text(body, "keywords") or ""
-        rules = VerseRules(form=model.run_config.poem.form, template=text(body, "template") or "auto",
-                           rhyme=text(body, "rhyme") or "auto", acrostic=text(body, "acrostic"),
-                           first_line=text(body, "first_line"),
-                           keywords=tuple(k.strip() for k in keywords.replace("，", ",").split(",") if k.strip()))
-        texts = write(model, integer(body, "n", 1, 20, default=4), seed=integer(body, "seed", 0, 2**31 - 1, default=0),
+        rules = rules_from_options(model.run_config.poem.form, template=text(body, "template"),
+                                   rhyme=text(body, "rhyme"), acrostic=text(body, "acrostic"),
+                                   first_line=text(body, "first_line"), keywords=text(body, "keywords"))
+        texts = write(model, integer(body, "n", 1, 20, default=4), seed=integer(body, "seed", 0, MAX_SEED, default=0),
                       temperature=number(body, "temperature", 0, 2, default=DEFAULT_TEMPERATURE), rules=rules,
-                      top_p=DEFAULT_TOP_P,
-                      theme=theme)
-        return JSONResponse({"poems": _finish(texts, body)})
+                      top_p=DEFAULT_TOP_P, theme=theme)
+        return _finish(texts, body)
 
-    async def poem_interpolate(request: Request) -> JSONResponse:
+    def poem_interpolate(body: dict[str, Any]) -> dict[str, Any]:
         from vaekit.poetry import VerseRules
         from vaekit.poetry import interpolate as interpolate_poems
 
-        body = await _body(request)
         model = served.poem_model(body.get("form"))
         a, b = text(body, "a", 80), text(body, "b", 80)
         if a is None or b is None:
             raise BadRequest("a and b must both be poems")
         texts = interpolate_poems(model, a, b, steps=integer(body, "steps", 2, 12, default=6),
                                   rules=VerseRules(form=model.run_config.poem.form))  # as every poem the page writes
-        return JSONResponse({"poems": _finish(texts, body)})
+        return _finish(texts, body)
 
     async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400))
+
     async def internal(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server's log"}, status_code=500)
 
-    routes = [Route("/", index), Route("/api/runs", list_runs), Route("/api/decode", decode, methods=["POST"]),
-              Route("/api/encode", encode, methods=["POST"]), Route("/api/sample", sample, methods=["POST"]),
-              Route("/api/interpolate", interpolate, methods=["POST"]), Route("/api/poems", poem_forms),
-              Route("/api/poem", poem, methods=["POST"]),
-              Route("/api/poem/interpolate", poem_interpolate, methods=["POST"]),
+    routes = [Route("/", index), Route("/favicon.ico", favicon), Route("/api/runs", list_runs),
+              Route("/api/decode", endpoint(decode), methods=["POST"]),
+              Route("/api/encode", endpoint(encode), methods=["POST"]),
+              Route("/api/sample", endpoint(sample), methods=["POST"]),
+              Route("/api/interpolate", endpoint(interpolate), methods=["POST"]), Route("/api/poems", poem_forms),
+              Route("/api/poem", endpoint(poem), methods=["POST"]),
+              Route("/api/poem/interpolate", endpoint(poem_interpolate), methods=["POST"]),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    return Starlette(routes=routes, exception_handlers={ValueError: bad_request, Exception: internal})
+    app = Starlette(routes=routes, exception_handlers={Refused: refused, ValueError: bad_request,
+                                                       Exception: internal})
+    return Guard(app, host, port)

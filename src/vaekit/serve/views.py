@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["BadRequest", "RunView", "png_data_url", "number", "integer", "text", "EXTRA_DIRECTIONS"]
+__all__ = ["BadRequest", "Refused", "RunView", "png_data_url", "number", "integer", "text", "EXTRA_DIRECTIONS"]
 
 EXTRA_DIRECTIONS = 3  # sliders beyond the pad's two axes
 CODES_SHOWN = 1000
@@ -26,13 +26,29 @@ class BadRequest(ValueError):
     """An input the page or a script sent that cannot be used; answered with HTTP 400 and this sentence."""
 
 
+class Refused(Exception):
+    """A request the server will not take (403 forbidden, 413 too large, 503 busy); answered with its status and
+    this sentence."""
+
+    def __init__(self, status: int, sentence: str):
+        super().__init__(sentence)
+        self.status = status
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, cut short: a message never echoes a whole request."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def number(body: dict[str, Any], key: str, low: float, high: float, default: float | None = None) -> float:
     """A finite number in [low, high] from a JSON body."""
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(f"{key} must be a number between {low:g} and {high:g}; got {value!r}")
-    if not low <= value <= high:
-        raise BadRequest(f"{key} must be between {low:g} and {high:g}; got {value:g}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise BadRequest(f"{key} must be a number between {low:g} and {high:g}; got {_shown(value)}")
+    if not low <= value <= high:  # compared exactly: an integer too large for a float is out of range, not an error
+        raise BadRequest(f"{key} must be between {low:g} and {high:g}; got {_shown(value)}")
     return float(value)
 
 
@@ -40,9 +56,9 @@ def integer(body: dict[str, Any], key: str, low: int, high: int, default: int | 
     """A whole number in [low, high] from a JSON body."""
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{key} must be a whole number between {low} and {high}; got {value!r}")
+        raise BadRequest(f"{key} must be a whole number between {low} and {high}; got {_shown(value)}")
     if not low <= value <= high:
-        raise BadRequest(f"{key} must be between {low} and {high}; got {value}")
+        raise BadRequest(f"{key} must be between {low} and {high}; got {_shown(value)}")
     return value
 
 
