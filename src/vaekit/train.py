@@ -208,15 +208,18 @@ class Trainer:
             self.close()
             raise
 
-    def close(self) -> None:
+    def close(self, together: bool = False) -> None:
         """Release the run directory for other processes and leave the process group (done by `fit`, and by the
-        OS if the process dies)."""
+        OS if the process dies); `together` (a run that finished on every rank) waits for the other ranks first."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
         if self.dist.world_size > 1 and dist.is_initialized():
             # torch asks for this before exit: gloo's threads left to the interpreter's teardown once aborted a
-            # rank after training had finished ("terminate called without an active exception", SIGABRT)
+            # rank after training had finished ("terminate called without an active exception", SIGABRT), and so
+            # did a rank leaving while rank 0 still wrote its figures: the barrier has every rank leave at once
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
     def _decide_resume(self, resume: bool) -> bool:
@@ -513,14 +516,17 @@ class Trainer:
 
         `on_epoch_end(trainer, metrics)` runs on rank 0 after each checkpoint (benchmarks take snapshots there).
         """
+        finished = False
         try:
-            return self._fit(on_epoch_end)
+            result = self._fit(on_epoch_end)
+            finished = True
+            return result
         finally:
             if self.writer is not None:
                 self.writer.close()
             if self.mlflow is not None:
                 self.mlflow.finish()
-            self.close()
+            self.close(together=finished)
 
     def _fit(self, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None) -> dict[str, Any]:
         cfg = self.config
