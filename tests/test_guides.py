@@ -71,6 +71,36 @@ def test_colour_images_get_a_colour_likelihood_and_keep_their_colour(colour_run)
     assert float(spread) > 0.5 * float(x.std(dim=1).mean())
 
 
+def test_own_colour_images_keep_their_colour_at_the_default_flags(tmp_path, capsys):
+    data = colour_folder(tmp_path / "shapes", per_class=100)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "folder", "--data-dir", str(data), "--image-size", "16", "--channels", "3",
+                 "--run-dir", str(run), "--no-tensorboard"]) == 0  # nothing else: the epochs follow the data
+    out = capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    steps = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert steps >= 500 and config["optim"]["epochs"] > 10 and "chose epochs" in out and "left" in out
+    assert len([line for line in out.splitlines() if line.startswith("epoch ")]) <= 26  # thinned, not 500 lines
+    from vaekit.data import load_dataset
+
+    x = load_dataset("folder", str(data), 16, 3, 0).valid.images
+    recon = vaekit.load(run).reconstruct(x)
+    assert float(recon.std(dim=1).mean()) >= 0.6 * float(x.std(dim=1).mean())  # colour, not grey
+
+
+def test_epochs_follow_the_data_only_where_nothing_else_says():
+    mnist = TrainConfig.from_flat()
+    mnist.follow_data(50_000)
+    assert mnist.optim.epochs == 10  # ten epochs of MNIST are already 3,900 steps
+    folder = TrainConfig.from_flat(dataset="folder", data_dir="x")
+    folder.follow_data(1_200)
+    assert folder.optim.epochs == 112 and "1,008 steps" in folder.chosen["epochs"]
+    for given in (TrainConfig.from_flat(dataset="folder", data_dir="x", epochs=3),
+                  TrainConfig.from_flat(dataset="folder", data_dir="x", train_size=500)):  # a quick run stays quick
+        given.follow_data(1_200)
+        assert given.optim.epochs == (3 if given.data.train_size is None else 10)
+
+
 def test_bernoulli_on_colour_images_warns(colour_run, capsys, tmp_path):
     _, data = colour_run
     assert main(["train", "--dataset", "folder", "--data-dir", str(data), "--image-size", "16", "--channels", "3",

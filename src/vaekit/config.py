@@ -179,7 +179,12 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": 
 TOP_LEVEL = {"task": "str", "chosen": "dict[str, str] | None", "class_names": "list[str] | None",
              "restarts": "list[int] | None"}
 # settings that follow the data or the model unless given (None in a flat dict means "not given")
-RESOLVED = ("binarization", "likelihood", "learn_scale", "scale_per", "norm", "beta", "lr")
+RESOLVED = ("binarization", "likelihood", "learn_scale", "scale_per", "norm", "beta", "lr", "epochs")
+# Unless given, an image run trains at least DEFAULT_EPOCHS epochs and MIN_STEPS optimizer steps: ten epochs of
+# MNIST are 3,900 steps, but ten of a folder of 1,200 images are 90, after which colour is still grey
+# (benchmarks/own_images.py measures it). A run on --train-size N is a quick run: it keeps DEFAULT_EPOCHS.
+DEFAULT_EPOCHS, MIN_STEPS, MAX_FOLLOWED_EPOCHS = 10, 1000, 500  # a folder of a few hundred images: 500 epochs
+EPOCHS_FOLLOW_DATA = f"at least {DEFAULT_EPOCHS} epochs and {MIN_STEPS:,} optimizer steps, counted once the data is read"
 _SHARED = ("train_size", "eval_size")  # in the data section for images, in the poem section for poems
 
 
@@ -332,6 +337,17 @@ class TrainConfig:
         """Whether the model takes the label y (a CVAE, or a conditional GAN)."""
         return self.model.uses_labels
 
+    def follow_data(self, train_count: int) -> None:
+        """Fix the settings that wait for the data's size: the epochs, where they follow the data (see MIN_STEPS)."""
+        if (self.chosen or {}).get("epochs") != EPOCHS_FOLLOW_DATA:
+            return
+        steps = max(1, train_count // self.optim.batch_size)
+        epochs = min(MAX_FOLLOWED_EPOCHS, max(DEFAULT_EPOCHS, -(-MIN_STEPS // steps)))
+        self.optim.epochs = epochs
+        self.chosen["epochs"] = (f"{train_count:,} training images in batches of {self.optim.batch_size}: {epochs} "
+                                 f"epochs = {epochs * steps:,} steps (at least {DEFAULT_EPOCHS} epochs and "
+                                 f"{MIN_STEPS:,} steps, at most {MAX_FOLLOWED_EPOCHS} epochs; --epochs sets them)")
+
     def model_config(self) -> ModelConfig:
         """The model's settings, once the data has filled in the image shape and the number of classes."""
         if self.model.image_shape is None or self.model.num_classes is None:
@@ -353,6 +369,10 @@ def _resolve(task: str, parts: dict[str, dict[str, Any]]) -> dict[str, str]:
     if "lr" not in optim:
         optim["lr"] = 2e-4 if kind == "gan" else 1e-3
     chosen: dict[str, str] = {}
+    if "epochs" not in optim:
+        optim["epochs"] = DEFAULT_EPOCHS
+        if task == "images" and parts["data"].get("train_size") is None:
+            chosen["epochs"] = EPOCHS_FOLLOW_DATA
     if task == "images":
         chosen.update(_data_defaults(parts["data"], model))
     if "beta" not in model:

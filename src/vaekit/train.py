@@ -183,6 +183,15 @@ def _check_model_size(task: Any) -> None:
                           "--width, --latent-dim or --embedding-dim")
 
 
+def _duration(seconds: float) -> str:
+    """A time left as a person says it: 40 s, 3 min, 1 h 20 min."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {seconds % 3600 / 60:.0f} min"
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
 
@@ -242,6 +251,8 @@ class Trainer:
             torch.set_flush_denormal(True)
         self.task = make_task(config, self.run_dir if resume else None)
         self.data = getattr(self.task, "data", None)
+        if not resume:
+            config.follow_data(len(self.task.train[0]))
         if self.data is not None:  # always say where the data came from: a wrong folder must not pass unnoticed
             self.log(f"data: {self.data.name} from {self.data.source} ({len(self.task.train[0]):,} training images, "
                      f"{len(self.task.valid[0]):,} validation)")
@@ -280,6 +291,7 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0
         self._clock_start: float | None = None
+        self._epochs_timed = 0
         self._loss_level: float | None = None  # running level of the training loss, to catch explosions
         self.schedulers = [LRSchedule(opt, self._lr_factor) for opt in self.optimizers]
         self.scheduler = self.schedulers[0]
@@ -535,9 +547,11 @@ class Trainer:
         metrics: dict[str, Any] = {}
         if self.epoch >= cfg.optim.epochs:
             self.log(f"{self.run_dir}: already trained for {self.epoch} epochs; raise --epochs to train further")
+        self._epochs_timed = 0  # epochs trained in this process: the time left is estimated from them
         while self.epoch < cfg.optim.epochs:
             train_metrics, timed_out = self._train_epoch(deadline)
             self.epoch += 1
+            self._epochs_timed += 1
             metrics = {"epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
                        "beta": self.beta_at(self.step), **train_metrics}
             if self.dist.is_main:
@@ -577,8 +591,17 @@ class Trainer:
             summary = f"valid elbo {metrics['valid_elbo']:.2f} nats"
         else:
             summary = f"valid log-likelihood {metrics['valid_log_likelihood']:.2f} nats"
-        self.log(f"epoch {self.epoch}/{self.config.optim.epochs}  loss {metrics['train_loss']:.2f}  {summary}"
-                 f"  {metrics['images_per_s']:,.0f} img/s")
+        left = ""
+        if self.epoch < self.config.optim.epochs and self._epochs_timed:
+            seconds = (time.perf_counter() - self._clock_start) / self._epochs_timed * (self.config.optim.epochs
+                                                                                       - self.epoch)
+            if self.config.optim.max_minutes is not None:  # the time budget ends the run first
+                seconds = min(seconds, 60.0 * self.config.optim.max_minutes - (time.perf_counter() - self._clock_start))
+            left = f"  about {_duration(seconds)} left"
+        stride = -(-self.config.optim.epochs // 25) if self.config.optim.epochs > 50 else 1  # about 25 lines a run
+        if self.epoch % stride == 0 or self.epoch == self.config.optim.epochs:
+            self.log(f"epoch {self.epoch}/{self.config.optim.epochs}  loss {metrics['train_loss']:.2f}  {summary}"
+                     f"  {metrics['images_per_s']:,.0f} img/s{left}")
 
     def _checkpoint(self, metrics: dict[str, Any], complete: bool) -> None:
         state = {"optimizers": [opt.state_dict() for opt in self.optimizers],

@@ -14,7 +14,23 @@ from vaekit import __version__
 from vaekit.cli import inspect, poem, serve, train
 from vaekit.cli.options import HelpFormatter
 
-__all__ = ["build_parser", "main", "console"]
+__all__ = ["build_parser", "main", "console", "GUIDE"]
+
+GUIDE = """vaekit: train, evaluate and explore the variational-autoencoder family, and write classical Chinese poems.
+
+First steps:
+  vaekit demo                                   train the flagship conv VAE on MNIST (a few minutes), draw it
+  vaekit poem write -n 3                        three quatrains that keep the rules of verse (a shipped model)
+
+Commands:
+  train        train a model: vae, iwae, ae, cvae or gan, on MNIST, Fashion-MNIST or a folder of your images
+  evaluate     test ELBO and the importance-sampled NLL (nats, bits/dim) of a run
+  sample, reconstruct, interpolate, manifold, latent
+               figures of a run, written into RUN/figures/
+  serve        a local web page over runs: latent explorer, drawing, samples, poems
+  poem         write, interpolate, evaluate and train poem models
+
+`vaekit COMMAND --help` lists a command's options with examples; docs/tutorial.md walks the ideas in order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     `--debug` (anywhere on the line) shows the traceback instead.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # `vaekit` alone: what it is and the two first steps, not a usage error
+        print(GUIDE)
+        return 0
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     collecting = gc.isenabled()
