@@ -37,6 +37,7 @@ if __name__ == "__main__":
         run("peers.py")  # installs pytorch/examples' and Pythae's needs into benchmarks/.peers-venv first
         run("serve_latency.py")
         run("likelihoods.py", "--minutes", "3")  # 8 runs of 3 minutes, two at a time
+        run("own_images.py")  # a folder of colour shapes at the default flags: about a minute
         run("cvae.py", "--minutes", "10")
         if (Path.home() / ".cache" / "vaekit" / "chinese-poetry").is_dir():
             run("poems.py", "-n", "1000")

@@ -6,7 +6,7 @@
 - "both" (the default): the label enters encoder, decoder and prior (Sohn et al.'s conditional prior p(z|y), here
   a learned mean per class): the decoder reads y, and z drawn for y also lies in y's region. On Fashion-MNIST it
   drew the class asked for 90% of the time after 10 one-core minutes, against 87% (prior) and 65% (input,
-  beta 3); see benchmarks/NOTES.md.
+  beta 3); see docs/history.md.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class ConvEncoder(_LabelPlanes):
     """The classic encoder: two stride-2 3x3 convolutions (32, 64 channels), then a linear output.
 
     `norm="batch"` puts batch norm after each convolution: on colour shapes an autoencoder so built fitted colour
-    within 1,000 steps, where without it reconstructions were still grey (benchmarks/NOTES.md).
+    within 1,000 steps, where without it reconstructions were still grey (docs/history.md).
     """
 
     def __init__(self, in_shape: Sequence[int], out_dim: int, channels: Sequence[int] = (32, 64), cond_dim: int = 0,

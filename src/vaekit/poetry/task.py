@@ -68,7 +68,7 @@ def long_stanza_items(config: TrainConfig, poems: list[Poem] | None = None) -> l
     These only ever train: the held-out poems stay the quatrains and regulated halves that `corpus_items` splits,
     so models trained with and without them are measured on the same poems. They take the catch-all theme, not
     their title's: a middle stanza of a long poem carries its title's theme too faintly to teach the themed CVAE
-    what the theme looks like (labelled by title, the CVAE wrote to its theme less often: NOTES.md).
+    what the theme looks like (labelled by title, the CVAE wrote to its theme less often: docs/history.md).
     """
     if config.poem.form not in ("quatrain", "quatrain7"):
         return []

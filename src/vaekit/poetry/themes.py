@@ -3,7 +3,7 @@
 The rule: a poem's theme is the first of THEMES whose marker characters occur in its title (so 秋夜送友 is a
 farewell poem: parting is what the poem is for, the season is its setting); a title with none is `other`.
 Both four-line halves of a regulated poem take its title's theme; the four-line stanzas of longer poems, which
-train beside them, are `other` (a middle stanza carries its title's theme too faintly: benchmarks/NOTES.md).
+train beside them, are `other` (a middle stanza carries its title's theme too faintly: docs/history.md).
 
 The classifier is the yardstick for the themed CVAE, as the digit classifier is for the image CVAE: trained on
 the texts (not the titles) of the training split, class-balanced, it reads poems written to each theme.
