@@ -18,6 +18,7 @@ import math
 import random
 from collections import Counter, defaultdict
 
+import vaekit
 from common import machine, write_result
 
 BOS = "<s>"
@@ -77,10 +78,9 @@ def main() -> None:
     parser.add_argument("--orders", default="2,3,4,5")
     args = parser.parse_args()
     from vaekit.data.poetry import UNK
-    from vaekit.poetry import load_poem_model
     from vaekit.poetry.task import split_items
 
-    model = load_poem_model("quatrain")
+    model = vaekit.load("quatrain")
     train_items, held_items = split_items(model.run_config)
     known = set(model.vocab.chars)
     train, held = ([[c if c in known else UNK for c in t] for t, _ in items] for items in (train_items, held_items))

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import vaekit
 from common import RESULTS, machine, write_result
 
 RUNS = RESULTS / "poem_ablation"
@@ -64,12 +65,11 @@ def measure(name: str, iwae_poems: int, k: int) -> dict:
 
     import torch
 
-    from vaekit.poetry import load_poem_model
     from vaekit.poetry.metrics import fit
     from vaekit.poetry.task import split_items
 
     torch.manual_seed(0)
-    model = load_poem_model(run=RUNS / name)
+    model = vaekit.load(RUNS / name)
     _, held = split_items(model.run_config)
     result = fit(model, model.vocab.encode([t for t, _ in held]), iwae_poems=iwae_poems, k=k)
     last = [json.loads(line) for line in (RUNS / name / "metrics.jsonl").read_text().splitlines()][-1]

@@ -23,9 +23,9 @@ import time
 
 import torch
 
+import vaekit
 from common import RESULTS, keep_other_rows, machine, write_result
 from vaekit.evaluate import estimate_nll
-from vaekit.poetry import load_poem_model
 from vaekit.poetry.refit import optimise_posteriors, posterior_elbo
 from vaekit.poetry.task import split_items
 
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--fits", default="encoder,diagonal,full,diagonal@0.9,diagonal@0.6")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = load_poem_model(args.form).float().eval()
+    model = vaekit.load(args.form).float().eval()
     _, held_items = split_items(model.run_config)
     held = model.vocab.encode([t for t, _ in held_items])[: args.poems]
     rows = []

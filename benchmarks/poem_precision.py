@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 
+import vaekit
 from common import RESULTS, write_result
 
 RUNS = RESULTS / "poem_precision"
@@ -38,12 +39,11 @@ def measure(precision: str, iwae_poems: int, k: int) -> dict:
     """The held-out fit of one run, with the epochs and seconds its budget bought."""
     import torch
 
-    from vaekit.poetry import load_poem_model
     from vaekit.poetry.metrics import fit
     from vaekit.poetry.task import split_items
 
     torch.manual_seed(0)
-    model = load_poem_model(run=RUNS / precision)
+    model = vaekit.load(RUNS / precision)
     _, held = split_items(model.run_config)
     result = fit(model, model.vocab.encode([t for t, _ in held]), iwae_poems=iwae_poems, k=k)
     rows = [json.loads(line) for line in (RUNS / precision / "metrics.jsonl").read_text().splitlines()]

@@ -15,8 +15,9 @@ import argparse
 import random
 import time
 
+import vaekit
 from common import keep_other_rows, write_result
-from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, load_poem_model, poem_scores, write
+from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, poem_scores, write
 from vaekit.poetry.decode import DEFAULT_REPEAT_PENALTY
 from vaekit.poetry.metrics import distinct_n, repetition, template_fit_share
 from vaekit.poetry.task import split_items
@@ -37,7 +38,7 @@ def main() -> None:
     penalties = [float(p) for p in args.penalties.split(",")]
     rows = []
     for form in args.forms.split(","):
-        model = load_poem_model(form)
+        model = vaekit.load(form)
         _, held = split_items(model.run_config)
         tang = random.Random(0).sample([t for t, _ in held], min(args.n, len(held)))
         rows.append({"form": form, "setting": "Tang poems (held out)", **measure(tang),

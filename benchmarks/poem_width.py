@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+import vaekit
 from common import RESULTS, keep_other_rows, machine, write_result
 
 RUNS = RESULTS / "poem_width"
@@ -80,11 +81,10 @@ def how_trained(run: Path) -> dict[str, object]:
 
 
 def measure(size: str, run: Path) -> dict[str, object]:
-    from vaekit.poetry import load_poem_model
     from vaekit.poetry.metrics import fit, interpolation_overlap
     from vaekit.poetry.task import split_items
 
-    model = load_poem_model(run=run)
+    model = vaekit.load(run)
     config = model.run_config
     _, held_items = split_items(config)
     held = model.vocab.encode([t for t, _ in held_items])

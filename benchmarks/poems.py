@@ -15,8 +15,9 @@ import time
 
 import torch
 
+import vaekit
 from common import RESULTS, keep_other_rows, write_result
-from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, load_poem_model, shipped_model_dir, write
+from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, shipped_model_dir, write
 from vaekit.poetry.evaluate import evaluate_poems
 from vaekit.poetry.themes import classifier_dir
 from vaekit.runs import atomic_write_text
@@ -53,7 +54,7 @@ def main() -> None:
         form, themed = name.removesuffix("-themed"), name.endswith("-themed")
         if not (shipped_model_dir(form, themed) / "model.safetensors").is_file():
             continue
-        model = load_poem_model(form, themed=themed)
+        model = vaekit.load(f"{form}-themed" if themed else form)
         start = time.perf_counter()
         result = evaluate_poems(model, args.corpus, n=args.n)
         result["seconds"] = time.perf_counter() - start

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import vaekit
+
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "golden_poems.json"
 PAIR = {"couplet": ["床前明月光疑是地上霜", "舉頭望明月低頭思故鄉"],
         "quatrain": ["床前明月光疑是地上霜舉頭望明月低頭思故鄉", "白日依山盡黃河入海流欲窮千里目更上一層樓"],
@@ -37,10 +39,10 @@ def cases() -> list[dict]:
 
 def run_case(case: dict) -> list[str]:
     """The poems one recorded call writes, through the library as the command line calls it."""
-    from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, interpolate, load_poem_model, write
+    from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, interpolate, write
     from vaekit.poetry.decode import rules_from_options
 
-    model = load_poem_model(case["form"], themed="theme" in case)
+    model = vaekit.load(case["form"] + ("-themed" if "theme" in case else ""))
     if "interpolate" in case:
         a, b = case["interpolate"]
         return interpolate(model, a, b, steps=case["steps"], rules=VerseRules(form=case["form"]))

@@ -30,7 +30,8 @@ import time
 import torch
 from safetensors.torch import save_file
 
-from vaekit.poetry import load_poem_model, shipped_model_dir
+import vaekit
+from vaekit.poetry import shipped_model_dir
 from vaekit.poetry.metrics import fit
 from vaekit.poetry.refit import fit_prior, refit_encoder
 from vaekit.poetry.task import split_items
@@ -63,7 +64,7 @@ if __name__ == "__main__":
     if not 0 <= args.word_dropout < 1:
         parser.error(f"--word-dropout is a rate in [0, 1), got {args.word_dropout}")
     torch.manual_seed(args.seed)
-    model = load_poem_model(args.form, themed=args.themed).float()
+    model = vaekit.load(f"{args.form}-themed" if args.themed else args.form).float()
     if getattr(model, "decoder_kind", "") != "causal":
         raise SystemExit("refit_poem_encoder: only the causal models are refitted here")
     config = model.run_config

@@ -43,7 +43,7 @@ if __name__ == "__main__":
     for name in FILES:
         shutil.copyfile(run / name, out / name)
     # the themed CVAE and its form's model train on the same stanzas: their training-line hashes ship once, beside
-    # the form's model, and the themed one reads them there (vaekit.poetry.load_poem_model)
+    # the form's model, and the themed one reads them there (vaekit.load)
     plain, themed = shipped_model_dir(args.form) / LINES_FILE, shipped_model_dir(args.form, True) / LINES_FILE
     if args.themed and plain.is_file() and filecmp.cmp(plain, out / LINES_FILE, shallow=False):
         (out / LINES_FILE).unlink()

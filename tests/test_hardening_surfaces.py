@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
+import vaekit
 from vaekit.cli import main
 from vaekit.config import MAX_CONFIG_BYTES, ConfigError, TrainConfig, load_config_file
 from vaekit.data import DataError
 from vaekit.data.folder import load_folder_arrays
-from vaekit.poetry import VerseRules, load_poem_model, write
+from vaekit.poetry import VerseRules, write
 from vaekit.poetry.decode import MAX_CANDIDATES, ConstraintError, check_sampling, rules_from_options
 from vaekit.poetry.verse import check, has_doubled_character
 
@@ -65,7 +66,7 @@ def test_poem_interpolate_refuses_a_seed_out_of_range(capsys):
 
 
 def test_a_first_line_that_cannot_rhyme_is_refused_by_the_library_too():
-    model = load_poem_model("quatrain")
+    model = vaekit.load("quatrain")
     with pytest.raises(ConstraintError, match="does not rhyme"):
         write(model, 2, seed=0, temperature=0.85, rules=VerseRules("quatrain", template="平起首句入韵",
                                                                    first_line="白日依山盡"))
@@ -77,7 +78,7 @@ def test_a_first_line_that_cannot_rhyme_is_refused_by_the_library_too():
 @pytest.mark.parametrize("settings", [{"temperature": 10.0}, {"temperature": 0.01},
                                       {"temperature": 0.85, "repeat_penalty": 100.0}, {"temperature": 0.0}])
 def test_the_extremes_still_in_range_keep_every_rule(settings):
-    model = load_poem_model("quatrain")
+    model = vaekit.load("quatrain")
     poems = write(model, 64, seed=7, rules=VerseRules("quatrain"), top_p=0.95, **settings)
     assert len(poems) == 64
     for poem in poems:
@@ -104,7 +105,7 @@ def test_rules_read_alike_on_the_command_line_and_the_page():
     assert rules.max_uses is None
     blank = rules_from_options("quatrain", template="", rhyme=None)
     assert blank.template == "auto" and blank.rhyme == "auto" and blank.max_uses == 2
-    poems = write(load_poem_model("quatrain"), 6, seed=3, temperature=0.85, rules=rules)
+    poems = write(vaekit.load("quatrain"), 6, seed=3, temperature=0.85, rules=rules)
     assert all(all(k in p for k in "月山水") for p in poems)
 
 

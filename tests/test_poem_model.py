@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import vaekit
 from vaekit.config import TrainConfig
 from vaekit.objectives import elbo, iwae_bound
 from vaekit.poetry import VerseRules, write
@@ -101,7 +102,6 @@ def test_under_bf16_autocast_the_poem_terms_stay_fp32_and_near_the_exact_ones():
 
 @pytest.fixture(scope="module")
 def fixture_causal_model(tmp_path_factory):
-    from vaekit.poetry import load_poem_model
 
     run = tmp_path_factory.mktemp("causal") / "run"
     cfg = TrainConfig.from_flat(task="poem", model="vae", run_dir=str(run), form="quatrain", corpus_dir=str(FIXTURE),
@@ -109,7 +109,7 @@ def fixture_causal_model(tmp_path_factory):
                       decoder_layers=3, free_bits=0.5, device="cpu", tensorboard=False)
     metrics = Trainer(cfg, log=lambda _m: None).fit()
     assert metrics["epoch"] == 3
-    return load_poem_model(run=run)
+    return vaekit.load(run)
 
 
 def test_constrained_decoding_drives_the_causal_model_over_many_seeds(fixture_causal_model):

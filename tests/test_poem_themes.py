@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
+import vaekit
 from vaekit.config import TrainConfig
 from vaekit.data.errors import DataError
 from vaekit.objectives import elbo
-from vaekit.poetry import VerseRules, load_poem_model, write
+from vaekit.poetry import VerseRules, write
 from vaekit.poetry.metrics import fit, interpolation_overlap
 from vaekit.poetry.model import PoemVAE
 from vaekit.poetry.themes import THEME_NAMES, theme_accuracy, theme_index, theme_of, train_theme_classifier
@@ -166,7 +167,7 @@ def themed_run(tmp_path_factory):
 
 
 def test_a_themed_model_reads_its_theme_and_keeps_the_rules(themed_run):
-    m = load_poem_model(run=themed_run)
+    m = vaekit.load(themed_run)
     assert m.uses_labels and m.run_config.class_names == list(THEME_NAMES)
     z, x = torch.randn(4, 8), m.vocab.encode(["床前明月光疑是地上霜舉頭望明月低頭思故鄉"] * 4)
     spring = m.causal_logits(z, x[:, :-1], torch.full((4,), theme_index("spring")))
@@ -178,7 +179,7 @@ def test_a_themed_model_reads_its_theme_and_keeps_the_rules(themed_run):
     with pytest.raises(DataError, match="theme must be one of"):
         write(m, 1, theme="winter")
     with pytest.raises(DataError, match="no themes"):
-        write(load_poem_model("quatrain"), 1, theme="autumn")
+        write(vaekit.load("quatrain"), 1, theme="autumn")
 
 
 def test_the_prior_scheme_draws_each_theme_around_its_own_mean():
@@ -208,9 +209,9 @@ def test_the_theme_classifier_learns_the_title_rule_from_text(tmp_path):
 
 
 def test_fit_reports_the_iwae_perplexity_tighter_than_the_bound(themed_run):
-    from vaekit.poetry import load_poem_model as load
+    from vaekit import load
 
-    m = load(run=themed_run)
+    m = load(themed_run)
     held = m.vocab.encode(["床前明月光疑是地上霜舉頭望明月低頭思故鄉", "白日依山盡黃河入海流欲窮千里目更上一層樓"] * 3)
     torch.manual_seed(0)
     result = fit(m, held, labels=torch.tensor([4, 5] * 3), iwae_poems=6, k=64)
@@ -221,9 +222,9 @@ def test_fit_reports_the_iwae_perplexity_tighter_than_the_bound(themed_run):
 
 def test_fit_averages_the_elbo_over_its_draws_of_z(themed_run):
     """fit's bound with two draws of z is the mean of two one-draw bounds taken in turn from the same seed."""
-    from vaekit.poetry import load_poem_model as load
+    from vaekit import load
 
-    m = load(run=themed_run)
+    m = load(themed_run)
     held = m.vocab.encode(["床前明月光疑是地上霜舉頭望明月低頭思故鄉", "白日依山盡黃河入海流欲窮千里目更上一層樓"] * 3)
     labels = torch.tensor([4, 5] * 3)
     torch.manual_seed(0)
@@ -268,7 +269,7 @@ def test_the_shipped_themed_model_reads_its_forms_training_lines():
     from vaekit.poetry import LINES_FILE, shipped_model_dir
 
     assert not (shipped_model_dir("quatrain", themed=True) / LINES_FILE).exists()  # one copy of the hashes ships
-    themed, plain = load_poem_model("quatrain", themed=True), load_poem_model("quatrain")
+    themed, plain = vaekit.load("quatrain-themed"), vaekit.load("quatrain")
     assert themed.corpus_lines is not None and np.array_equal(themed.corpus_lines.hashes, plain.corpus_lines.hashes)
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import vaekit
 from vaekit.cli import main
 from vaekit.config import TrainConfig
 from vaekit.data import DataError
 from vaekit.data.poetry import UNK, Vocabulary, extract_form, fetch_corpus, find_corpus, load_poems, load_strains
-from vaekit.poetry import format_poem, load_poem_model, shipped_model_dir, write
+from vaekit.poetry import format_poem, shipped_model_dir, write
 from vaekit.poetry.metrics import distinct_n, novelty, rhyme_share
 from vaekit.poetry.model import PoemVAE
 from vaekit.poetry.task import PoemTask
@@ -103,7 +104,7 @@ def test_training_through_the_shared_trainer_lowers_the_loss_and_writes_well_for
     trainer.fit()
     rows = [json.loads(line) for line in (tmp_path / "poem" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] - 10
-    model = load_poem_model(run=tmp_path / "poem")
+    model = vaekit.load(tmp_path / "poem")
     poems = write(model, 20, seed=1)
     assert len(poems) == 20 and all(len(p) == 20 and UNK not in p for p in poems)
     assert all(c in model.vocab.index for p in poems for c in p)

@@ -6,9 +6,10 @@ from collections import Counter
 import pytest
 import torch
 
+import vaekit
 from vaekit.cli import main
 from vaekit.data.poetry import UNK, to_simplified
-from vaekit.poetry import ConstraintError, VerseRules, interpolate, load_poem_model, poem_scores, write
+from vaekit.poetry import ConstraintError, VerseRules, interpolate, poem_scores, write
 from vaekit.poetry.decode import LineSet, decode
 from vaekit.poetry.verse import check, has_doubled_character, lines_of_text, pingshui, rhyme_groups, templates, tones
 
@@ -21,7 +22,7 @@ CHUN_XIAO = "春眠不覺曉處處聞啼鳥夜來風雨聲花落知多少"  # �
 
 @pytest.fixture(scope="module")
 def quatrain():
-    return load_poem_model("quatrain")
+    return vaekit.load("quatrain")
 
 
 def test_the_rhyme_book_keeps_the_entering_tone():

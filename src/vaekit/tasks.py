@@ -12,11 +12,11 @@ import torch
 from torch import Tensor
 
 from vaekit.config import TrainConfig
-from vaekit.data import binarize, load_dataset
+from vaekit.data import DataError, binarize, load_dataset
 from vaekit.evaluate import eval_images
 from vaekit.models import build_model
 
-__all__ = ["Task", "ImageTask", "make_task", "model_for_run", "load"]
+__all__ = ["Task", "ImageTask", "make_task", "read_settings", "load", "shipped_names"]
 
 
 class Task(Protocol):
@@ -69,7 +69,7 @@ def make_task(config: TrainConfig, run_dir: Path | None = None) -> Task:
     return ImageTask(config)
 
 
-def model_for_run(config: TrainConfig, run_dir: Path) -> torch.nn.Module:
+def _model_for_run(config: TrainConfig, run_dir: Path) -> torch.nn.Module:
     """An untrained model of the shape a saved run describes (for loading its weights)."""
     if config.task == "poem":
         from vaekit.poetry.task import poem_model_for_run
@@ -86,12 +86,49 @@ def read_settings(run_dir: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(read_run_config(run_dir), source=str(run_dir / "config.json"))
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The trained model of a run directory, in eval mode: the contract outside code relies on."""
+def shipped_names() -> list[str]:
+    """The names of the models shipped in the package: each poem form with a model, and FORM-themed."""
+    from vaekit.data.poetry import FORMS
+    from vaekit.poetry import shipped_model_dir
+
+    return [f"{form}{suffix}" for form in FORMS for suffix, themed in (("", False), ("-themed", True))
+            if (shipped_model_dir(form, themed) / "config.json").is_file()]
+
+
+def _where(path_or_name: str | Path) -> tuple[Path, Path]:
+    """The run directory a path or a shipped model's name means, and where its training lines' hashes are (a
+    shipped themed model shares its form's)."""
+    from vaekit.data.poetry import FORMS
+    from vaekit.poetry import shipped_model_dir
+    from vaekit.poetry.decode import LINES_FILE
+
+    path = Path(path_or_name)
+    name = str(path_or_name)
+    form, themed = (name.removesuffix("-themed"), name.endswith("-themed"))
+    if path.exists() or form not in FORMS:  # a run directory (read_settings says plainly what is wrong with it)
+        return path, path / LINES_FILE
+    run = shipped_model_dir(form, themed)
+    if not (run / "config.json").is_file():
+        what, flag = ("themed ", " --themed") if themed else ("", "")
+        raise DataError(f"vaekit ships no {what}{form} model; train one with `vaekit poem train --form {form}{flag}` "
+                        "and pass --run DIR")
+    lines = run / LINES_FILE
+    if themed and not lines.is_file():  # the themed CVAE trained on its form's stanzas: no second copy of the hashes
+        lines = shipped_model_dir(form) / LINES_FILE
+    return run, lines
+
+
+def load(path_or_name: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The trained model of a run directory, or of a model shipped in the package by name ("quatrain",
+    "quatrain-themed", ...), in eval mode: the one loader, and the contract outside code relies on. A poem model
+    carries its vocabulary (`.vocab`), settings (`.run_config`) and its training lines' hashes (`.corpus_lines`)."""
+    from vaekit.poetry.decode import LineSet
     from vaekit.runs import load_weights
 
-    run_dir = Path(run_dir)
+    run_dir, lines = _where(path_or_name)
     config = read_settings(run_dir)
-    model = model_for_run(config, run_dir)
+    model = _model_for_run(config, run_dir)
     load_weights(model, run_dir / "model.safetensors")
+    if config.task == "poem":
+        model.corpus_lines = LineSet.load(lines)  # training lines a poem must not copy
     return model.to(device).eval()

@@ -78,11 +78,22 @@ def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
                               max_uses=args.max_uses)
 
 
+def _poem_model(form: str | None, run: str | None, themed: bool = False) -> Any:
+    """The poem model a command names: a run directory, else the model shipped for the form (or its themed one)."""
+    import vaekit
+    from vaekit.data import DataError
+
+    model = vaekit.load(run if run is not None else f"{form or 'quatrain'}{'-themed' if themed else ''}")
+    if not hasattr(model, "vocab"):
+        raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
+    return model
+
+
 def cmd_poem_write(args: argparse.Namespace) -> None:
     from vaekit.data.poetry import to_simplified
-    from vaekit.poetry import format_poem, load_poem_model, write
+    from vaekit.poetry import format_poem, write
 
-    model = load_poem_model(args.form, args.run, themed=args.theme is not None)
+    model = _poem_model(args.form, args.run, themed=args.theme is not None)
     texts = write(model, args.n, seed=args.seed, temperature=args.temperature, rules=_verse_rules(args, model),
                   top_p=args.top_p, beam=args.beam, best_of=args.best_of, theme=args.theme,
                   repeat_penalty=args.repeat_penalty)
@@ -93,9 +104,9 @@ def cmd_poem_write(args: argparse.Namespace) -> None:
 
 
 def cmd_poem_interpolate(args: argparse.Namespace) -> None:
-    from vaekit.poetry import VerseRules, format_poem, interpolate, load_poem_model
+    from vaekit.poetry import VerseRules, format_poem, interpolate
 
-    model = load_poem_model(args.form, args.run)
+    model = _poem_model(args.form, args.run)
     rules = None if args.free else VerseRules(form=model.run_config.poem.form)
     for i, text in enumerate(interpolate(model, args.first, args.second, steps=args.steps, rules=rules,
                                          seed=args.seed)):
@@ -103,11 +114,10 @@ def cmd_poem_interpolate(args: argparse.Namespace) -> None:
 
 
 def cmd_poem_evaluate(args: argparse.Namespace) -> None:
-    from vaekit.poetry import load_poem_model
     from vaekit.poetry.evaluate import evaluate_poems
     from vaekit.runs import atomic_write_text
 
-    model = load_poem_model(args.form, args.run, themed=args.themed)
+    model = _poem_model(args.form, args.run, themed=args.themed)
     r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature,
                        progress=lambda stage: print(f"evaluate: {stage} ...", file=sys.stderr, flush=True))
     print(f"{r['form']}: {r['poems']} poems each way (temperature {r['temperature']:g}, top-p {r['top_p']:g}, "

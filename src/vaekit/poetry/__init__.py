@@ -1,7 +1,8 @@
 """The poem generator: a CNN + VAE that writes five-character classical Chinese poems from a random z.
 
-    from vaekit.poetry import load_poem_model, write, format_poem
-    model = load_poem_model("quatrain")          # the model shipped with vaekit (or a run directory)
+    import vaekit
+    from vaekit.poetry import write, format_poem
+    model = vaekit.load("quatrain")              # the model shipped with vaekit (or a run directory)
     for text in write(model, 5, seed=1):
         print(format_poem(text))
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from vaekit.data.errors import DataError
-from vaekit.data.poetry import FORMS, is_han
+from vaekit.data.poetry import is_han
 from vaekit.poetry.decode import (
     DECODE_BATCH,
     DEFAULT_REPEAT_PENALTY,
@@ -22,7 +23,6 @@ from vaekit.poetry.decode import (
     DEFAULT_TOP_P,
     LINES_FILE,
     ConstraintError,
-    LineSet,
     VerseRules,
     check_sampling,
     decode,
@@ -30,7 +30,7 @@ from vaekit.poetry.decode import (
 from vaekit.poetry.verse import lines_of_text
 from vaekit.seeds import check_seed
 
-__all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "format_poem", "encode_poem",
+__all__ = ["shipped_model_dir", "write", "interpolate", "format_poem", "encode_poem",
            "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P",
            "DEFAULT_REPEAT_PENALTY"]
 
@@ -38,34 +38,6 @@ __all__ = ["shipped_model_dir", "load_poem_model", "write", "interpolate", "form
 def shipped_model_dir(form: str, themed: bool = False) -> Path:
     """Where the model trained for `form` (its themed CVAE with `themed`) and shipped in the package lives."""
     return Path(str(resources.files("vaekit.poetry") / "shipped" / (f"{form}-themed" if themed else form)))
-
-
-def load_poem_model(form: str | None = None, run: str | Path | None = None, device: str = "cpu",
-                    themed: bool = False) -> torch.nn.Module:
-    """A trained poem model: from a run directory, else the one shipped for `form` (default quatrain), or the
-    themed CVAE shipped for it with `themed`."""
-    from vaekit.tasks import load
-
-    if run is None:
-        form = form or "quatrain"
-        if form not in FORMS:
-            raise DataError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
-        run = shipped_model_dir(form, themed)
-        lines = run / LINES_FILE
-        if themed and not lines.is_file():
-            # the shipped themed CVAE trained on its form's stanzas: it ships no second copy of the same hashes
-            lines = shipped_model_dir(form) / LINES_FILE
-        if not (run / "config.json").is_file():
-            what, flag = ("themed ", " --themed") if themed else ("", "")
-            raise DataError(f"vaekit ships no {what}{form} model; train one with `vaekit poem train --form {form}"
-                            f"{flag}` and pass --run DIR")
-    else:
-        lines = Path(run) / LINES_FILE
-    model = load(run, device=device)
-    if not hasattr(model, "vocab"):
-        raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
-    model.corpus_lines = LineSet.load(lines)  # training lines a poem must not copy
-    return model
 
 
 def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = 0.0,

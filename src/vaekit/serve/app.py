@@ -84,7 +84,7 @@ class Served:
                 if f not in self.poem_runs and (shipped_model_dir(f, themed=True) / "model.safetensors").is_file()]
 
     def poem_model(self, form: Any, themed: bool = False) -> torch.nn.Module:
-        from vaekit.poetry import load_poem_model
+        import vaekit
 
         if not isinstance(form, str) or form not in self.poem_forms():
             shown = form if isinstance(form, str | None) else type(form).__name__
@@ -93,7 +93,7 @@ class Served:
             raise BadRequest(f"no themed {form} model is served; write without a theme")
         key = f"{form}-themed" if themed else form
         if key not in self._poem_models:
-            self._poem_models[key] = load_poem_model(form, None if themed else self.poem_runs.get(form), themed=themed)
+            self._poem_models[key] = vaekit.load(key if themed or form not in self.poem_runs else self.poem_runs[form])
         return self._poem_models[key]
 
 
