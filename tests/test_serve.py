@@ -6,9 +6,11 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+import vaekit.serve
 from vaekit.cli import main
 
 starlette = pytest.importorskip("starlette", reason="the web extra (starlette) is not installed")
@@ -91,6 +93,25 @@ def test_poems_keep_their_shape_and_rules(client):
                                                       "b": "舉頭望明月，低頭思故鄉。", "steps": 4}).json()["poems"]
     assert len(path) == 4 and all(len(p) == 2 for p in path)
     assert all(check("".join(p), "couplet").fits for p in path)  # the page keeps the rules along the line too
+
+
+def test_the_page_the_command_line_and_the_library_share_one_sampling_default(client):
+    import inspect
+    from dataclasses import asdict
+
+    from vaekit.cli import build_parser
+    from vaekit.poetry import SAMPLING, write
+    from vaekit.poetry.decode import decode
+
+    assert client.get("/api/poems").json()["sampling"] == asdict(SAMPLING)
+    args = build_parser().parse_args(["poem", "write"])
+    assert (args.temperature, args.top_p, args.repeat_penalty, args.beam, args.best_of) == (
+        SAMPLING.temperature, SAMPLING.top_p, SAMPLING.repeat_penalty, SAMPLING.beam, SAMPLING.best_of)
+    for fn in (write, decode):
+        defaults = {k: v.default for k, v in inspect.signature(fn).parameters.items()}
+        assert all(defaults[k] == v for k, v in asdict(SAMPLING).items() if k in defaults), fn.__name__
+    page = (Path(vaekit.serve.__file__).parent / "static" / "index.html").read_text()
+    assert 'value="' not in page.split('id="poem-t"')[1].split(">")[0]  # filled from /api/poems, not typed twice
 
 
 def test_the_themed_model_writes_to_a_theme(client):

@@ -32,7 +32,7 @@ def cmd_poem_fetch(args: argparse.Namespace) -> None:
 
 def cmd_poem_train(args: argparse.Namespace) -> None:
     from vaekit.config import TrainConfig
-    from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, ConstraintError, VerseRules, format_poem, write
+    from vaekit.poetry import SAMPLING, ConstraintError, VerseRules, format_poem, write
     from vaekit.train import Trainer, resume_config
 
     if args.resume:
@@ -58,11 +58,10 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
         trainer.model.eval()
         trainer.model.vocab = trainer.task.vocab
         try:  # as `vaekit poem write` writes them
-            texts = write(trainer.model, 3, seed=0, temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P,
-                          rules=VerseRules(config.poem.form))
+            texts = write(trainer.model, 3, seed=0, rules=VerseRules(config.poem.form))
         except ConstraintError as e:  # a tiny corpus may lack the characters a rule needs
             print(f"(the rules cannot be kept with this vocabulary: {e}; decoded freely)")
-            texts = write(trainer.model, 3, seed=0, temperature=DEFAULT_TEMPERATURE)
+            texts = write(trainer.model, 3, seed=0, temperature=SAMPLING.temperature)
         for text in texts:
             print(format_poem(text) + "\n")
 
@@ -163,13 +162,7 @@ def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
     from vaekit.data.poetry import FORMS
     from vaekit.models.config import CONDITIONINGS
-    from vaekit.poetry.decode import (
-        DEFAULT_REPEAT_PENALTY,
-        DEFAULT_TEMPERATURE,
-        DEFAULT_TOP_P,
-        MAX_BEAM,
-        MAX_CANDIDATES,
-    )
+    from vaekit.poetry.decode import MAX_BEAM, MAX_CANDIDATES, SAMPLING
     from vaekit.poetry.themes import THEME_NAMES
 
     poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
@@ -265,9 +258,9 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("-n", type=count(1, MAX_CANDIDATES), default=5,
                            help="number of poems (with --best-of and --beam, at most "
                                 f"{MAX_CANDIDATES:,} candidates a call)")
-            p.add_argument("--temperature", type=temperature, default=DEFAULT_TEMPERATURE,
+            p.add_argument("--temperature", type=temperature, default=SAMPLING.temperature,
                            help="sampling temperature; 0 decodes by argmax (Su's setup: repetitive poems)")
-            p.add_argument("--top-p", type=probability, default=DEFAULT_TOP_P,
+            p.add_argument("--top-p", type=probability, default=SAMPLING.top_p,
                            help="sample from the smallest set of characters holding this much probability")
             p.add_argument("--beam", type=count(2, MAX_BEAM, zero=True), default=0,
                            help="beam search of this width instead of sampling (0: sample)")
@@ -279,7 +272,7 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("--rhyme", default="auto",
                            help="Pingshui rhyme group, e.g. 七陽, or one character of it, e.g. 光; auto: the "
                                 "model's first rhyme fixes the group; none: no rhyme rule")
-            p.add_argument("--repeat-penalty", type=nonnegative, default=DEFAULT_REPEAT_PENALTY,
+            p.add_argument("--repeat-penalty", type=nonnegative, default=SAMPLING.repeat_penalty,
                            help="nats off the logit of a character the poem already holds (0: none); without it "
                                 "the model repeats characters twice as often as Tang poets")
             p.add_argument("--max-uses", type=count(0, 56, zero=True), default=2,
@@ -302,7 +295,7 @@ def add_poem_commands(sub: Any) -> None:
         else:
             p.add_argument("-n", type=count(2, MAX_CANDIDATES), default=1000,
                            help="poems to generate and score each way, and held-out poems to fit")
-            p.add_argument("--temperature", type=temperature, default=DEFAULT_TEMPERATURE, help="as for write (0: argmax)")
+            p.add_argument("--temperature", type=temperature, default=SAMPLING.temperature, help="as for write (0: argmax)")
             p.add_argument("--corpus", help="folder or clone of the corpus")
             p.add_argument("--out", help="where to write the metrics JSON")
             p.add_argument("--themed", action="store_true", help="score the shipped themed model of the form")

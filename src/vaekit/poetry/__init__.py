@@ -22,7 +22,9 @@ from vaekit.poetry.decode import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_P,
     LINES_FILE,
+    SAMPLING,
     ConstraintError,
+    Sampling,
     VerseRules,
     check_sampling,
     decode,
@@ -32,7 +34,7 @@ from vaekit.seeds import check_seed
 
 __all__ = ["shipped_model_dir", "write", "interpolate", "format_poem", "encode_poem",
            "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P",
-           "DEFAULT_REPEAT_PENALTY"]
+           "DEFAULT_REPEAT_PENALTY", "SAMPLING", "Sampling"]
 
 
 def shipped_model_dir(form: str, themed: bool = False) -> Path:
@@ -40,10 +42,10 @@ def shipped_model_dir(form: str, themed: bool = False) -> Path:
     return Path(str(resources.files("vaekit.poetry") / "shipped" / (f"{form}-themed" if themed else form)))
 
 
-def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = 0.0,
-          allow_unknown: bool = False, rules: VerseRules | None = None, top_p: float = 1.0, beam: int = 0,
-          best_of: int = 1, theme: str | int | None = None,
-          repeat_penalty: float = DEFAULT_REPEAT_PENALTY) -> list[str]:
+def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = SAMPLING.temperature,
+          allow_unknown: bool = False, rules: VerseRules | None = None, top_p: float = SAMPLING.top_p,
+          beam: int = SAMPLING.beam, best_of: int = SAMPLING.best_of, theme: str | int | None = None,
+          repeat_penalty: float = SAMPLING.repeat_penalty) -> list[str]:
     """n new poems (punctuation-free texts) decoded from z ~ N(0, I).
 
     With `rules` the constrained decoder keeps tone, rhyme and the other rules (sampling at `temperature`

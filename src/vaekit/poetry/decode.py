@@ -43,13 +43,33 @@ from vaekit.poetry.verse import (
 )
 
 __all__ = ["ConstraintError", "VerseRules", "LineSet", "decode", "line_hash", "LINES_FILE", "check_sampling",
+           "Sampling", "SAMPLING", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "DEFAULT_REPEAT_PENALTY",
            "rules_from_options", "MAX_CANDIDATES", "MAX_BEAM", "TEMPERATURE_RANGE", "MAX_REPEAT_PENALTY"]
 
 StepDecoder = Callable[[Tensor], Tensor]
-# what `vaekit poem write` samples at: an autoregressive decoder is repetitive when sampled colder (distinct-2 of
-# 1,000 quatrains 0.70 at 0.7 / 0.9, 0.78 at 0.8 / 0.95, 0.81 here, against 0.88 for Tang poems)
-DEFAULT_TEMPERATURE, DEFAULT_TOP_P = 0.85, 0.95
-DEFAULT_REPEAT_PENALTY = 1.0  # nats off a used character's logit: see benchmarks/poem_repeats.py
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How poems are drawn, and the one set of defaults that the library, the command line and the page share:
+    temperature 0 decodes by argmax; top-p keeps the smallest head of characters holding that much probability; a
+    character the poem already holds is `repeat_penalty` nats less likely (benchmarks/poem_repeats.py); `beam` > 1
+    searches instead of sampling; `best_of` keeps the best of that many candidates a poem. An autoregressive
+    decoder sampled colder repeats stock phrases (docs/benchmarks.md)."""
+
+    temperature: float = 0.85
+    top_p: float = 0.95
+    repeat_penalty: float = 1.0
+    beam: int = 0
+    best_of: int = 1
+
+    def check(self, n: int = 1) -> None:
+        """Refuse settings that cannot be honoured, or n poems whose work is unbounded (see check_sampling)."""
+        check_sampling(n, self.temperature, self.top_p, self.beam, self.best_of, self.repeat_penalty)
+
+
+SAMPLING = Sampling()
+DEFAULT_TEMPERATURE, DEFAULT_TOP_P, DEFAULT_REPEAT_PENALTY = SAMPLING.temperature, SAMPLING.top_p, SAMPLING.repeat_penalty
 LINES_FILE = "lines.safetensors"  # beside a poem model: hashes of its training lines
 Z_CANDIDATES = 128  # z drawn per poem when fixed characters must be fitted by the non-autoregressive model
 # Bounds on what one call may ask, checked before any work: a float32 logit divided by a temperature under 0.01
@@ -223,14 +243,9 @@ class _Masker:
         line, col = divmod(p, self.chars)
         t = self.tables
         if plan.template is not None:
-            pattern = plan.template.lines[line]
-            if col in fixed_positions(self.chars):
-                m &= t.level if pattern[col] == LEVEL else t.oblique
-            core_col, core = col - (self.chars - 5), pattern[-5:]
-            if core_col == 2 and core == "仄仄仄平平":
-                m &= t.oblique  # a level tone here would end the line in 三平尾
-            if core_col == 2 and core == "平平仄仄平" and not bool(t.level[prefix[p - 2]]):
-                m &= t.level  # the first character was oblique: this one must be level, or the line is 孤平
+            need = _tone_needed(plan.template.lines[line], col, bool(t.level[prefix[p - 2]]) if col >= 2 else None)
+            if need is not None:
+                m &= t.level if need == LEVEL else t.oblique
         if p in plan.rhyme_positions and plan.groups is not None:
             allowed = self._groups_so_far(plan, prefix)
             if allowed:
@@ -402,16 +417,25 @@ def _draw_template(candidates: list[Template | None], form: str, generator: torc
     return candidates[int(torch.multinomial(weights, 1, generator=generator))]
 
 
-def _tone_fits(pattern: str, col: int, token: int, tables: _Tables) -> bool:
-    """Whether a character fixed at `col` of a line of this pattern can keep its rules: the template's tone at
-    the ruled positions, and at the core's third character the tone that avoids 三平尾 (before 平平) and 孤平
-    (in 平平仄仄平: a level third character is safe whatever the first), which the masks cannot repair later."""
-    need = pattern[col] if col in fixed_positions(len(pattern)) else None
+def _tone_needed(pattern: str, col: int, core_first_level: bool | None) -> str | None:
+    """The tone a character at `col` of a line of this pattern must take, or None if any will do: the template's
+    tone at the ruled positions (the 2nd, 4th, 6th and last), and at the core's third character the tone that
+    avoids 三平尾 (before 平平) and 孤平 (in 平平仄仄平, a level third character unless the core's first one, two
+    places back, is level; when that one is not yet known, `core_first_level` None, level is the safe choice)."""
+    if col in fixed_positions(len(pattern)):
+        return pattern[col]
     core_col, core = col - (len(pattern) - 5), pattern[-5:]
     if core_col == 2 and core == "仄仄仄平平":
-        need = OBLIQUE
-    if core_col == 2 and core == "平平仄仄平":
-        need = LEVEL
+        return OBLIQUE  # a level tone here would end the line in 三平尾
+    if core_col == 2 and core == "平平仄仄平" and not core_first_level:
+        return LEVEL  # the core's first character is oblique (or unknown): this one must be level, or 孤平
+    return None
+
+
+def _tone_fits(pattern: str, col: int, token: int, tables: _Tables) -> bool:
+    """Whether a character fixed at `col` of a line of this pattern keeps the tone rules whatever is written
+    around it, which the masks cannot repair later."""
+    need = _tone_needed(pattern, col, None)
     return need is None or bool((tables.level if need == LEVEL else tables.oblique)[token])
 
 
@@ -484,16 +508,26 @@ def _step_decoder(model: torch.nn.Module, z: Tensor, y: Tensor | None) -> Callab
     return model.step_decoder(z) if y is None else model.step_decoder(z, y.to(z.device).expand(len(z)))
 
 
+def _copies(masker: _Masker, plan: _Plan, prefix: list[int], token: int) -> bool:
+    """Whether `token` would complete a line of the training corpus (a line the user fixed may be one)."""
+    return len(prefix) not in plan.fixed and masker.copies(prefix + [token])
+
+
+def _stuck(position: int) -> ConstraintError:
+    return ConstraintError(f"no character this model knows fits position {position + 1} under the rules asked "
+                           "for; relax --keywords, --rhyme or --template")
+
+
 def _choose(logits: Tensor, plan: _Plan, prefix: list[int], masker: _Masker, temperature: float, top_p: float,
             generator: torch.Generator) -> int:
-    """The next character of one poem: sampled among those the rules allow, never completing a corpus line."""
+    """The next character of one poem: sampled among those the rules allow, never completing a corpus line
+    (after 64 draws that would, the last is kept)."""
     allowed = masker.mask(plan, prefix)
     for _ in range(64):
         if not bool(allowed.any()):
-            raise ConstraintError(f"no character this model knows fits position {len(prefix) + 1} under the "
-                                  "rules asked for; relax --keywords, --rhyme or --template")
+            raise _stuck(len(prefix))
         token = _sample(logits.masked_fill(~allowed, -math.inf), temperature, top_p, generator)
-        if not masker.copies(prefix + [token]) or len(prefix) in plan.fixed:
+        if not _copies(masker, plan, prefix, token):
             return token
         allowed[token] = False  # that would copy a line of the corpus: try the next choice
     return token
@@ -522,12 +556,11 @@ def _decode_batch(model: torch.nn.Module, z: Tensor, plans: list[_Plan], masker:
         logits = _penalise(logits.float().cpu(), counts, repeat_penalty)
         allowed = torch.stack([masker.mask(plan, prefix, held)
                                for plan, prefix, held in zip(plans, prefixes, counts, strict=True)])
-        if not bool(allowed.any(-1).all()):  # _choose says which position cannot be filled
-            stuck = int((~allowed.any(-1)).nonzero()[0])
-            _choose(logits[stuck], plans[stuck], prefixes[stuck], masker, temperature, top_p, generator)
+        if not bool(allowed.any(-1).all()):
+            raise _stuck(len(prefixes[0]))
         tokens = _sample_rows(logits.masked_fill(~allowed, -math.inf), temperature, top_p, generator).tolist()
         for i, (token, plan, prefix) in enumerate(zip(tokens, plans, prefixes, strict=True)):
-            if masker.copies(prefix + [token]) and len(prefix) not in plan.fixed:  # rare: choose again, alone
+            if _copies(masker, plan, prefix, token):  # rare: choose again, alone
                 token = _choose(logits[i], plan, prefix, masker, temperature, top_p, generator)
             prefix.append(token)
     return prefixes
@@ -547,7 +580,7 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
             masked = row.masked_fill(~allowed, -math.inf)
             top = masked.topk(min(width * 2, int(allowed.sum())))
             for value, token in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-                if not masker.copies(prefix + [token]) or len(prefix) in plan.fixed:
+                if not _copies(masker, plan, prefix, token):
                     candidates.append((score + value, prefix + [token]))
         if not candidates:
             raise ConstraintError("no poem fits the rules asked for with this model; relax --keywords or --rhyme")
@@ -556,10 +589,10 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
 
 
 @torch.no_grad()
-def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float = 0.5, top_p: float = 1.0,
-           beam: int = 0, generator: torch.Generator | None = None, lines: LineSet | None = None,
-           theme: int | None = None, z: Tensor | None = None, one_plan: bool = False,
-           repeat_penalty: float = DEFAULT_REPEAT_PENALTY) -> list[str]:
+def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float = SAMPLING.temperature,
+           top_p: float = SAMPLING.top_p, beam: int = SAMPLING.beam, generator: torch.Generator | None = None,
+           lines: LineSet | None = None, theme: int | None = None, z: Tensor | None = None, one_plan: bool = False,
+           repeat_penalty: float = SAMPLING.repeat_penalty) -> list[str]:
     """n poems that keep `rules`: sampled (temperature, top-p; 0 is argmax) or by beam search (beam > 1),
     each character the poem already holds `repeat_penalty` nats less likely (before the temperature);
     a themed model writes to `theme` (an index into its themes). With `z` (n, latent) the poems are written

@@ -5,7 +5,7 @@
     POST /api/encode               {run, pixels: [H*W numbers in 0..1], label?}      -> {reconstruction, point, spread, ...}
     POST /api/sample               {run, n?, seed?, temperature?, label?}            -> {images}
     POST /api/interpolate          {run, steps?, seed?, source?: samples|test, label?} -> {images}
-    GET  /api/poems                the poem forms that can be written
+    GET  /api/poems                the poem forms that can be written, the themes, the sampling defaults
     POST /api/poem                 {form, n?, seed?, temperature?, acrostic?, first_line?, keywords?, rhyme?,
                                     template?, simplified?}                          -> {poems}
     POST /api/poem/interpolate     {form, a, b, steps?, simplified?}                 -> {poems}
@@ -265,9 +265,13 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         return {"images": [png_data_url(i, scale=2) for i in run.decode((1 - t) * ends[0] + t * ends[1], y)]}
 
     async def poem_forms(_request: Request) -> JSONResponse:
+        from dataclasses import asdict
+
+        from vaekit.poetry import SAMPLING
         from vaekit.poetry.themes import THEME_NAMES
 
-        return JSONResponse({"forms": served.poem_forms(), "themed": served.themed_forms(), "themes": THEME_NAMES})
+        return JSONResponse({"forms": served.poem_forms(), "themed": served.themed_forms(), "themes": THEME_NAMES,
+                             "sampling": asdict(SAMPLING)})
 
     def _finish(texts: list[str], body: dict[str, Any]) -> dict[str, Any]:
         from vaekit.data.poetry import to_simplified
@@ -280,7 +284,7 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         return {"poems": [lines_of_text(t) for t in texts]}
 
     def poem(body: dict[str, Any]) -> dict[str, Any]:
-        from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, write
+        from vaekit.poetry import SAMPLING, write
         from vaekit.poetry.decode import rules_from_options
 
         theme = text(body, "theme", 20)
@@ -289,8 +293,8 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
                                    rhyme=text(body, "rhyme"), acrostic=text(body, "acrostic"),
                                    first_line=text(body, "first_line"), keywords=text(body, "keywords"))
         texts = write(model, integer(body, "n", 1, 20, default=4), seed=integer(body, "seed", 0, MAX_SEED, default=0),
-                      temperature=number(body, "temperature", 0, 2, default=DEFAULT_TEMPERATURE), rules=rules,
-                      top_p=DEFAULT_TOP_P, theme=theme)
+                      temperature=number(body, "temperature", 0, 2, default=SAMPLING.temperature), rules=rules,
+                      theme=theme)
         return _finish(texts, body)
 
     def poem_interpolate(body: dict[str, Any]) -> dict[str, Any]:

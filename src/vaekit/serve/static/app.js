@@ -292,7 +292,8 @@ async function start() {
   $("label").addEventListener("change", decodePoint);
   $("compare").addEventListener("change", decodePoint);
   try {
-    const [{ runs }, { forms, themed, themes }] = await Promise.all([api("/api/runs"), api("/api/poems")]);
+    const [{ runs }, { forms, themed, themes, sampling }] = await Promise.all([api("/api/runs"), api("/api/poems")]);
+    $("poem-t").value = sampling.temperature;  // the library's default, the one the command line uses
     $("poem-theme").append(...themes.map((t) => new Option(t, t)));
     const showThemes = () => { $("poem-theme-label").hidden = !themed.includes($("poem-form").value);
       if ($("poem-theme-label").hidden) $("poem-theme").value = ""; };
