@@ -9,8 +9,10 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal
 
+from vaekit.objectives import LatentModel
 
-class PPCA(torch.nn.Module):
+
+class PPCA(LatentModel):
     def __init__(self, n: int = 4, d: int = 2, noise: float = 0.5, seed: int = 0, dtype=torch.float64):
         super().__init__()
         g = torch.Generator().manual_seed(seed)

@@ -11,19 +11,19 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import Distribution
 
 from vaekit.distributions import diagonal_gaussian, standard_normal
 from vaekit.models.config import ModelConfig
 from vaekit.models.likelihoods import ImageLikelihood
 from vaekit.models.nets import build_decoder, build_encoder
-from vaekit.objectives import ELBOTerms, elbo, iwae_bound
+from vaekit.objectives import ELBOTerms, LatentModel, elbo, iwae_bound
 
 __all__ = ["VAE"]
 
 
-class VAE(nn.Module):
+class VAE(LatentModel):
     """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) from `config.likelihood`."""
 
     posterior_params = 2  # the encoder emits mu and log-variance

@@ -43,7 +43,7 @@ from torch.distributions import Distribution, Independent, Normal
 from vaekit import kernels
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, full_gaussian, standard_normal
 from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
-from vaekit.objectives import ELBOTerms, elbo
+from vaekit.objectives import ELBOTerms, LatentModel, elbo
 from vaekit.poetry.output import linear_log_prob
 from vaekit.poetry.sampling import categorical
 
@@ -116,7 +116,7 @@ class CausalLikelihood:
         return logp.view(tokens.shape).sum(-1).reshape(lead)
 
 
-class PoemVAE(nn.Module):
+class PoemVAE(LatentModel):
     """p(poem | z): every character from z alone (`parallel`), or from z and the characters before (`causal`,
     `gru`); z ~ N(0, I) (N(mu_theme, I), or a fitted N(m, L L^T)); q(z | poem) from a gated CNN.
 
