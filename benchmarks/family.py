@@ -56,12 +56,12 @@ def main() -> None:
         wall = time.perf_counter() - start
         model = trainer.model.eval()
         torch.manual_seed(0)
-        quality = sample_quality(model, args.dataset, trainer.data.test.images, n=args.samples, device=args.device)
+        quality = sample_quality(model, args.dataset, trainer.task.data.test.images, n=args.samples, device=args.device)
         row = {"model": name, "settings": settings, "precision": trainer.precision, "epochs": last["epoch"],
                "train_seconds": last["train_seconds"],
                "wall_seconds": wall, **quality, "nll": None}
         if cfg.model.model not in ("ae", "gan"):
-            x, y = eval_images(trainer.data.test, cfg.data.binarization, args.images)
+            x, y = eval_images(trainer.task.data.test, cfg.data.binarization, args.images)
             row["nll"] = estimate_nll(model, x, y, k=args.k, chunk_size=100, device=args.device,
                                       protocol=protocol_name(cfg.data.binarization)).nll
         rows.append(row)

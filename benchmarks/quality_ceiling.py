@@ -64,7 +64,7 @@ def main() -> None:
     trainer = Trainer(cfg, log=print)
     last = trainer.fit()
     model = trainer.model.eval()
-    x, y = eval_images(trainer.data.test, cfg.data.binarization, args.images)
+    x, y = eval_images(trainer.task.data.test, cfg.data.binarization, args.images)
     z = torch.randn(args.chunk_size, cfg.model.latent_dim, device=args.device)
     per_sample = forward_flops_per_image(lambda: model.likelihood(z).log_prob(x[:1].to(args.device)), args.chunk_size)
     rate = matmul_rate(args.device)

@@ -94,7 +94,7 @@ def measure(name: str, device: str, train_size: int, epochs: int, precision: str
     trainer.fit(on_epoch_end=lambda _t, m: rates.append(m["images_per_s"]))
     shutil.rmtree(run_dir, ignore_errors=True)
     x = trainer.train_images[: cfg.optim.batch_size].clone()
-    with torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.amp):
+    with torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16"):
         flops = training_flops_per_image(trainer.model, x)
     rate = statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
     row: dict[str, object] = {"recipe": name, "settings": RECIPES[name], "precision": trainer.precision,

@@ -7,6 +7,7 @@ from PIL import Image
 from vaekit.cli import main
 from vaekit.config import TrainConfig
 from vaekit.models import GAN, ModelConfig, NoEncoderError
+from vaekit.models.trainable import StepContext
 from vaekit.train import Trainer, TrainingDiverged
 
 SMALL = ["--train-size", "512", "--eval-size", "256", "--epochs", "2", "--batch-size", "64", "--latent-dim", "8",
@@ -64,7 +65,7 @@ def test_two_optimizers_alternate_and_each_moves_only_its_network():
     opts = gan.configure_optimizers(1e-3, 0.0)
     g_before = [p.clone() for p in gan.generator.parameters()]
     d_before = [p.clone() for p in gan.discriminator.parameters()]
-    metrics = gan.training_step(torch.rand(16, 1, 28, 28), None, opts)
+    metrics = gan.training_step(torch.rand(16, 1, 28, 28), None, StepContext.standalone(opts)).parts
     assert {"loss_d", "loss_g"} <= set(metrics)
     assert all(not torch.equal(a, b) for a, b in zip(g_before, gan.generator.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters(), strict=True))
@@ -81,7 +82,7 @@ def test_a_bf16_step_runs_both_networks_in_bf16_and_their_losses_in_fp32():
             if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear):
                 layer.register_forward_hook(lambda _m, _i, out, into=seen: into.append(out.dtype))
         torch.manual_seed(1)
-        metrics = gan.training_step(torch.rand(16, 1, 28, 28), None, opts, amp=amp)
+        metrics = gan.training_step(torch.rand(16, 1, 28, 28), None, StepContext.standalone(opts, amp=amp)).parts
         assert set(seen) == {torch.bfloat16 if amp else torch.float32}
         assert all(p.dtype == torch.float32 for p in gan.parameters())
         if not amp:

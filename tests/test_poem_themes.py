@@ -250,7 +250,7 @@ def test_poem_train_uses_the_shipped_recipe_unless_told_otherwise(tmp_path):
     import json
 
     from vaekit.cli import main
-    from vaekit.cli.poem import RECIPE
+    from vaekit.poetry.recipe import RECIPE
 
     base = ["poem", "train", "--corpus", str(FIXTURE), "--epochs", "1", "--min-count", "1", "--device", "cpu",
             "--latent-dim", "8"]

@@ -101,3 +101,15 @@ def test_layers_import_one_way():
             if module == layer or module.startswith(layer + "."):
                 bad = [m for m in imports if m.startswith(forbidden) and m != module]
                 assert not bad, f"{module} imports {bad}, a layer above it"
+
+
+def test_the_trainer_names_no_model_or_task_and_probes_nothing():
+    import re
+
+    text = (SRC / "vaekit" / "train.py").read_text(encoding="utf-8")
+    for name in ("gan", "vae", "cvae", "iwae", "autoencoder", "poem", "ImageTask", "PoemTask", "PoemVAE", "GAN",
+                 "VAE"):
+        assert not re.search(rf"\b{name}\b", text, re.IGNORECASE if name.islower() else 0), name
+    assert "hasattr(" not in text and "getattr(self.model" not in text and "getattr(self.task" not in text
+    trainer = text[text.index("class Trainer"):]
+    assert len(trainer.splitlines()) < 300

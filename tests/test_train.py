@@ -106,7 +106,7 @@ def test_a_bf16_step_multiplies_in_bf16_and_keeps_fp32_weights_and_losses(tmp_pa
         trainer.model.register_forward_hook(lambda _m, _i, out, seen=terms: seen.extend(
             v.dtype for v in (out.log_likelihood, out.kl, out.elbo, out.loss)))
         x = trainer.train_images[:64].clone()
-        losses = [trainer._step(x, None)[0] for _ in range(6)]
+        losses = [trainer.train_step(x, None).loss for _ in range(6)]
         maps = [p for p in trainer.model.parameters() if p.ndim == 4]
         assert maps and all(p.is_contiguous(memory_format=torch.channels_last) for p in maps)
         assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

@@ -23,11 +23,9 @@ from vaekit.models import CONDITIONINGS, KL_ESTIMATORS, MODELS, ModelConfig
 from vaekit.models.config import NORMS
 from vaekit.models.likelihoods import IMAGE_LIKELIHOODS, SCALE_SHAPES
 from vaekit.models.nets import ARCHS
+from vaekit.poetry.model import DECODERS, POOLINGS, PRIORS  # declared once, where the poem model builds them
 from vaekit.runs import RUN_FORMAT
 from vaekit.seeds import check_seed
-
-POEM_DECODERS = ("parallel", "causal", "gru")
-POEM_POOLINGS = ("mean", "flatten")  # how the poem encoder summarises its positions (see vaekit.poetry.model)
 
 __all__ = ["ConfigError", "TrainConfig", "DataConfig", "OptimConfig", "PoemConfig", "RunConfig", "FLAT_KEYS",
            "flat_fields", "SCHEDULES", "DEVICES", "TRAIN_PRECISIONS", "load_config_file"]
@@ -432,7 +430,7 @@ def _validate(s: dict[str, Any]) -> None:
                "norm": NORMS,
                "kl": KL_ESTIMATORS, "schedule": SCHEDULES, "device": DEVICES, "precision": TRAIN_PRECISIONS,
                "task": TASKS, "form": FORMS,
-               "decoder": POEM_DECODERS, "encoder_pooling": POEM_POOLINGS}
+               "decoder": DECODERS, "encoder_pooling": POOLINGS, "prior": PRIORS}
     for name, allowed in choices.items():
         if name in s and s[name] not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(s[name])}")

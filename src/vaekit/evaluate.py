@@ -20,7 +20,7 @@ from vaekit.data import Split, binarize
 from vaekit.distributions import dequantization_offset
 from vaekit.memory import EvalPlan, default_budget, plan_passes
 from vaekit.models.likelihoods import DISCRETE_LIKELIHOODS
-from vaekit.objectives import elbo, iwae_bound, reconstruction_loss
+from vaekit.objectives import bound_metrics, iwae_bound
 
 __all__ = ["EVAL_SEED", "eval_images", "elbo_metrics", "NLLResult", "estimate_nll", "protocol_name",
            "latent_statistics", "reconstruction_error", "sample_quality", "pixel_diversity",
@@ -66,23 +66,11 @@ def _kind(model: torch.nn.Module) -> str:
     return getattr(config, "model", "vae")
 
 
-@torch.no_grad()
 def elbo_metrics(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500,
                  device: torch.device | str = "cpu") -> dict[str, float]:
     """Mean ELBO, log-likelihood and KL per example (nats); reconstruction only for autoencoders."""
-    totals = {"elbo": 0.0, "log_likelihood": 0.0, "kl": 0.0}
-    n = len(images)
-    is_ae = _kind(model) == "ae"
-    for start in range(0, n, batch_size):
-        x = images[start:start + batch_size].to(device)
-        y = _labels_if_needed(model, labels[start:start + batch_size].to(device))
-        terms = reconstruction_loss(model, x, y) if is_ae else elbo(model, x, y)
-        for key in totals:
-            totals[key] += float(getattr(terms, key).sum())
-    out = {key: value / n for key, value in totals.items()}
-    if is_ae:
-        del out["elbo"], out["kl"]
-    return out
+    return bound_metrics(model, images, _labels_if_needed(model, labels), batch_size=batch_size, device=device,
+                         reconstruction_only=_kind(model) == "ae")
 
 
 @dataclass

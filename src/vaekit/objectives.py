@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, kl_divergence
 
-__all__ = ["LatentModel", "LatentGroup", "ELBOTerms", "elbo", "iwae_bound", "reconstruction_loss", "group_kls"]
+__all__ = ["LatentModel", "LatentGroup", "ELBOTerms", "elbo", "iwae_bound", "reconstruction_loss", "group_kls",
+           "bound_metrics"]
 
 
 @dataclass
@@ -157,3 +158,26 @@ def reconstruction_loss(model: LatentModel, x: Tensor, y: Tensor | None = None) 
     zeros = torch.zeros_like(log_likelihood)
     return ELBOTerms(log_likelihood=log_likelihood, kl=zeros, elbo=log_likelihood,
                      loss=-log_likelihood.mean())
+
+
+@torch.no_grad()
+def bound_metrics(model: LatentModel, images: Tensor, labels: Tensor | None, batch_size: int = 500,
+                  device: torch.device | str = "cpu", reconstruction_only: bool = False) -> dict[str, float]:
+    """Mean ELBO, log-likelihood and KL per example (nats), with each group's KL for a model of several groups;
+    with `reconstruction_only` (an autoencoder) the log-likelihood at the posterior mean alone."""
+    totals: dict[str, float] = {}
+    n = len(images)
+    for start in range(0, n, batch_size):
+        x = images[start:start + batch_size].to(device)
+        y = None if labels is None else labels[start:start + batch_size].to(device)
+        if reconstruction_only:
+            terms = reconstruction_loss(model, x, y)
+            parts = {"log_likelihood": terms.log_likelihood}
+        else:
+            terms = elbo(model, x, y)
+            parts = {"elbo": terms.elbo, "log_likelihood": terms.log_likelihood, "kl": terms.kl}
+            if len(terms.kl_groups) > 1:
+                parts.update({f"kl_group{i}": kl for i, kl in enumerate(terms.kl_groups)})
+        for key, value in parts.items():
+            totals[key] = totals.get(key, 0.0) + float(value.sum())
+    return {key: value / n for key, value in totals.items()}

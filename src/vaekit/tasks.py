@@ -11,6 +11,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from vaekit.callbacks import Callback
 from vaekit.config import TrainConfig
 from vaekit.data import DataError, binarize, load_dataset
 from vaekit.evaluate import eval_images
@@ -20,14 +21,22 @@ __all__ = ["Task", "ImageTask", "make_task", "read_settings", "load", "shipped_n
 
 
 class Task(Protocol):
+    """What the Trainer asks of a task: its tensors, its model, each epoch's batch data, what it saves beside the
+    run, what it says at the start, how long the KL waits, and the hooks it adds to training."""
+
     train: tuple[Tensor, Tensor]
     valid: tuple[Tensor, Tensor]
+    kl_delay_epochs: float  # epochs trained before the KL term is turned on (0: from the start)
 
     def build_model(self) -> torch.nn.Module: ...
 
     def prepare(self, x: Tensor, epoch: int) -> Tensor: ...
 
     def save(self, run_dir: Path) -> None: ...
+
+    def describe(self) -> list[str]: ...
+
+    def callbacks(self) -> list[Callback]: ...
 
 
 class ImageTask:
@@ -56,8 +65,26 @@ class ImageTask:
     def prepare(self, x: Tensor, epoch: int) -> Tensor:
         return binarize(x, self.config.data.binarization, seed=self.config.run.seed, epoch=epoch)
 
+    kl_delay_epochs = 0.0
+
     def save(self, run_dir: Path) -> None:
         """Images need nothing beside config.json."""
+
+    def describe(self) -> list[str]:
+        """Where the data came from (a wrong folder must not pass unnoticed), what was chosen from it, and a
+        warning for a likelihood that cannot keep colour."""
+        config, data = self.config, self.data
+        lines = [f"data: {data.name} from {data.source} ({len(self.train[0]):,} training images, "
+                 f"{len(self.valid[0]):,} validation)"]
+        lines += [f"chose {key} = {config.flat()[key]}: {why}" for key, why in (config.chosen or {}).items()]
+        if config.model.likelihood == "bernoulli" and data.shape[0] == 3:
+            lines.append("warning: a Bernoulli likelihood on colour images treats each channel as on/off and "
+                         "reconstructions lose their colour; --likelihood discretized_logistic --binarization none "
+                         "models them")
+        return lines
+
+    def callbacks(self) -> list[Callback]:
+        return []
 
 
 def make_task(config: TrainConfig, run_dir: Path | None = None) -> Task:

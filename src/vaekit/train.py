@@ -1,33 +1,33 @@
-"""The one Trainer for every model: AdamW, clipping, schedule, KL warm-up, checkpoints, resume, DDP.
+"""The one Trainer for every model: the loop, the optimisers and their schedule, KL warm-up, checkpoints, resume,
+DistributedDataParallel and callbacks. Nothing in it is particular to a model or a task: a model declares what it
+needs through `vaekit.models.trainable.Trainable`, a task through `vaekit.tasks.Task`, and whatever watches training
+(the progress line, TensorBoard, MLflow) is a callback.
 
-Each epoch's randomness (shuffle, binarization, reparameterization noise) is keyed on (seed, epoch),
-so a run killed and resumed from its last checkpoint ends with the weights an uninterrupted run has.
-Under `torchrun --nproc-per-node N` the same code runs DistributedDataParallel: every rank takes its
-slice of each global batch, gradients are averaged, rank 0 writes.
+Each epoch's randomness (shuffle, binarization, reparameterization noise) is keyed on (seed, epoch), so a run
+killed and resumed from its last checkpoint ends with the weights an uninterrupted run has. Under `torchrun
+--nproc-per-node N` the same code runs DistributedDataParallel: every rank takes its slice of each global batch,
+gradients are averaged, rank 0 validates, writes and speaks.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from vaekit import kernels
+from vaekit.callbacks import Callback, EpochHook, MLflow, ProgressLine, TensorBoard
 from vaekit.config import ConfigError, TrainConfig
 from vaekit.data import BatchLoader
-from vaekit.evaluate import elbo_metrics
-from vaekit.optim import LRSchedule, Optimizer, adamw
+from vaekit.devices import DistEnv, init_distributed, select_device, training_precision
+from vaekit.models.trainable import StepContext, StepResult
+from vaekit.optim import LRSchedule
 from vaekit.runs import (
     RunError,
     RunLock,
@@ -44,86 +44,14 @@ from vaekit.runs import (
 )
 from vaekit.tasks import make_task
 
-__all__ = ["TrainingDiverged", "select_device", "Trainer", "resume_config", "COLLAPSE_DIVERSITY"]
+__all__ = ["TrainingDiverged", "Trainer", "resume_config", "select_device", "training_precision", "DistEnv"]
 
-COLLAPSE_DIVERSITY = 0.05  # GAN samples varying less than 5% as much as real images: mode collapse
 EXPLOSION_FACTOR = 1000.0  # a step loss this many times its running level has diverged, though still finite
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN, infinite or exploded; the message names the step and what to try."""
-
-
-def select_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then the CPU; a named device that is absent is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device mps asked for, but this PyTorch has no Apple MPS backend; use --device cpu or auto")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        if count == 0:
-            raise ConfigError(f"device {name} asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"device {name} asked for, but PyTorch sees {count} CUDA GPU(s), numbered from 0")
-    elif device.type not in ("cpu", "mps"):
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
-    return device
-
-
-@dataclass
-class DistEnv:
-    """Where this process stands in a torchrun launch (rank 0 of 1 when run plainly)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def training_precision(setting: str, device: torch.device) -> tuple[str, str]:
-    """The precision a training step's products run in on `device`, and why, for the log.
-
-    bf16 autocasts the convolutions and matrix products to bfloat16; the model's heads cast what they return to
-    fp32, so every log-density, KL and loss is fp32. "auto" takes bf16 where the device multiplies it in hardware
-    (a GPU from Ampere on, a CPU with AMX: on 2 cores of such an Intel Xeon the conv recipe trains 1.96x and the
-    ResNet 2.80x as many images a second) and fp32 elsewhere, where bf16 is emulated and no faster. Validation and
-    evaluation always run in fp32.
-    """
-    if setting == "bf16" and device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"precision bf16 runs on a CPU or a CUDA GPU, not on {device.type}; use --precision fp32")
-    if setting != "auto":
-        return setting, "as asked"
-    if kernels.native_bf16(device):
-        return "bf16", ("this device multiplies bfloat16 in hardware; losses stay fp32, "
-                        "--precision fp32 trains every product in fp32")
-    return "fp32", "bfloat16 would be emulated here, no faster"
-
-
-def _init_distributed(device: torch.device) -> tuple[DistEnv, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistEnv(), device
-    env = DistEnv(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda":
-        device = torch.device("cuda", env.local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return env, device
+    """The loss became NaN, infinite or exploded, or the model's health check failed; the message names the step
+    and what to try."""
 
 
 def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -147,26 +75,6 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     return config.with_settings(source, **changes)
 
 
-class MLflowLogger:
-    """The one adapter to an experiment tracker: parameters at the start, numeric metrics each epoch."""
-
-    def __init__(self, config: TrainConfig):
-        try:
-            import mlflow
-        except ImportError:
-            raise ConfigError("--mlflow needs the mlflow package: pip install mlflow (or drop --mlflow)") from None
-        self.mlflow = mlflow
-        mlflow.start_run(run_name=Path(config.run.run_dir).name)
-        mlflow.log_params({k: v for k, v in config.flat().items() if isinstance(v, int | float | str | bool)})
-
-    def log_metrics(self, metrics: dict[str, Any], epoch: int) -> None:
-        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
-        self.mlflow.log_metrics(numbers, step=epoch)
-
-    def finish(self) -> None:
-        self.mlflow.end_run()
-
-
 def _check_model_size(task: Any) -> None:
     """Refuse, before allocating, a model whose weights alone would not train in memory: it is built on the meta
     device (shapes only) and its parameters counted."""
@@ -183,15 +91,6 @@ def _check_model_size(task: Any) -> None:
                           "--width, --latent-dim or --embedding-dim")
 
 
-def _duration(seconds: float) -> str:
-    """A time left as a person says it: 40 s, 3 min, 1 h 20 min."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {seconds % 3600 / 60:.0f} min"
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
 
@@ -199,11 +98,11 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 class Trainer:
     """Train one model as the config says, writing the run directory; `fit()` returns the last metrics."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None):
+    def __init__(self, config: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None,
+                 callbacks: list[Callback] | None = None):
         self.config = config.validate()
         self.run_dir = Path(config.run.run_dir)
-        device = select_device(config.run.device)
-        self.dist, self.device = _init_distributed(device)
+        self.dist, self.device = init_distributed(select_device(config.run.device))
         self.log = log if log is not None else (print if self.dist.is_main else (lambda _msg: None))
         self._lock: RunLock | None = None
         if self.dist.is_main:
@@ -211,8 +110,7 @@ class Trainer:
             self._lock = RunLock(self.run_dir).acquire()
             clean_temporaries(self.run_dir)
         try:
-            resume = self._decide_resume(resume)
-            self._setup(config, resume)
+            self._setup(config, self._decide_resume(resume), callbacks or [])
         except BaseException:
             self.close()
             raise
@@ -245,75 +143,64 @@ class Trainer:
             return False
         return resume
 
-    def _setup(self, config: TrainConfig, resume: bool) -> None:
+    def _setup(self, config: TrainConfig, resume: bool, callbacks: list[Callback]) -> None:
         torch.manual_seed(config.run.seed)
         if self.device.type == "cpu":  # denormal weights and activations slow CPU math by up to 40% late in training
             torch.set_flush_denormal(True)
         self.task = make_task(config, self.run_dir if resume else None)
-        self.data = getattr(self.task, "data", None)
         if not resume:
             config.follow_data(len(self.task.train[0]))
-        if self.data is not None:  # always say where the data came from: a wrong folder must not pass unnoticed
-            self.log(f"data: {self.data.name} from {self.data.source} ({len(self.task.train[0]):,} training images, "
-                     f"{len(self.task.valid[0]):,} validation)")
-            for key, why in (config.chosen or {}).items():
-                self.log(f"chose {key} = {config.flat()[key]}: {why}")
-            if config.model.likelihood == "bernoulli" and self.data.shape[0] == 3:
-                self.log("warning: a Bernoulli likelihood on colour images treats each channel as on/off and "
-                         "reconstructions lose their colour; --likelihood discretized_logistic --binarization none "
-                         "models them")
-        self.train_images = self.task.train[0].to(self.device)
-        self.train_labels = self.task.train[1].to(self.device)
+        for line in self.task.describe():  # where the data came from, and what was chosen from it
+            self.log(line)
+        self.train_images, self.train_labels = (t.to(self.device) for t in self.task.train)
         self.valid_images, self.valid_labels = self.task.valid
         if config.optim.batch_size % self.dist.world_size:
             raise ConfigError(f"batch_size {config.optim.batch_size} must divide evenly over {self.dist.world_size} "
                               "processes; it is the global batch")
-
         _check_model_size(self.task)
         torch.manual_seed(config.run.seed)
         self.model = self.task.build_model().to(self.device)
         if self.device.type == "cpu" and any(p.ndim == 4 for p in self.model.parameters()):
-            # oneDNN's convolutions and their gradients run faster on channels-last maps: the conv flagship's bf16
-            # step 26.5 -> 20 ms, the ResNet's 279 -> 185 ms (fp32 619 -> 534) on 2 cores; the weights save as usual
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # oneDNN's faster layout; the weights save as usual
         self.ddp: torch.nn.Module = self.model
         if self.dist.world_size > 1:
-            if hasattr(self.model, "training_step"):
-                raise ConfigError(f"{config.model.model} trains in one process; DDP under torchrun covers the VAE family")
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizers = self._optimizers()
-        self.optimizer = self.optimizers[0]
+            if self.model.trains_in_one_process:
+                raise ConfigError(f"{config.model.model} trains in one process only; run it without torchrun")
+            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                               else None)
+        self.optimizers = self.model.configure_optimizers(config.optim.lr, config.optim.weight_decay)
         self.loader = BatchLoader(self.train_images, self.train_labels, config.optim.batch_size, shuffle=True,
                                   seed=config.run.seed, drop_last=len(self.train_images) >= config.optim.batch_size,
                                   rank=self.dist.rank, world_size=self.dist.world_size)
         self.steps_per_epoch = len(self.loader)
-        self.epoch = 0  # epochs completed
-        self.step = 0
+        self.epoch, self.step = 0, 0  # completed
         self._clock_start: float | None = None
-        self._epochs_timed = 0
         self._loss_level: float | None = None  # running level of the training loss, to catch explosions
         self.schedulers = [LRSchedule(opt, self._lr_factor) for opt in self.optimizers]
         self.scheduler = self.schedulers[0]
         self.precision, why = training_precision(config.run.precision, self.device)
-        self.amp = self.precision == "bf16"
         self.log(f"precision: {self.precision} ({why})")
         if resume:
             self._resume()
         elif self.dist.is_main:
             self.task.save(self.run_dir)
             atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-        self.task_has_images = self.data is not None
-        self.writer = self._tensorboard()
-        self.mlflow = MLflowLogger(config) if config.run.mlflow and self.dist.is_main else None
+        self.callbacks = [*self.task.callbacks(), *callbacks]
+        if self.dist.is_main:
+            self.callbacks.insert(0, ProgressLine())
+            if config.run.tensorboard and TensorBoard.available():
+                self.callbacks.append(TensorBoard(self.run_dir))
+            if config.run.mlflow:
+                self.callbacks.append(MLflow())
 
-    def _optimizers(self) -> list[Optimizer]:
-        """AdamW over all parameters, or the model's own optimizers (the GAN has one per network)."""
-        lr, wd = self.config.optim.lr, self.config.optim.weight_decay
-        if hasattr(self.model, "configure_optimizers"):
-            return self.model.configure_optimizers(lr, wd)
-        # the fused kernel updates every tensor in one pass: 4x less optimizer time for a small MLP on 2 cores
-        return [adamw(self.model.parameters(), lr=lr, weight_decay=wd)]
+    @property
+    def epochs(self) -> int:
+        return self.config.optim.epochs
+
+    def _call(self, hook: str, *args: Any) -> None:
+        """Each callback's `hook` (a method every Callback declares) with this trainer."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     def progress(self) -> float:
         """Fraction of training done: of the steps, or of the time budget when `max_minutes` is set."""
@@ -369,59 +256,19 @@ class Trainer:
             atomic_write_text(self.run_dir / "config.json", json.dumps(self.config.to_dict(), indent=2))
         self.log(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.step})")
 
-    STEP_LOG_EVERY = 10  # steps between per-step TensorBoard points
-
-    def _log_step(self, loss: float) -> None:
-        """Per-step loss and KL to TensorBoard (every STEP_LOG_EVERY steps): the curve an epoch average hides."""
-        if self.writer is None or self.step % self.STEP_LOG_EVERY:
-            return
-        self.writer.add_scalar("step/loss", loss, self.step)
-        kl = getattr(self, "_last_kl", None)
-        if kl is not None and bool(torch.isfinite(kl).all()):
-            self.writer.add_scalar("step/kl", float(kl.float().mean()), self.step)
-        self.writer.add_scalar("step/lr", self.scheduler.get_last_lr()[0], self.step)
-
-    def _log_images(self) -> None:
-        """Per-epoch samples (and reconstructions) to TensorBoard, as the figures draw them."""
-        from vaekit.plots import image_grid
-
-        if self.writer is None or not hasattr(self.model, "sample"):
-            return
-        self.model.eval()
-        with torch.no_grad():
-            grids = {"samples": self.model.sample(16).cpu()}
-            if self.config.model.model != "gan":
-                x, y = self.valid_images[:8].to(self.device), self.valid_labels[:8].to(self.device)
-                recon = self.model.reconstruct(x, y if self.config.uses_labels else None).cpu()
-                grids["reconstructions"] = torch.cat([x.cpu(), recon])
-        for tag, images in grids.items():
-            picture = torch.from_numpy(np.array(image_grid(images, nrow=8).convert("RGB"))).permute(2, 0, 1)
-            self.writer.add_image(tag, picture, self.epoch)
-
-    def _tensorboard(self) -> Any:
-        if not (self.config.run.tensorboard and self.dist.is_main):
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is an optional extra
-            return None
-        writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        writer.add_text("config", "```\n" + json.dumps(self.config.to_dict(), indent=2) + "\n```", self.epoch)
-        return writer
-
     def beta_at(self, step: int) -> float:
-        """KL weight: 0 for `ae_pretrain` epochs, then a linear ramp to beta over `kl_warmup` epochs, then beta."""
-        step -= self.pretrain_steps
+        """KL weight: 0 while the task delays the KL (its own pre-training), then a linear ramp to beta over
+        `kl_warmup` epochs, then beta."""
+        step -= self.kl_delay_steps
         if step < 0:
             return 0.0
         warm = self.config.optim.kl_warmup * self.steps_per_epoch
         return self.config.model.beta if warm <= 0 else self.config.model.beta * min(1.0, step / warm)
 
     @property
-    def pretrain_steps(self) -> int:
-        """Steps trained as an autoencoder before the KL term is turned on (Li et al. 2019)."""
-        poem = self.config.poem
-        return int(round((poem.ae_pretrain if poem is not None else 0.0) * self.steps_per_epoch))
+    def kl_delay_steps(self) -> int:
+        """Steps trained before the KL term is turned on, as the task asks (usually 0)."""
+        return int(round(self.task.kl_delay_epochs * self.steps_per_epoch))
 
     def _diverged(self, what: str, value: float, became: str = "became") -> TrainingDiverged:
         return TrainingDiverged(
@@ -449,159 +296,85 @@ class Trainer:
         torch.manual_seed(_epoch_seed(cfg.run.seed, self.epoch))
         self.loader.images = self.task.prepare(self.train_images, self.epoch)
         self.loader.set_epoch(self.epoch)
-        show = self.dist.is_main and sys.stderr.isatty()
-        bar = None
-        if show:
-            from tqdm import tqdm
-            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}", leave=False)
+        self._call("on_epoch_start")
         total_loss, total_bound, seen, start = 0.0, 0.0, 0, time.perf_counter()
         timed_out = False
-        custom_step = getattr(self.model, "training_step", None)
-        uses_labels = cfg.uses_labels
         for x, y in self.loader:
-            y_in = y if uses_labels else None
-            if custom_step is not None:
-                step_metrics = custom_step(x, y_in, self.optimizers, cfg.optim.grad_clip, amp=self.amp)
-                loss_value, bound_sum = step_metrics["loss"], 0.0
-                self._watch_loss(loss_value)
-            else:
-                loss_value, bound_sum = self._step(x, y_in)
-            self._log_step(loss_value)
+            result = self.train_step(x, y if cfg.uses_labels else None)
             self.step += 1
-            if self.step == self.pretrain_steps and hasattr(self.model, "reset_decoder"):
-                self.model.reset_decoder()  # the encoder keeps what it learned; the decoder starts again
             for sched in self.schedulers:
                 sched.step()
-            total_loss += loss_value * len(x)
-            total_bound += bound_sum
+            self._call("on_step_end", result)
+            total_loss += result.loss * len(x)
+            total_bound += result.bound
             seen += len(x)
-            if bar is not None:
-                rate = seen * self.dist.world_size / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss_value:.2f}", img_s=f"{rate:,.0f}")
-                bar.update(1)
             if deadline is not None and time.perf_counter() > deadline:
                 timed_out = True
                 break
-        if bar is not None:
-            bar.close()
         seconds = time.perf_counter() - start
         return {"train_loss": total_loss / max(seen, 1), "train_bound": total_bound / max(seen, 1),
                 "images_per_s": seen * self.dist.world_size / max(seconds, 1e-9), "epoch_seconds": seconds}, timed_out
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[float, float]:
-        """One optimizer step on the shared objective; returns (loss, sum of the batch's bound)."""
-        cfg = self.config
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            terms = self.ddp(x, y, beta=self.beta_at(self.step))
-        loss = terms.loss
-        loss_value = float(loss.detach())
-        self._watch_loss(loss_value)
-        self._last_kl = terms.kl.detach()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.optim.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
-            if not torch.isfinite(norm):
-                raise self._diverged("the gradient norm", float(norm))
-        self.optimizer.step()
-        return loss_value, float(terms.elbo.detach().sum())
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> StepResult:
+        """One optimizer step of the model's own training step, at the KL weight and precision of this point."""
+        ctx = StepContext(self.optimizers, self.ddp, self.beta_at(self.step), self.config.optim.grad_clip,
+                          self.precision == "bf16", self._watch_loss, self._diverged)
+        return self.model.training_step(x, y, ctx)
 
     def validate(self) -> dict[str, float]:
-        """Validation metrics: ELBO terms for the VAE family, discriminator and diversity checks for a GAN."""
+        """The model's validation metrics; stops training when its health check fails."""
         self.model.eval()
-        if hasattr(self.model, "validation_metrics"):
-            valid = self.model.validation_metrics(self.valid_images, self.valid_labels, self.device)
-            if valid["sample_diversity"] < COLLAPSE_DIVERSITY:
-                raise TrainingDiverged(
-                    f"mode collapse at epoch {self.epoch}: samples vary {valid['sample_diversity']:.3f}x as much as "
-                    f"real images; try a lower --lr (now {self.config.optim.lr:g}), a larger --latent-dim, or "
-                    f"another --seed; {self._kept()}")
-            if valid["discriminator_accuracy"] > 0.999 and valid["fake_logit"] < -15:
-                raise TrainingDiverged(
-                    f"the discriminator won at epoch {self.epoch} (accuracy {valid['discriminator_accuracy']:.3f}): "
-                    f"the generator gets no gradient; try a lower --lr or --grad-clip 1; {self._kept()}")
-            return valid
-        return elbo_metrics(self.model, self.valid_images, self.valid_labels, device=self.device)
+        valid = self.model.validation_metrics(self.valid_images, self.valid_labels, self.device)
+        problem = self.model.health(valid)
+        if problem is not None:
+            raise TrainingDiverged(f"{problem[0]} at epoch {self.epoch}: {problem[1]}; {self._kept()}")
+        bad = [k for k, v in valid.items() if not math.isfinite(v)]
+        if bad:
+            raise self._diverged(f"the validation {bad[0]}", valid[bad[0]])
+        return valid
 
     def fit(self, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Train until `epochs` (or `max_minutes`), evaluating and checkpointing after each epoch.
 
         `on_epoch_end(trainer, metrics)` runs on rank 0 after each checkpoint (benchmarks take snapshots there).
         """
+        if on_epoch_end is not None and self.dist.is_main:
+            self.callbacks.append(EpochHook(on_epoch_end))
         finished = False
         try:
-            result = self._fit(on_epoch_end)
+            self._call("on_fit_start")
+            result = self._fit()
             finished = True
             return result
         finally:
-            if self.writer is not None:
-                self.writer.close()
-            if self.mlflow is not None:
-                self.mlflow.finish()
+            self._call("on_fit_end")
             self.close(together=finished)
 
-    def _fit(self, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None) -> dict[str, Any]:
+    def _fit(self) -> dict[str, Any]:
         cfg = self.config
         self._clock_start = time.perf_counter()
         deadline = None if cfg.optim.max_minutes is None else self._clock_start + 60.0 * cfg.optim.max_minutes
         metrics: dict[str, Any] = {}
         if self.epoch >= cfg.optim.epochs:
             self.log(f"{self.run_dir}: already trained for {self.epoch} epochs; raise --epochs to train further")
-        self._epochs_timed = 0  # epochs trained in this process: the time left is estimated from them
         while self.epoch < cfg.optim.epochs:
             train_metrics, timed_out = self._train_epoch(deadline)
             self.epoch += 1
-            self._epochs_timed += 1
             metrics = {"epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
                        "beta": self.beta_at(self.step), **train_metrics}
             if self.dist.is_main:
-                valid = self.validate()
-                metrics.update({f"valid_{k}": v for k, v in valid.items()})
-                bad = [k for k, v in valid.items() if not math.isfinite(v)]
-                if bad:
-                    raise self._diverged(f"the validation {bad[0]}", valid[bad[0]])
+                metrics.update({f"valid_{k}": v for k, v in self.validate().items()})
                 metrics["train_seconds"] = time.perf_counter() - self._clock_start
-                self._record(metrics)
+                with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(metrics) + "\n")
                 self._checkpoint(metrics, complete=not timed_out)
-                if on_epoch_end is not None:
-                    on_epoch_end(self, metrics)
+                self._call("on_epoch_end", metrics)
             if self.dist.world_size > 1:
                 dist.barrier()
             if timed_out:
                 self.log(f"stopped after {cfg.optim.max_minutes:g} minutes (time budget) in epoch {self.epoch}")
                 break
         return metrics
-
-    def _record(self, metrics: dict[str, Any]) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(metrics) + "\n")
-        if self.mlflow is not None:
-            self.mlflow.log_metrics(metrics, self.epoch)
-        if self.writer is not None:
-            for key, value in metrics.items():
-                if key != "epoch" and isinstance(value, int | float) and math.isfinite(value):
-                    self.writer.add_scalar(key, value, self.epoch)
-            if self.task_has_images:
-                self._log_images()
-            self.writer.flush()
-        if "valid_sample_diversity" in metrics:
-            summary = (f"discriminator accuracy {metrics['valid_discriminator_accuracy']:.2f}  "
-                       f"sample diversity {metrics['valid_sample_diversity']:.2f}")
-        elif "valid_elbo" in metrics:
-            summary = f"valid elbo {metrics['valid_elbo']:.2f} nats"
-        else:
-            summary = f"valid log-likelihood {metrics['valid_log_likelihood']:.2f} nats"
-        left = ""
-        if self.epoch < self.config.optim.epochs and self._epochs_timed:
-            seconds = (time.perf_counter() - self._clock_start) / self._epochs_timed * (self.config.optim.epochs
-                                                                                       - self.epoch)
-            if self.config.optim.max_minutes is not None:  # the time budget ends the run first
-                seconds = min(seconds, 60.0 * self.config.optim.max_minutes - (time.perf_counter() - self._clock_start))
-            left = f"  about {_duration(seconds)} left"
-        stride = -(-self.config.optim.epochs // 25) if self.config.optim.epochs > 50 else 1  # about 25 lines a run
-        if self.epoch % stride == 0 or self.epoch == self.config.optim.epochs:
-            self.log(f"epoch {self.epoch}/{self.config.optim.epochs}  loss {metrics['train_loss']:.2f}  {summary}"
-                     f"  {metrics['images_per_s']:,.0f} img/s{left}")
 
     def _checkpoint(self, metrics: dict[str, Any], complete: bool) -> None:
         state = {"optimizers": [opt.state_dict() for opt in self.optimizers],

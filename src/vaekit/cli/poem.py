@@ -10,19 +10,7 @@ from typing import Any
 
 from vaekit.cli.options import HelpFormatter, count, nonnegative, probability, seed, temperature
 
-__all__ = ["add_poem_commands", "POEM_EPOCHS", "RECIPE"]
-
-# epochs per form of the default recipe: each trains on 2 CPU cores in under 30 minutes (docs/benchmarks.md)
-POEM_EPOCHS = {"couplet": 5, "quatrain": 12, "regulated": 8, "quatrain7": 12, "regulated7": 6}
-PARALLEL_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}  # Su's model
-# the default recipe, by decoder: what the ablation in docs/benchmarks.md measured best
-RECIPE = {"causal": {"embedding_dim": 128, "decoder_layers": 5, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
-                     "dropout": 0.2, "encoder_pooling": "flatten"},
-          "gru": {"embedding_dim": 128, "decoder_layers": 1, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
-                  "dropout": 0.2, "encoder_pooling": "flatten"},
-          "parallel": {"embedding_dim": 64, "decoder_layers": 1, "posterior_bn": 0.0, "kl_warmup": 0.0, "lr": 1e-3,
-                       "dropout": 0.0, "encoder_pooling": "mean"}}
-
+__all__ = ["add_poem_commands"]
 
 def cmd_poem_fetch(args: argparse.Namespace) -> None:
     from vaekit.data.poetry import fetch_corpus
@@ -33,18 +21,18 @@ def cmd_poem_fetch(args: argparse.Namespace) -> None:
 def cmd_poem_train(args: argparse.Namespace) -> None:
     from vaekit.config import TrainConfig
     from vaekit.poetry import SAMPLING, ConstraintError, VerseRules, format_poem, write
+    from vaekit.poetry.recipe import RECIPE, recipe_settings
     from vaekit.train import Trainer, resume_config
 
     if args.resume:
         config = resume_config(args.run_dir, {k: v for k, v in (("device", args.device),
                                                                  ("precision", args.precision)) if v})
     else:
-        recipe = {k: v if getattr(args, k) is None else getattr(args, k)  # flags given win over the recipe
-                  for k, v in RECIPE[args.decoder].items()}
-        epochs = args.epochs or (PARALLEL_EPOCHS if args.decoder == "parallel" else POEM_EPOCHS)[args.form]
+        recipe = recipe_settings(args.decoder, args.form, {k: getattr(args, k) for k in (*RECIPE[args.decoder],
+                                                                                           "epochs")})
         config = TrainConfig.from_flat(
             "command line", task="poem", model="cvae" if args.themed else "vae", conditioning=args.conditioning,
-            run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus, epochs=epochs, batch_size=args.batch_size,
+            run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus, batch_size=args.batch_size,
             latent_dim=args.latent_dim, min_count=args.min_count, simplified=args.simplified, seed=args.seed,
             device=args.device or "auto", precision=args.precision or "auto", train_size=args.train_size,
             max_minutes=args.max_minutes, grad_clip=5.0,
@@ -163,6 +151,8 @@ def add_poem_commands(sub: Any) -> None:
     from vaekit.data.poetry import FORMS
     from vaekit.models.config import CONDITIONINGS
     from vaekit.poetry.decode import MAX_BEAM, MAX_CANDIDATES, SAMPLING
+    from vaekit.poetry.model import DECODERS, POOLINGS
+    from vaekit.poetry.recipe import PARALLEL_EPOCHS, POEM_EPOCHS
     from vaekit.poetry.themes import THEME_NAMES
 
     poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
@@ -182,17 +172,17 @@ def add_poem_commands(sub: Any) -> None:
     p.add_argument("--run-dir", default="runs/poem", help="where the run is written")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the poems (default per form: {POEM_EPOCHS}; parallel: {PARALLEL_EPOCHS})")
+    p.add_argument("--decoder", choices=DECODERS, default="causal",
+                   help="parallel: every character from z (Su's); causal: each from z and the characters before it, "
+                        "by dilated causal convolutions; gru: the same by a GRU")
     p.add_argument("--batch-size", type=int, default=64, help="poems a batch")
     p.add_argument("--lr", type=float, default=None,
                    help="AdamW learning rate (default 3e-3; 1e-3 for the parallel decoder, as Su trained it)")
     p.add_argument("--latent-dim", type=int, default=64, help="dimensions of z")
     p.add_argument("--embedding-dim", type=int, default=None,
                    help="character embedding width (and conv channels; default 128, parallel 64)")
-    p.add_argument("--decoder", choices=("parallel", "causal", "gru"), default="causal",
-                   help="parallel: every character from z (Su's); causal: each from z and the characters before it, "
-                        "by dilated causal convolutions; gru: the same by a GRU")
     p.add_argument("--encoder-layers", type=int, default=2, help="gated convolutions in the encoder")
-    p.add_argument("--encoder-pooling", choices=("mean", "flatten"), default=None,
+    p.add_argument("--encoder-pooling", choices=POOLINGS, default=None,
                    help="mean: average the encoder's positions (which phrases; Su's, the parallel default); flatten: "
                         "keep every position in order (which phrase where; the default otherwise)")
     p.add_argument("--decoder-layers", type=int, default=None,

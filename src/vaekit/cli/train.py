@@ -222,7 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(save_samples(model, figures / "samples.png", 64, title=title))
     print(save_reconstructions(model, trainer.valid_images[:32], trainer.valid_labels[:32],
                                figures / "reconstructions.png", title=title))
-    x, y = eval_images(trainer.data.test, config.data.binarization)
+    x, y = eval_images(trainer.task.data.test, config.data.binarization)
     print(save_manifold(model, figures / "manifold.png", images=x[:2000], labels=y[:2000], title=title)[0])
     m = elbo_metrics(model, x, y, device=trainer.device)
     print(f"test elbo: {m['elbo']:.2f} nats (log-likelihood {m['log_likelihood']:.2f}, kl {m['kl']:.2f}; "

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
 from vaekit.distributions import PointMass
 from vaekit.models.vae import VAE
-from vaekit.objectives import ELBOTerms, reconstruction_loss
+from vaekit.objectives import ELBOTerms, bound_metrics, reconstruction_loss
 
 __all__ = ["Autoencoder"]
 
@@ -22,3 +23,8 @@ class Autoencoder(VAE):
 
     def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
         return reconstruction_loss(self, x, y)
+
+    def validation_metrics(self, images: Tensor, labels: Tensor, device: torch.device | str) -> dict[str, float]:
+        """The reconstruction log-likelihood alone: an autoencoder has no prior it was trained towards, so no ELBO."""
+        return bound_metrics(self, images, labels if self.uses_labels else None, device=device,
+                             reconstruction_only=True)

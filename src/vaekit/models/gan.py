@@ -8,7 +8,6 @@ ELBO, no NLL, no reconstruction, which the commands that need one say plainly.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -19,9 +18,13 @@ from torch.distributions import Distribution
 
 from vaekit.distributions import standard_normal
 from vaekit.models.config import ModelConfig
+from vaekit.models.trainable import StepContext, StepResult, Trainable
 from vaekit.optim import Optimizer, adamw
 
 __all__ = ["GAN", "NoEncoderError"]
+
+
+COLLAPSE_DIVERSITY = 0.05  # samples varying less than 5% as much as real images: mode collapse
 
 
 class NoEncoderError(ValueError):
@@ -65,8 +68,11 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class GAN(nn.Module):
+class GAN(nn.Module, Trainable):
     """Generator and discriminator; conditional (a cGAN) when config.conditional is set."""
+
+    trains_in_one_process = True  # two optimizers, alternating steps: DDP under torchrun covers the VAE family
+    has_encoder = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -80,6 +86,10 @@ class GAN(nn.Module):
         self.generator = Generator(config.latent_dim, config.image_shape, cond, config.width)
         self.discriminator = Discriminator(config.image_shape, cond, config.width)
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
+
+    @property
+    def uses_labels(self) -> bool:  # type: ignore[override]
+        return bool(self.config.uses_labels)
 
     def _onehot(self, y: Tensor | None) -> Tensor | None:
         if not self.conditional:
@@ -129,14 +139,12 @@ class GAN(nn.Module):
         return [adamw(net.parameters(), lr=lr, betas=(0.5, 0.999), weight_decay=weight_decay)
                 for net in (self.discriminator, self.generator)]
 
-    def training_step(self, x: Tensor, y: Tensor | None, optimizers: list[Optimizer],
-                      grad_clip: float = 0.0, amp: bool = False) -> dict[str, float]:
-        """One discriminator step, then one generator step; returns their losses. With `amp` the forward passes
-        run under bfloat16 autocast (the Trainer's `--precision bf16`); the losses are fp32 either way."""
-        opt_d, opt_g = optimizers
+    def training_step(self, x: Tensor, y: Tensor | None, ctx: StepContext) -> StepResult:
+        """One discriminator step, then one generator step. With `ctx.amp` the forward passes run under bfloat16
+        autocast (the Trainer's `--precision bf16`); the losses are fp32 either way."""
+        opt_d, opt_g = ctx.optimizers
         cond = self._onehot(y)
-        forward = functools.partial(torch.autocast, x.device.type, dtype=torch.bfloat16, enabled=amp)
-        with forward():
+        with ctx.autocast(x.device):
             z = torch.randn(len(x), self.latent_dim, device=x.device)
             fake = self.generator(z, cond)
             real_logits = self.discriminator(x, cond).float()
@@ -145,17 +153,18 @@ class GAN(nn.Module):
             F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        self._clip(self.discriminator, grad_clip)
+        self._clip(self.discriminator, ctx.grad_clip)
         opt_d.step()
-        with forward():
+        with ctx.autocast(x.device):
             gen_logits = self.discriminator(fake, cond).float()
         loss_g = F.binary_cross_entropy_with_logits(gen_logits, torch.ones_like(gen_logits))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        self._clip(self.generator, grad_clip)
+        self._clip(self.generator, ctx.grad_clip)
         opt_g.step()
-        return {"loss": float(loss_d.detach() + loss_g.detach()), "loss_d": float(loss_d.detach()),
-                "loss_g": float(loss_g.detach())}
+        loss = float(loss_d.detach() + loss_g.detach())
+        ctx.watch(loss)
+        return StepResult(loss=loss, parts={"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())})
 
     @staticmethod
     def _clip(net: nn.Module, grad_clip: float) -> None:
@@ -182,3 +191,14 @@ class GAN(nn.Module):
         self.train()
         return {"discriminator_accuracy": accuracy, "sample_diversity": diversity,
                 "real_logit": float(real_logits.mean()), "fake_logit": float(fake_logits.mean())}
+
+    def health(self, metrics: dict[str, float]) -> tuple[str, str] | None:
+        """Mode collapse (samples vary less than COLLAPSE_DIVERSITY as much as real images), or a discriminator that
+        has won (the generator then gets no gradient): training cannot recover from either."""
+        if metrics["sample_diversity"] < COLLAPSE_DIVERSITY:
+            return ("mode collapse", f"samples vary {metrics['sample_diversity']:.3f}x as much as real images; try a "
+                                     "lower --lr, a larger --latent-dim, or another --seed")
+        if metrics["discriminator_accuracy"] > 0.999 and metrics["fake_logit"] < -15:
+            return ("the discriminator won", f"accuracy {metrics['discriminator_accuracy']:.3f}: the generator gets "
+                                             "no gradient; try a lower --lr or --grad-clip 1")
+        return None

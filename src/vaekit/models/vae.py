@@ -18,12 +18,13 @@ from vaekit.distributions import diagonal_gaussian, standard_normal
 from vaekit.models.config import ModelConfig
 from vaekit.models.likelihoods import ImageLikelihood
 from vaekit.models.nets import build_decoder, build_encoder
+from vaekit.models.trainable import Trainable
 from vaekit.objectives import ELBOTerms, LatentModel, elbo, iwae_bound
 
 __all__ = ["VAE"]
 
 
-class VAE(LatentModel):
+class VAE(LatentModel, Trainable):
     """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) from `config.likelihood`."""
 
     posterior_params = 2  # the encoder emits mu and log-variance
@@ -40,6 +41,10 @@ class VAE(LatentModel):
                                      config.width, norm=config.norm)
         self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale, config.scale_per,
                                     (c, h, w))
+
+    @property
+    def uses_labels(self) -> bool:  # type: ignore[override]
+        return bool(self.config.uses_labels)
 
     def _label_inputs(self) -> int:
         """How many one-hot label inputs encoder and decoder take (0 for unconditional models)."""

@@ -43,6 +43,7 @@ from torch.distributions import Distribution, Independent, Normal
 from vaekit import kernels
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, full_gaussian, standard_normal
 from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
+from vaekit.models.trainable import Trainable
 from vaekit.objectives import ELBOTerms, LatentModel, elbo
 from vaekit.poetry.output import linear_log_prob
 from vaekit.poetry.sampling import categorical
@@ -116,7 +117,7 @@ class CausalLikelihood:
         return logp.view(tokens.shape).sum(-1).reshape(lead)
 
 
-class PoemVAE(LatentModel):
+class PoemVAE(LatentModel, Trainable):
     """p(poem | z): every character from z alone (`parallel`), or from z and the characters before (`causal`,
     `gru`); z ~ N(0, I) (N(mu_theme, I), or a fitted N(m, L L^T)); q(z | poem) from a gated CNN.
 
@@ -281,6 +282,10 @@ class PoemVAE(LatentModel):
                 inputs.append(h)
             h = layer(h, code)
         return h.transpose(1, 2)
+
+    def figures(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """No image grids: a poem model's samples are text (`vaekit poem write`)."""
+        return {}
 
     def reset_decoder(self) -> None:
         """Re-initialise the decoder's own layers (the tied embedding stays): Li et al.'s step after pretraining."""

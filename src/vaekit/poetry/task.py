@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
+from vaekit.callbacks import Callback
 from vaekit.config import TrainConfig
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import (
@@ -142,12 +143,32 @@ class PoemTask:
     def prepare(self, x: Tensor, epoch: int) -> Tensor:
         return x
 
+    @property
+    def kl_delay_epochs(self) -> float:
+        """Epochs trained as an autoencoder before the KL term is turned on (Li et al. 2019's pre-training)."""
+        return self.config.poem.ae_pretrain
+
+    def describe(self) -> list[str]:
+        return []
+
+    def callbacks(self) -> list[Callback]:
+        """After the autoencoder pre-training, the decoder starts again (the encoder keeps what it learned)."""
+        return [DecoderReset()] if self.config.poem.ae_pretrain > 0 else []
+
     def save(self, run_dir: Path) -> None:
         """The vocabulary, and the hashes of the training lines (generated poems must not copy one)."""
         from vaekit.runs import atomic_write_text
 
         atomic_write_text(run_dir / VOCAB_FILE, self.vocab.to_json())
         save_line_set(self.train_texts, run_dir)
+
+
+class DecoderReset(Callback):
+    """Re-initialise the poem decoder on the step the KL is turned on (Li et al. 2019)."""
+
+    def on_step_end(self, trainer: Any, result: Any) -> None:
+        if trainer.step == trainer.kl_delay_steps:
+            trainer.model.reset_decoder()
 
 
 def save_line_set(train_texts: list[str], run_dir: Path) -> None:

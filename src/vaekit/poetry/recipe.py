@@ -1,0 +1,26 @@
+"""The default recipe of `vaekit poem train`, by decoder: what the ablation in docs/benchmarks.md measured best.
+
+The command line fills the settings a user did not give from here; the library does the same through
+`recipe_settings`. Each form's epochs train on 2 CPU cores in under 30 minutes (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["RECIPE", "POEM_EPOCHS", "PARALLEL_EPOCHS", "recipe_settings"]
+
+POEM_EPOCHS = {"couplet": 5, "quatrain": 12, "regulated": 8, "quatrain7": 12, "regulated7": 6}
+PARALLEL_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}  # Su's model
+RECIPE = {"causal": {"embedding_dim": 128, "decoder_layers": 5, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
+                     "dropout": 0.2, "encoder_pooling": "flatten"},
+          "gru": {"embedding_dim": 128, "decoder_layers": 1, "posterior_bn": 0.9, "kl_warmup": 1.0, "lr": 3e-3,
+                  "dropout": 0.2, "encoder_pooling": "flatten"},
+          "parallel": {"embedding_dim": 64, "decoder_layers": 1, "posterior_bn": 0.0, "kl_warmup": 0.0, "lr": 1e-3,
+                       "dropout": 0.0, "encoder_pooling": "mean"}}
+
+
+def recipe_settings(decoder: str, form: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's settings for a decoder and form, with every setting in `given` (not None) winning."""
+    settings = {**RECIPE[decoder], "epochs": (PARALLEL_EPOCHS if decoder == "parallel" else POEM_EPOCHS)[form]}
+    return {**settings, **{k: v for k, v in given.items() if v is not None}}
