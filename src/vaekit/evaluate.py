@@ -6,6 +6,7 @@ dynamic binarization), so numbers are comparable between runs and with published
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +21,10 @@ from vaekit.data import Split, binarize
 from vaekit.distributions import dequantization_offset
 from vaekit.memory import EvalPlan, default_budget, plan_passes
 from vaekit.models.likelihoods import DISCRETE_LIKELIHOODS
-from vaekit.objectives import bound_metrics, iwae_bound
+from vaekit.objectives import batches, bound_metrics, iwae_bound
 
-__all__ = ["EVAL_SEED", "eval_images", "elbo_metrics", "NLLResult", "estimate_nll", "protocol_name",
+__all__ = ["EVAL_SEED", "eval_images", "elbo_metrics", "NLLResult", "NLLSettings", "estimate_nll", "protocol_name",
+           "batches", "evaluation_copy",
            "latent_statistics", "reconstruction_error", "sample_quality", "pixel_diversity",
            "ACTIVE_UNIT_THRESHOLD", "PRECISIONS"]
 
@@ -97,6 +99,21 @@ class NLLResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class NLLSettings:
+    """How the NLL is estimated: k importance samples, the pass sizes (None: from the memory budget), how the
+    images were prepared (`protocol`, for the record), their pixel levels (bits/dim), where and in what precision."""
+
+    k: int = 5000
+    batch_size: int | None = None
+    chunk_size: int | None = None
+    protocol: str = ""
+    pixel_levels: int | None = None
+    device: torch.device | str = "cpu"
+    memory: int | None = None
+    precision: str = "fp32"
+
+
 @torch.no_grad()
 def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int = 5000, batch_size: int | None = None,
                  chunk_size: int | None = None, protocol: str = "", pixel_levels: int | None = None,
@@ -111,52 +128,63 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
     a code length, also given in bits per dimension: a discrete likelihood scores the images as they are, a
     density (Gaussian, continuous Bernoulli) scores them uniformly dequantized, plus log(levels) nats a pixel, so
     the two kinds of model are compared on one scale. `precision="bf16"` runs the decoder's products in bfloat16
-    and keeps every density and the logsumexp in fp32: on 2 cores with AMX 2.1-4.4x the fp32 samples/s, the
-    estimate moved by under 0.01 nats (benchmarks/eval_memory.py measures both).
+    and keeps every density and the logsumexp in fp32 (benchmarks/eval_memory.py measures speed and bias). The
+    speed-ups run on a prepared copy of the model (`evaluation_copy`): the caller's model is never changed.
     """
-    if precision not in PRECISIONS:
+    settings = NLLSettings(k, batch_size, chunk_size, protocol, pixel_levels, device, memory, precision)
+    if settings.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if _kind(model) == "ae":
         raise ValueError("an autoencoder defines no likelihood p(x): it has no NLL; use a vae, iwae or cvae run")
-    device = torch.device(device)
-    with _decoder_precision(model, device, precision):  # planned as it runs: bf16 activations are half the bytes
-        return _estimate(model, images, labels, k, batch_size, chunk_size, protocol, pixel_levels, device,
-                         progress, memory, on_plan, precision)
+    return _estimate(model, images, labels, settings, progress, on_plan)
 
 
-def _estimate(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: int | None,
-              chunk_size: int | None, protocol: str, pixel_levels: int | None, device: torch.device,
-              progress: Callable[[int], None] | None, memory: int | None,
-              on_plan: Callable[[EvalPlan], None] | None, precision: str) -> NLLResult:
-    first_y = _labels_if_needed(model, labels[:1].to(device))
-    plan = plan_passes(model, images[:1].to(device), first_y, k,
-                       memory if memory is not None else default_budget(device), batch_size, chunk_size,
-                       images=len(images))
-    if on_plan is not None:
-        on_plan(plan)
-    scored_as = _scored_as(model) if pixel_levels is not None else None
-    dequantize = scored_as == "density"
-    if dequantize:
-        noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(EVAL_SEED))
-        images = (images * (pixel_levels - 1) + noise) / pixel_levels
-    values = []
-    # inference mode, inside the layout change (a tensor made in it can never reach autograd, so no parameter may be
-    # one): it skips autograd's bookkeeping, 1-2% here (MLP 192,000 -> 194,000, conv 15,000 -> 15,200 samples/s)
-    with _fast_layout(model, device), torch.inference_mode():
-        for start in range(0, len(images), plan.batch_size):
-            x = images[start:start + plan.batch_size].to(device)
-            y = _labels_if_needed(model, labels[start:start + plan.batch_size].to(device))
-            values.append(iwae_bound(model, x, k, chunk_size=plan.chunk_size, y=y).double().cpu())
-            if progress is not None:
-                progress(len(x))
+@contextmanager
+def evaluation_copy(model: torch.nn.Module, device: torch.device, precision: str = "fp32",
+                    layout: bool = True) -> Iterator[torch.nn.Module]:
+    """A copy of the model for fast inference (its decoder in `precision`, and with `layout` the in-place ReLUs,
+    channels-last convolutions and oneDNN linears of `_fast_layout`); the caller's model is left as it is."""
+    fast = copy.deepcopy(model)
+    with _decoder_precision(fast, device, precision):
+        if not layout:
+            yield fast
+            return
+        with _fast_layout(fast, device):
+            yield fast
+
+
+def _estimate(model: torch.nn.Module, images: Tensor, labels: Tensor, settings: NLLSettings,
+              progress: Callable[[int], None] | None, on_plan: Callable[[EvalPlan], None] | None) -> NLLResult:
+    device = torch.device(settings.device)
+    k, levels = settings.k, settings.pixel_levels
+    with evaluation_copy(model, device, settings.precision, layout=False) as fast:
+        # planned in the decoder's precision (bf16 activations are half the bytes), before the layout changes
+        plan = plan_passes(fast, images[:1].to(device), _labels_if_needed(fast, labels[:1].to(device)), k,
+                           settings.memory if settings.memory is not None else default_budget(device),
+                           settings.batch_size, settings.chunk_size, images=len(images))
+        if on_plan is not None:
+            on_plan(plan)
+        scored_as = _scored_as(fast) if levels is not None else None
+        dequantize = scored_as == "density"
+        if dequantize:
+            noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(EVAL_SEED))
+            images = (images * (levels - 1) + noise) / levels
+        values = []
+        # inference mode, inside the layout change (a tensor made in it can never reach autograd, so no parameter
+        # may be one): it skips autograd's bookkeeping, 1-2% here
+        with _fast_layout(fast, device), torch.inference_mode():
+            for x, y in batches(images, labels if _uses_labels(fast) else None, plan.batch_size, device):
+                values.append(iwae_bound(fast, x, k, chunk_size=plan.chunk_size, y=y).double().cpu())
+                if progress is not None:
+                    progress(len(x))
     log_px = torch.cat(values)
     n = len(log_px)
     se = float(log_px.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
     dims = math.prod(images.shape[1:])
-    nll = -float(log_px.mean()) + (dequantization_offset(dims, pixel_levels) if dequantize else 0.0)
+    nll = -float(log_px.mean()) + (dequantization_offset(dims, levels) if dequantize else 0.0)
     bpd = nll / (dims * math.log(2)) if scored_as is not None else None
-    return NLLResult(nll=nll, standard_error=se, k=k, images=n, protocol=protocol, bits_per_dim=bpd,
-                     dequantized=dequantize, precision=precision)
+    return NLLResult(nll=nll, standard_error=se, k=k, images=n, protocol=settings.protocol, bits_per_dim=bpd,
+                     dequantized=dequantize, precision=settings.precision)
 
 
 @contextmanager
@@ -277,9 +305,7 @@ def latent_statistics(model: torch.nn.Module, images: Tensor, labels: Tensor, ba
     Unit u is active when A_u = Cov_x(E_q[z_u | x]) > 0.01: its posterior mean moves with the input.
     """
     means, kls = [], []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        y = _labels_if_needed(model, labels[start:start + batch_size].to(device))
+    for x, y in batches(images, labels if _uses_labels(model) else None, batch_size, device):
         q = model.posterior(x, y)
         means.append(q.mean.double().cpu())
         base_q, base_p = getattr(q, "base_dist", None), getattr(model.prior(y), "base_dist", None)
@@ -299,9 +325,7 @@ def reconstruction_error(model: torch.nn.Module, images: Tensor, labels: Tensor,
                          device: torch.device | str = "cpu") -> dict[str, float]:
     """Squared error per image (summed over pixels) of decoding the posterior mean, and -log p(x|z) there."""
     sq, nll = 0.0, 0.0
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        y = _labels_if_needed(model, labels[start:start + batch_size].to(device))
+    for x, y in batches(images, labels if _uses_labels(model) else None, batch_size, device):
         z = model.posterior(x, y).mean
         px = model.likelihood(z, y)
         sq += float((px.mean - x).pow(2).flatten(1).sum(1).sum())

@@ -16,6 +16,7 @@ importance weight log p(x, z) - log q(z|x) the sum over groups of log p - log q 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor
 from torch.distributions import Distribution, kl_divergence
 
 __all__ = ["LatentModel", "LatentGroup", "ELBOTerms", "elbo", "iwae_bound", "reconstruction_loss", "group_kls",
-           "bound_metrics"]
+           "bound_metrics", "batches"]
 
 
 @dataclass
@@ -167,9 +168,7 @@ def bound_metrics(model: LatentModel, images: Tensor, labels: Tensor | None, bat
     with `reconstruction_only` (an autoencoder) the log-likelihood at the posterior mean alone."""
     totals: dict[str, float] = {}
     n = len(images)
-    for start in range(0, n, batch_size):
-        x = images[start:start + batch_size].to(device)
-        y = None if labels is None else labels[start:start + batch_size].to(device)
+    for x, y in batches(images, labels, batch_size, device):
         if reconstruction_only:
             terms = reconstruction_loss(model, x, y)
             parts = {"log_likelihood": terms.log_likelihood}
@@ -181,3 +180,12 @@ def bound_metrics(model: LatentModel, images: Tensor, labels: Tensor | None, bat
         for key, value in parts.items():
             totals[key] = totals.get(key, 0.0) + float(value.sum())
     return {key: value / n for key, value in totals.items()}
+
+
+def batches(images: Tensor, labels: Tensor | None, size: int, device: torch.device | str = "cpu"
+            ) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """(x, y) in consecutive slices of `size`, on `device`: the one loop every evaluation pass runs; y is None when
+    no labels are given."""
+    for start in range(0, len(images), size):
+        y = None if labels is None else labels[start:start + size].to(device)
+        yield images[start:start + size].to(device), y
