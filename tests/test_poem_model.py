@@ -19,7 +19,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "poetry"
 
 def causal(vocab: int = 50, length: int = 20, layers: int = 4) -> PoemVAE:
     torch.manual_seed(0)
-    return PoemVAE(vocab, length, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=layers)
+    return PoemVAE.build(vocab, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=layers)
 
 
 def test_a_causal_layer_is_its_gated_convolution_with_the_bias_moved_to_the_z_term():
@@ -152,7 +152,7 @@ def test_the_stepping_decoder_gives_the_full_pass_logits_whatever_prefixes_it_is
 
 def test_the_stepping_decoder_of_a_themed_model_reads_the_theme():
     torch.manual_seed(0)
-    model = PoemVAE(50, 20, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=3, themes=7,
+    model = PoemVAE.build(50, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=3, themes=7,
                     conditioning="both").eval()
     z, y = torch.randn(3, 8), torch.tensor([0, 4, 6])
     prefix = torch.randint(1, 50, (3, 10))

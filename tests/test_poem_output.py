@@ -34,7 +34,7 @@ def test_values_and_gradients_match_log_softmax_in_float64(monkeypatch, chunk_ro
 
 def test_the_causal_likelihood_is_the_teacher_forced_softmax_with_the_same_gradients():
     torch.manual_seed(0)
-    model = PoemVAE(60, 20, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=3).double()
+    model = PoemVAE.build(60, latent_dim=8, embedding_dim=16, decoder="causal", decoder_layers=3).double()
     x, z = torch.randint(1, 60, (6, 20)), torch.randn(2, 6, 8, dtype=torch.float64)  # k=2 samples of 6 poems
     fused = model.likelihood(z).log_prob(x)
     states = model._causal_states(z.reshape(12, 8), x.repeat(2, 1)[:, :-1], None)  # causal_logits, in float64
@@ -88,7 +88,7 @@ def test_the_onednn_products_change_poem_scores_and_decoding_only_in_rounding(mo
     import vaekit.kernels as kernels
 
     torch.manual_seed(0)
-    model = PoemVAE(60, 20, latent_dim=8, embedding_dim=32, decoder="causal", decoder_layers=3).eval()
+    model = PoemVAE.build(60, latent_dim=8, embedding_dim=32, decoder="causal", decoder_layers=3).eval()
     x, z = torch.randint(1, 60, (16, 20)), torch.randn(16, 8)
 
     def outputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

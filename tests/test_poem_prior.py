@@ -18,7 +18,7 @@ from vaekit.poetry.task import poem_model
 def _trained(prior: str = "fitted", poems: int = 96, steps: int = 40) -> tuple[PoemVAE, torch.Tensor]:
     """A small causal model trained a little on poems its z can carry (later lines repeat the first)."""
     torch.manual_seed(0)
-    m = PoemVAE(50, 20, latent_dim=6, embedding_dim=16, decoder="causal", decoder_layers=2, posterior_bn=0.9,
+    m = PoemVAE.build(50, latent_dim=6, embedding_dim=16, decoder="causal", decoder_layers=2, posterior_bn=0.9,
                 prior=prior)
     torch.manual_seed(1)
     x = torch.randint(1, 50, (poems, 20))
@@ -83,7 +83,7 @@ def test_the_fitted_prior_is_the_best_gaussian_and_writes_where_the_posteriors_l
             assert torch.allclose(sample.mean(0), loc, atol=0.06)
             assert torch.allclose(torch.cov(sample.T), factor @ factor.T, atol=0.08)
     state = m.state_dict()
-    again = PoemVAE(50, 20, latent_dim=6, embedding_dim=16, decoder="causal", decoder_layers=2, posterior_bn=0.9,
+    again = PoemVAE.build(50, latent_dim=6, embedding_dim=16, decoder="causal", decoder_layers=2, posterior_bn=0.9,
                     prior="fitted")
     again.load_state_dict(state)  # the fitted prior travels with the weights
     assert torch.equal(again.prior().scale_tril, m.prior().scale_tril)
@@ -91,11 +91,11 @@ def test_the_fitted_prior_is_the_best_gaussian_and_writes_where_the_posteriors_l
 
 def test_a_fitted_prior_is_refused_where_it_cannot_work():
     with pytest.raises(ValueError, match="standard, fitted"):
-        PoemVAE(50, 20, prior="mixture")
+        PoemVAE.build(50, prior="mixture")
     with pytest.raises(ValueError, match="free bits"):
-        PoemVAE(50, 20, decoder="causal", free_bits=0.5, prior="fitted")
+        PoemVAE.build(50, decoder="causal", free_bits=0.5, prior="fitted")
     with pytest.raises(ValueError, match="unthemed"):
-        PoemVAE(50, 20, decoder="causal", themes=3, conditioning="both", prior="fitted")
+        PoemVAE.build(50, decoder="causal", themes=3, conditioning="both", prior="fitted")
     m, x = _trained(prior="standard", steps=1)
     with pytest.raises(ValueError, match="prior='fitted'"):
         fit_prior(m, x)

@@ -23,7 +23,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "poetry"
 def model(**kw) -> PoemVAE:
     torch.manual_seed(0)
     args = {"latent_dim": 8, "embedding_dim": 16, "decoder": "causal", "decoder_layers": 3, **kw}
-    return PoemVAE(50, 20, **args)
+    return PoemVAE.build(50, **args)
 
 
 def test_the_theme_rule_reads_titles_in_order_of_precedence():

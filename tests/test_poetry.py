@@ -78,7 +78,7 @@ def test_diversity_and_novelty_measures():
 
 
 def test_model_interface_shapes():
-    model = PoemVAE(vocab_size=50, length=20, latent_dim=8, embedding_dim=16)
+    model = PoemVAE.build(50, latent_dim=8, embedding_dim=16)
     x = torch.randint(0, 50, (6, 20))
     q = model.posterior(x)
     z = q.rsample((3,))
@@ -238,3 +238,28 @@ def test_all_shipped_weights_together_stay_within_30_mb():
     assert sum(f.stat().st_size for f in weights) <= 30 * 10**6
     lines = [f for f in shipped if f.name == LINES_FILE]
     assert len(lines) == 3 and all(f.stat().st_size < 8 * 300_000 + 1000 for f in lines)
+
+
+def test_poem_train_offers_every_poem_setting_as_a_flag_from_its_declaration(tmp_path):
+    """A poem setting is one field of PoemConfig: its flag, choices, help and default come from the declaration,
+    and the recipe fills what a user leaves out, as before the flags were generated."""
+    import argparse
+    from dataclasses import fields
+
+    from vaekit.cli import build_parser
+    from vaekit.poetry.config import PoemConfig, poem_flags
+    from vaekit.poetry.recipe import RECIPE, recipe_settings
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["poem"]._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest: a for a in train._actions}
+    offered = [f.name for f in fields(PoemConfig) if f.metadata["cli"]]
+    assert offered and all(name in dests for name in offered)
+    assert dests["decoder"].choices == PoemConfig.__dataclass_fields__["decoder"].metadata["choices"]
+    assert isinstance(dests["long_stanzas"], argparse.BooleanOptionalAction)
+    assert len(poem_flags()) == len(offered)
+    args = parser.parse_args(["poem", "train", "--no-long-stanzas", "--free-bits", "0.5"])
+    assert args.long_stanzas is False and args.free_bits == 0.5 and args.decoder is None  # None: the recipe's
+    settings = recipe_settings(None, "quatrain", {"free_bits": 0.5, "embedding_dim": None})
+    assert settings["decoder"] == "causal" and settings["free_bits"] == 0.5
+    assert all(settings[k] == v for k, v in RECIPE["causal"].items()) and settings["epochs"] == 12

@@ -199,7 +199,7 @@ def test_a_vocabulary_too_small_to_rhyme_says_so():
     from vaekit.poetry.model import PoemVAE
 
     vocab = Vocabulary.build([CHUN_XIAO, DENG_GUAN_QUE_LOU])
-    model = PoemVAE(len(vocab), 20, latent_dim=4, embedding_dim=8).eval()
+    model = PoemVAE.build(len(vocab), latent_dim=4, embedding_dim=8).eval()
     model.vocab = vocab
     with pytest.raises(ConstraintError, match="too few characters"):
         write(model, 1, seed=0, rules=VerseRules("quatrain", rhyme="七陽"))

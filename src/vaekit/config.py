@@ -23,7 +23,7 @@ from vaekit.models import CONDITIONINGS, KL_ESTIMATORS, MODELS, ModelConfig
 from vaekit.models.config import NORMS
 from vaekit.models.likelihoods import IMAGE_LIKELIHOODS, SCALE_SHAPES
 from vaekit.models.nets import ARCHS
-from vaekit.poetry.model import DECODERS, POOLINGS, PRIORS  # declared once, where the poem model builds them
+from vaekit.poetry.config import DECODERS, POOLINGS, PRIORS, PoemConfig  # declared once, beside the poem model
 from vaekit.runs import RUN_FORMAT
 from vaekit.seeds import check_seed
 
@@ -129,34 +129,6 @@ class OptimConfig:
     schedule: str = "cosine"
     kl_warmup: float = 0.0
     max_minutes: float | None = None
-
-
-@dataclass
-class PoemConfig:
-    """The poem task: corpus, form and vocabulary, the poem model's sizes and its remedies against collapse."""
-
-    form: str = "quatrain"
-    corpus_dir: str | None = None
-    min_count: int = 2
-    regulated_halves: bool = True  # quatrain form: also train on both 4-line halves of each regulated poem
-    long_stanzas: bool = False  # quatrain forms: also train on the 4-line stanzas of longer poems (never held out)
-    song: bool = False  # also train on the Song dynasty's poems of the form (never held out: those stay Tang)
-    simplified: bool = False
-    embedding_dim: int = 64
-    encoder_layers: int = 2
-    encoder_dilations: list[int] | None = None  # one a layer (unset: all 1); a refit can widen the encoder's view
-    encoder_pooling: str = "mean"  # mean: average over positions (Su's); flatten: every position's features, in order
-    decoder_layers: int = 1
-    decoder: str = "parallel"  # parallel (Su's, every position from z), causal (dilated CNN) or gru
-    free_bits: float = 0.0  # a KL floor per latent dimension in the training loss (nats)
-    posterior_bn: float = 0.0  # BN-VAE's fixed scale gamma of the batch-normed posterior mean (0: off)
-    bag_weight: float = 0.0  # weight of the bag-of-characters loss on z (0: off)
-    ae_pretrain: float = 0.0  # epochs trained as an autoencoder (KL weight 0) before the decoder is reset
-    dropout: float = 0.0  # on the autoregressive decoder's input and residual branches, in training
-    word_dropout: float = 0.0  # share of the decoder's input characters hidden as □ in training (Bowman et al.)
-    prior: str = "standard"  # standard: N(0, I); fitted: a full-covariance Gaussian matched to the posteriors after training
-    train_size: int | None = None
-    eval_size: int | None = None
 
 
 @dataclass
@@ -479,8 +451,7 @@ def _validate(s: dict[str, Any]) -> None:
         value = s[name]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
             raise ConfigError(f"{name} must be a positive number; got {_shown(value)}")
-    for name in ("beta", "weight_decay", "grad_clip", "kl_warmup", "free_bits", "posterior_bn", "bag_weight",
-                 "ae_pretrain"):
+    for name in ("beta", "weight_decay", "grad_clip", "kl_warmup"):
         if name not in s:
             continue
         value = s[name]
@@ -494,10 +465,14 @@ def _validate(s: dict[str, Any]) -> None:
                           f"poem, got {_shown(s['model'])}")
     if s["max_minutes"] is not None and not 0 < s["max_minutes"] < math.inf:
         raise ConfigError(f"max_minutes must be positive (or unset); got {_shown(s['max_minutes'])}")
-    for name in ("dropout", "word_dropout"):
-        value = s.get(name, 0.0)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
-            raise ConfigError(f"{name} must be a number from 0 up to (not including) 1; got {_shown(value)}")
+    for f in fields(PoemConfig):  # the bounds a poem setting declares beside its default
+        bounds = f.metadata.get("bounds")
+        if bounds is None or f.name not in s:
+            continue
+        value, (low, high) = s[f.name], bounds
+        if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value < high:
+            span = f"a number >= {low:g}" if high == math.inf else f"a number from {low:g} up to (not including) {high:g}"
+            raise ConfigError(f"{f.name} must be {span}; got {_shown(value)}")
     if s.get("word_dropout", 0.0) > 0 and s.get("decoder") == "parallel":
         raise ConfigError("word dropout hides the characters an autoregressive decoder reads, and the parallel "
                           "decoder reads none; use --decoder causal or gru, or leave --word-dropout at 0")

@@ -21,25 +21,25 @@ def cmd_poem_fetch(args: argparse.Namespace) -> None:
 def cmd_poem_train(args: argparse.Namespace) -> None:
     from vaekit.config import TrainConfig
     from vaekit.poetry import SAMPLING, ConstraintError, VerseRules, format_poem, write
-    from vaekit.poetry.recipe import RECIPE, recipe_settings
+    from vaekit.poetry.config import PoemConfig, poem_flags
+    from vaekit.poetry.recipe import recipe_settings
     from vaekit.train import Trainer, resume_config
 
     if args.resume:
         config = resume_config(args.run_dir, {k: v for k, v in (("device", args.device),
                                                                  ("precision", args.precision)) if v})
     else:
-        recipe = recipe_settings(args.decoder, args.form, {k: getattr(args, k) for k in (*RECIPE[args.decoder],
-                                                                                           "epochs")})
+        given = {name: getattr(args, name) for _, name, _ in poem_flags()}
+        given.update({k: getattr(args, k) for k in ("epochs", "lr", "kl_warmup", "latent_dim", "batch_size",
+                                                    "conditioning")})
+        if args.quatrains_only:
+            given.update(regulated_halves=False, long_stanzas=False)
+        form = given["form"] or PoemConfig.form
+        settings = recipe_settings(given["decoder"], form, {**given, "form": form})
         config = TrainConfig.from_flat(
-            "command line", task="poem", model="cvae" if args.themed else "vae", conditioning=args.conditioning,
-            run_dir=args.run_dir, form=args.form, corpus_dir=args.corpus, batch_size=args.batch_size,
-            latent_dim=args.latent_dim, min_count=args.min_count, simplified=args.simplified, seed=args.seed,
-            device=args.device or "auto", precision=args.precision or "auto", train_size=args.train_size,
-            max_minutes=args.max_minutes, grad_clip=5.0,
-            decoder=args.decoder, free_bits=args.free_bits, bag_weight=args.bag_weight, ae_pretrain=args.ae_pretrain,
-            word_dropout=args.word_dropout,
-            encoder_layers=args.encoder_layers, regulated_halves=not args.quatrains_only,
-            long_stanzas=not (args.quatrains_only or args.no_long_stanzas), song=args.song, **recipe)
+            "command line", task="poem", model="cvae" if args.themed else "vae", run_dir=args.run_dir,
+            seed=args.seed, device=args.device or "auto", precision=args.precision or "auto",
+            train_size=args.train_size, max_minutes=args.max_minutes, **settings)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
     if trainer.dist.is_main:
@@ -146,13 +146,38 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     print(out)
 
 
+def _add_poem_settings(p: argparse.ArgumentParser) -> None:
+    """A flag for every setting of PoemConfig that the command line offers, from the field's declaration (type,
+    choices, help, group); each defaults to None, so the recipe or the field's default fills what is not given."""
+    from dataclasses import MISSING
+
+    from vaekit.data.poetry import FORMS
+    from vaekit.poetry.config import poem_flags
+    from vaekit.poetry.recipe import recipe_default
+
+    groups: dict[str, Any] = {}
+    for flag, name, f in poem_flags():
+        group = f.metadata["group"]
+        target = p if group == "poem" else groups.setdefault(group, p.add_argument_group(group))
+        default = recipe_default(name)
+        if default is None and f.default is not MISSING and f.default not in (None, ""):
+            default = ("on" if f.default else "off") if isinstance(f.default, bool) else str(f.default)
+        help_text = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
+        kind = str(f.type)
+        if kind.startswith("bool"):
+            target.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            continue
+        convert = int if kind.startswith("int") else float if kind.startswith("float") else str
+        choices = FORMS if name == "form" else f.metadata["choices"]
+        target.add_argument(flag, dest=name, type=convert, choices=choices, default=None, help=help_text)
+
+
 def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
     from vaekit.data.poetry import FORMS
     from vaekit.models.config import CONDITIONINGS
     from vaekit.poetry.decode import MAX_BEAM, MAX_CANDIDATES, SAMPLING
-    from vaekit.poetry.model import DECODERS, POOLINGS
-    from vaekit.poetry.recipe import PARALLEL_EPOCHS, POEM_EPOCHS
+    from vaekit.poetry.recipe import COMMON, PARALLEL_EPOCHS, POEM_EPOCHS, recipe_default
     from vaekit.poetry.themes import THEME_NAMES
 
     poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
@@ -167,59 +192,22 @@ def add_poem_commands(sub: Any) -> None:
 
     p = psub.add_parser("train", help="train a poem model through the shared Trainer", formatter_class=HelpFormatter,
                         epilog="example: vaekit poem train --form quatrain --run-dir runs/quatrain   (the recipe shipped)")
-    p.add_argument("--form", choices=FORMS, default="quatrain", help="what the model writes")
-    p.add_argument("--corpus", help="folder or clone of the corpus (default: where `vaekit poem fetch` put it)")
+    _add_poem_settings(p)  # one flag a PoemConfig field, generated from its declaration
     p.add_argument("--run-dir", default="runs/poem", help="where the run is written")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the poems (default per form: {POEM_EPOCHS}; parallel: {PARALLEL_EPOCHS})")
-    p.add_argument("--decoder", choices=DECODERS, default="causal",
-                   help="parallel: every character from z (Su's); causal: each from z and the characters before it, "
-                        "by dilated causal convolutions; gru: the same by a GRU")
-    p.add_argument("--batch-size", type=int, default=64, help="poems a batch")
-    p.add_argument("--lr", type=float, default=None,
-                   help="AdamW learning rate (default 3e-3; 1e-3 for the parallel decoder, as Su trained it)")
-    p.add_argument("--latent-dim", type=int, default=64, help="dimensions of z")
-    p.add_argument("--embedding-dim", type=int, default=None,
-                   help="character embedding width (and conv channels; default 128, parallel 64)")
-    p.add_argument("--encoder-layers", type=int, default=2, help="gated convolutions in the encoder")
-    p.add_argument("--encoder-pooling", choices=POOLINGS, default=None,
-                   help="mean: average the encoder's positions (which phrases; Su's, the parallel default); flatten: "
-                        "keep every position in order (which phrase where; the default otherwise)")
-    p.add_argument("--decoder-layers", type=int, default=None,
-                   help="gated convolutions (or GRU layers) in the decoder (default: causal 5, gru 1, parallel 1)")
-    g = p.add_argument_group("against posterior collapse (training only: the reported ELBO stays the true bound)")
-    g.add_argument("--free-bits", type=float, default=0.0, help="KL floor per latent dimension (nats)")
-    g.add_argument("--posterior-bn", type=float, default=None,
-                   help="BN-VAE: batch-norm the posterior mean with this fixed scale gamma (0: off; default 0.9, "
-                        "parallel 0)")
-    g.add_argument("--bag-weight", type=float, default=0.0,
-                   help="weight of a loss asking z which characters the poem holds (0: off)")
-    g.add_argument("--ae-pretrain", type=float, default=0.0,
-                   help="epochs trained as an autoencoder before the KL is turned on and the decoder reset")
-    g.add_argument("--word-dropout", type=float, default=0.0,
-                   help="share of the characters the decoder reads hidden as □ in training, so it must take them "
-                        "from z (Bowman et al. 2016; 0: off)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"poems a batch (default {COMMON['batch_size']})")
+    p.add_argument("--lr", type=float, default=None, help=f"AdamW learning rate (default {recipe_default('lr')})")
+    p.add_argument("--latent-dim", type=int, default=None, help=f"dimensions of z (default {COMMON['latent_dim']})")
+    p.add_argument("--kl-warmup", type=float, default=None,
+                   help=f"epochs over which the KL weight ramps to 1 (default {recipe_default('kl_warmup')})")
     p.add_argument("--themed", action="store_true",
                    help="train a CVAE over the poem's theme (read from its title: see vaekit.poetry.themes)")
-    p.add_argument("--conditioning", choices=CONDITIONINGS, default="both",
-                   help="themed: the theme enters encoder, decoder and the prior's mean (both, the default: poems "
-                        "written to a theme read as it 39%% of the time, against 34%% for input), encoder and decoder "
-                        "only (input), or only the prior's mean (prior)")
-    p.add_argument("--min-count", type=int, default=2, help="rarer characters become □")
-    p.add_argument("--simplified", action="store_true", help="convert to simplified characters (OpenCC)")
-    p.add_argument("--dropout", type=float, default=None,
-                   help="dropout on the autoregressive decoder's input and layers in training (default 0.2)")
-    p.add_argument("--kl-warmup", type=float, default=None,
-                   help="epochs over which the KL weight ramps to 1 (default 1; parallel 0)")
+    p.add_argument("--conditioning", choices=CONDITIONINGS, default=None,
+                   help="themed: the theme enters encoder, decoder and the prior's mean (both, the default), encoder "
+                        "and decoder only (input), or only the prior's mean (prior)")
     p.add_argument("--quatrains-only", action="store_true",
-                   help="quatrain forms: only true quatrains (by default both halves of regulated poems, and the "
-                        "4-line stanzas of longer poems, are added)")
-    p.add_argument("--no-long-stanzas", action="store_true",
-                   help="quatrain forms: leave out the 4-line stanzas of longer poems (pailü, ancient-style verse), "
-                        "which by default train beside quatrains and regulated halves (never held out)")
-    p.add_argument("--song", action="store_true",
-                   help="also train on the Song dynasty's poems of the form, and their stanzas (254,000 poems in the "
-                        "corpus; the held-out poems stay Tang); needs a corpus fetched by this version")
+                   help="quatrain forms: only true quatrains (the same as --no-regulated-halves --no-long-stanzas)")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N poems only (quick runs)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, saving the model")
     p.add_argument("--seed", type=seed, default=0,

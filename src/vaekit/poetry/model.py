@@ -34,6 +34,7 @@ a softmax over the vocabulary at each position.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,19 +42,18 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
 from vaekit import kernels
+from vaekit.data.poetry import form_length
 from vaekit.distributions import categorical_likelihood, diagonal_gaussian, full_gaussian, standard_normal
-from vaekit.models.config import CONDITIONINGS, label_in_networks, label_in_prior
+from vaekit.models.config import CONDITIONINGS, ModelConfig, label_in_networks, label_in_prior
 from vaekit.models.trainable import Trainable
 from vaekit.objectives import ELBOTerms, LatentModel, elbo
+from vaekit.poetry.config import DECODERS, POOLINGS, PRIORS, PoemConfig
 from vaekit.poetry.output import linear_log_prob
 from vaekit.poetry.sampling import categorical
 
 __all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "CausalStepper", "PoemVAE", "DECODERS", "CONDITIONINGS",
            "PRIORS"]
 
-DECODERS = ("parallel", "causal", "gru")
-POOLINGS = ("mean", "flatten")
-PRIORS = ("standard", "fitted")
 UNK_ID = 0  # the vocabulary's first entry is always UNK (□)
 THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that start apart stay apart
 
@@ -124,13 +124,19 @@ class PoemVAE(LatentModel, Trainable):
     `free_bits`, `posterior_bn`, `bag_weight` and `word_dropout` shape training only (see the module docstring).
     """
 
-    def __init__(self, vocab_size: int, length: int, latent_dim: int = 64, embedding_dim: int = 64,
-                 encoder_layers: int = 2, decoder_layers: int = 1, beta: float = 1.0, kl: str = "analytic",
-                 decoder: str = "parallel", free_bits: float = 0.0, posterior_bn: float = 0.0,
-                 bag_weight: float = 0.0, themes: int = 0, conditioning: str = "input", dropout: float = 0.0,
-                 word_dropout: float = 0.0, encoder_pooling: str = "mean", prior: str = "standard",
-                 encoder_dilations: Sequence[int] | None = None):
+    def __init__(self, config: PoemConfig, model: ModelConfig, vocab_size: int):
+        """The model a run's settings describe: `config` the poem section, `model` the latent size, the objective
+        (beta, kl) and the theme conditioning (a cvae over the themes when `model.model` is cvae), and the size of
+        the vocabulary the task built."""
         super().__init__()
+        self.config = config
+        latent_dim, beta, kl = model.latent_dim, model.beta, model.kl
+        themes, conditioning = (model.num_classes if model.model == "cvae" else 0), model.conditioning
+        length = form_length(config.form)
+        decoder, embedding_dim, encoder_layers = config.decoder, config.embedding_dim, config.encoder_layers
+        decoder_layers, free_bits, posterior_bn = config.decoder_layers, config.free_bits, config.posterior_bn
+        bag_weight, dropout, word_dropout = config.bag_weight, config.dropout, config.word_dropout
+        encoder_pooling, prior, encoder_dilations = config.encoder_pooling, config.prior, config.encoder_dilations
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
         if conditioning not in CONDITIONINGS:
@@ -191,6 +197,15 @@ class PoemVAE(LatentModel, Trainable):
         self.prior_kind = "standard"
         if prior == "fitted":
             self.use_fitted_prior()
+
+    @classmethod
+    def build(cls, vocab_size: int, form: str = "quatrain", latent_dim: int = 64, beta: float = 1.0,
+              kl: str = "analytic", themes: int = 0, conditioning: str = "input", **settings: Any) -> PoemVAE:
+        """A model from keyword settings, for scripts and tests: `settings` are PoemConfig fields, the rest go to
+        the model section (a cvae over `themes` themes when given)."""
+        model = ModelConfig(model="cvae" if themes else "vae", latent_dim=latent_dim, beta=beta, kl=kl,
+                            conditioning=conditioning, num_classes=themes or 1)
+        return cls(PoemConfig(form=form, **settings), model, vocab_size)
 
     def use_fitted_prior(self) -> None:
         """Make p(z) a full-covariance Gaussian N(m, L L^T), held in buffers: N(0, I) until

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RECIPE", "POEM_EPOCHS", "PARALLEL_EPOCHS", "recipe_settings"]
+__all__ = ["RECIPE", "COMMON", "POEM_EPOCHS", "PARALLEL_EPOCHS", "recipe_settings", "recipe_default"]
 
 POEM_EPOCHS = {"couplet": 5, "quatrain": 12, "regulated": 8, "quatrain7": 12, "regulated7": 6}
 PARALLEL_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40}  # Su's model
@@ -19,8 +19,28 @@ RECIPE = {"causal": {"embedding_dim": 128, "decoder_layers": 5, "posterior_bn": 
           "parallel": {"embedding_dim": 64, "decoder_layers": 1, "posterior_bn": 0.0, "kl_warmup": 0.0, "lr": 1e-3,
                        "dropout": 0.0, "encoder_pooling": "mean"}}
 
+# what the recipe sets whatever the decoder, where it differs from the settings' own defaults (vaekit.config)
+COMMON = {"decoder": "causal", "long_stanzas": True, "latent_dim": 64, "batch_size": 64, "conditioning": "both",
+          "grad_clip": 5.0}
 
-def recipe_settings(decoder: str, form: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The recipe's settings for a decoder and form, with every setting in `given` (not None) winning."""
-    settings = {**RECIPE[decoder], "epochs": (PARALLEL_EPOCHS if decoder == "parallel" else POEM_EPOCHS)[form]}
+
+def recipe_settings(decoder: str | None, form: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's settings for a decoder (the recipe's own when None) and form, every setting given (not None)
+    winning over it."""
+    decoder = decoder or COMMON["decoder"]
+    settings = {**COMMON, "decoder": decoder, **RECIPE[decoder],
+                "epochs": (PARALLEL_EPOCHS if decoder == "parallel" else POEM_EPOCHS)[form]}
     return {**settings, **{k: v for k, v in given.items() if v is not None}}
+
+
+def recipe_default(name: str) -> str | None:
+    """How the recipe sets `name`, for a flag's help: one value, or one a decoder; None if it leaves it alone."""
+    if name in RECIPE["causal"]:
+        values = {decoder: RECIPE[decoder][name] for decoder in RECIPE}
+        if len(set(map(str, values.values()))) == 1:
+            return str(values["causal"])
+        return ", ".join(f"{decoder} {value}" for decoder, value in values.items())
+    if name in COMMON:
+        value = COMMON[name]
+        return ("on" if value else "off") if isinstance(value, bool) else str(value)
+    return None

@@ -181,14 +181,8 @@ def save_line_set(train_texts: list[str], run_dir: Path) -> None:
 
 def poem_model(config: TrainConfig, vocab_size: int) -> PoemVAE:
     """The poem model a run's settings describe (a themed CVAE when the run's model is cvae)."""
-    p, m = config.poem, config.model
-    assert p is not None, "a poem run has a poem section"
-    return PoemVAE(vocab_size, form_length(p.form), latent_dim=m.latent_dim, embedding_dim=p.embedding_dim,
-                   encoder_layers=p.encoder_layers, decoder_layers=p.decoder_layers, beta=m.beta, kl=m.kl,
-                   decoder=p.decoder, free_bits=p.free_bits, posterior_bn=p.posterior_bn, bag_weight=p.bag_weight,
-                   themes=len(THEMES) if m.model == "cvae" else 0, conditioning=m.conditioning, dropout=p.dropout,
-                   word_dropout=p.word_dropout, encoder_pooling=p.encoder_pooling,
-                   prior=p.prior, encoder_dilations=p.encoder_dilations)
+    assert config.poem is not None, "a poem run has a poem section"
+    return PoemVAE(config.poem, config.model, vocab_size)
 
 
 def poem_model_for_run(config: TrainConfig, run_dir: Path) -> PoemVAE:
