@@ -7,9 +7,11 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from vaekit.poetry.decoders import REGISTRY
+
 __all__ = ["PoemConfig", "DECODERS", "POOLINGS", "PRIORS", "poem_flags", "setting", "ANY_AMOUNT", "A_SHARE"]
 
-DECODERS = ("parallel", "causal", "gru")
+DECODERS = tuple(REGISTRY)  # the decoder kinds, one module each (vaekit.poetry.decoders)
 POOLINGS = ("mean", "flatten")
 PRIORS = ("standard", "fitted")
 

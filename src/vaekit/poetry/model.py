@@ -41,34 +41,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
-from vaekit import kernels
 from vaekit.data.poetry import form_length
-from vaekit.distributions import categorical_likelihood, diagonal_gaussian, full_gaussian, standard_normal
+from vaekit.distributions import diagonal_gaussian, full_gaussian, standard_normal
 from vaekit.models.config import CONDITIONINGS, ModelConfig, label_in_networks, label_in_prior
 from vaekit.models.trainable import Trainable
 from vaekit.objectives import ELBOTerms, LatentModel, elbo
 from vaekit.poetry.config import DECODERS, POOLINGS, PRIORS, PoemConfig
-from vaekit.poetry.output import linear_log_prob
-from vaekit.poetry.sampling import categorical
+from vaekit.poetry.decoders import CausalGatedConv, CausalLikelihood, CausalStepper, decoder_kind
+from vaekit.poetry.layers import GatedConv
 
 __all__ = ["GatedConv", "CausalGatedConv", "CausalLikelihood", "CausalStepper", "PoemVAE", "DECODERS", "CONDITIONINGS",
            "PRIORS"]
 
-UNK_ID = 0  # the vocabulary's first entry is always UNK (□)
 THEME_MEAN_SPREAD = 3.0  # as CLASS_MEAN_SPREAD for images: prior means that start apart stay apart
-
-
-class GatedConv(nn.Module):
-    """x + a * sigmoid(b), [a, b] = conv1d(x): the residual gated convolution of Su's model (kernel 3), centred, its
-    taps `dilation` characters apart."""
-
-    def __init__(self, channels: int, kernel: int = 3, dilation: int = 1):
-        super().__init__()
-        self.conv = nn.Conv1d(channels, 2 * channels, kernel, padding=dilation * (kernel // 2), dilation=dilation)
-
-    def forward(self, x: Tensor) -> Tensor:  # x: (B, d, L)
-        a, b = self.conv(x).chunk(2, dim=1)
-        return x + a * torch.sigmoid(b)
 
 
 def _identity_gated_conv(channels: int, dilation: int = 1) -> GatedConv:
@@ -78,43 +63,6 @@ def _identity_gated_conv(channels: int, dilation: int = 1) -> GatedConv:
         layer.conv.weight[:channels].zero_()
         layer.conv.bias[:channels].zero_()
     return layer
-
-
-class CausalGatedConv(nn.Module):
-    """x + a * sigmoid(b), [a, b] = dilated conv1d(x padded on the left) + W z: position t sees only t and before."""
-
-    def __init__(self, channels: int, code_dim: int, dilation: int, kernel: int = 3, dropout: float = 0.0):
-        super().__init__()
-        self.pad = (kernel - 1) * dilation
-        self.conv = nn.Conv1d(channels, 2 * channels, kernel, dilation=dilation)
-        self.from_z = nn.Linear(code_dim, 2 * channels)
-        self.drop = nn.Dropout(dropout)  # on the residual branch, in training
-
-    def forward(self, x: Tensor, z: Tensor) -> Tensor:  # x: (N, d, T), z: (N, code)
-        # the convolution's bias joins the z term: a dilated conv1d with a bias takes a path ~7x slower at batch 1
-        shift = F.linear(z, self.from_z.weight, self.from_z.bias + self.conv.bias)
-        h = F.conv1d(F.pad(x, (self.pad, 0)), self.conv.weight, None, dilation=self.conv.dilation)
-        a, b = (h + shift[:, :, None]).chunk(2, dim=1)
-        return x + self.drop(a * torch.sigmoid(b))
-
-
-class CausalLikelihood:
-    """p(x | z) = prod_t p(x_t | x_<t, z) of an autoregressive decoder; `log_prob` runs it with teacher forcing.
-
-    z may carry leading sample dimensions (k, B, latent), as the objectives pass it; x is (B, L).
-    """
-
-    def __init__(self, model: PoemVAE, z: Tensor, y: Tensor | None = None):
-        self.model, self.z, self.y = model, z, y
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        lead = self.z.shape[:-1]
-        z = self.z.reshape(-1, self.model.latent_dim)
-        y = None if self.y is None else self.y.expand(*lead).reshape(-1)
-        tokens = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
-        states = self.model._causal_states(z, tokens[:, :-1], y)
-        logp = self.model._output_log_prob(states.reshape(-1, states.shape[-1]), tokens.reshape(-1))
-        return logp.view(tokens.shape).sum(-1).reshape(lead)
 
 
 class PoemVAE(LatentModel, Trainable):
@@ -137,31 +85,24 @@ class PoemVAE(LatentModel, Trainable):
         decoder_layers, free_bits, posterior_bn = config.decoder_layers, config.free_bits, config.posterior_bn
         bag_weight, dropout, word_dropout = config.bag_weight, config.dropout, config.word_dropout
         encoder_pooling, prior, encoder_dilations = config.encoder_pooling, config.prior, config.encoder_dilations
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
+        self.kind = decoder_kind(decoder)
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}; got {conditioning!r}")
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
         self.vocab_size, self.length, self.latent_dim, self.beta, self.kl = vocab_size, length, latent_dim, beta, kl
-        self.decoder_kind, self.free_bits, self.bag_weight = decoder, free_bits, bag_weight
+        self.decoder_kind, self.free_bits, self.bag_weight = decoder, free_bits, bag_weight  # the kind's name
         self.themes, self.conditioning = themes, conditioning
         self.posterior_bn = posterior_bn
-        if word_dropout and decoder == "parallel":
-            raise ValueError("word dropout hides the characters an autoregressive decoder reads; the parallel "
+        if word_dropout and not self.kind.autoregressive:
+            raise ValueError(f"word dropout hides the characters an autoregressive decoder reads; the {decoder} "
                              "decoder reads none")
         self.word_dropout = word_dropout
         self.drop = nn.Dropout(dropout)  # on the decoder's input and residual branches: 31k poems overfit without
         labels_in = themes if themes and label_in_networks(conditioning) else 0
         code = latent_dim + labels_in  # what the decoder reads: z, and the theme one-hot under "input"
         d = embedding_dim
-        if decoder == "parallel":  # Su's layout, kept as it was so the shipped parallel models still load
-            self.embed = nn.Embedding(vocab_size, d)
-        else:  # one table for encoder input, decoder input and output (tied, Press & Wolf 2017); row V: start
-            self.embed = nn.Embedding(vocab_size + 1, d)
-            # unit-variance rows would make the tied output's first logits ~sqrt(d) wide and slow learning
-            # (held-out perplexity 880 against 510 after 1,000 steps)
-            nn.init.normal_(self.embed.weight, std=d**-0.5)
+        self.embed = self.kind.embedding(vocab_size, d)
         dilations = list(encoder_dilations) if encoder_dilations is not None else [1] * encoder_layers
         if len(dilations) != encoder_layers:
             raise ValueError(f"encoder_dilations needs one dilation for each of the {encoder_layers} encoder layers; "
@@ -180,19 +121,7 @@ class PoemVAE(LatentModel, Trainable):
             nn.init.normal_(self.theme_means.weight, std=THEME_MEAN_SPREAD)
         if bag_weight > 0:
             self.to_bag = nn.Linear(code, vocab_size)
-        if decoder == "parallel":
-            self.from_z = nn.Linear(code, length * d)
-            self.decoder = nn.Sequential(*[GatedConv(d) for _ in range(decoder_layers)])
-            self.to_logits = nn.Linear(d, vocab_size)
-        elif decoder == "causal":  # dilations 1, 2, 4, ... widen the view to the whole poem
-            self.causal = nn.ModuleList(CausalGatedConv(d, code, 2 ** (i % 5), dropout=dropout)
-                                        for i in range(decoder_layers))
-        else:
-            self.gru = nn.GRU(d + code, d, num_layers=decoder_layers, batch_first=True)
-            self.to_state = nn.Linear(code, decoder_layers * d)
-        if decoder != "parallel":
-            self.out_proj = nn.Linear(d, d)
-            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.kind.build(self, code, d, decoder_layers, dropout)
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
         self.prior_kind = "standard"
         if prior == "fitted":
@@ -245,7 +174,7 @@ class PoemVAE(LatentModel, Trainable):
     @property
     def parallel(self) -> bool:
         """Whether every position is decoded from z alone (no dependence on earlier characters)."""
-        return self.decoder_kind == "parallel"
+        return not self.kind.autoregressive
 
     def _code(self, z: Tensor, y: Tensor | None) -> Tensor:
         """What the decoder reads: z, with the theme one-hot beside it under "input" conditioning."""
@@ -260,18 +189,11 @@ class PoemVAE(LatentModel, Trainable):
         return y
 
     def _output(self, h: Tensor) -> Tensor:
-        """Logits over the vocabulary from decoder states (..., d), through the tied embedding."""
-        u, table = torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size]
-        if kernels.usable(u, table):  # decoding on a CPU: oneDNN, 2-5x the BLAS's speed here (vaekit.kernels)
-            return kernels.linear(u, table, self.out_bias)
-        if u.ndim == 2:  # one position of a batch, as in decoding: (V, d) @ (d, B) ran 1.5x faster than (B, d) @ (d, V)
-            return torch.addmm(self.out_bias[:, None], table, u.t()).t().float().contiguous()
-        return F.linear(u, table, self.out_bias).float()
+        """Logits over the vocabulary from an autoregressive decoder's states (..., d), through the tied embedding."""
+        return self.kind.output(self, h)
 
     def _output_log_prob(self, h: Tensor, target: Tensor) -> Tensor:
-        """log p(target) from decoder states h (N, d): `_output`'s softmax at the targets, fused (poetry.output)."""
-        return linear_log_prob(torch.tanh(self.out_proj(h)), self.embed.weight[: self.vocab_size], self.out_bias,
-                               target)
+        return self.kind.output_log_prob(self, h, target)
 
     def causal_logits(self, z: Tensor, before: Tensor, y: Tensor | None = None) -> Tensor:
         """(N, T+1, V) logits of positions 0..T given z (N, latent) and the T characters `before` them."""
@@ -281,22 +203,7 @@ class PoemVAE(LatentModel, Trainable):
                        inputs: list[Tensor] | None = None) -> Tensor:
         """(N, T+1, d) decoder states of positions 0..T: the output layer reads them. A list given as `inputs`
         receives each causal layer's input (N, d, T+1), which `CausalStepper` keeps to go on from."""
-        code = self._code(z, y)
-        if self.training and self.word_dropout > 0:  # hidden as the corpus's own mark for a lost character
-            hide = torch.rand(before.shape, device=before.device) < self.word_dropout
-            before = before.masked_fill(hide, UNK_ID)
-        start = torch.full((len(before), 1), self.vocab_size, dtype=torch.long, device=before.device)
-        h = self.drop(self.embed(torch.cat([start, before], dim=1)))
-        if self.decoder_kind == "gru":
-            state = torch.tanh(self.to_state(code)).view(len(code), self.gru.num_layers, -1).transpose(0, 1)
-            out, _ = self.gru(torch.cat([h, code[:, None].expand(-1, h.shape[1], -1)], dim=-1), state.contiguous())
-            return self.drop(out)
-        h = h.transpose(1, 2)
-        for layer in self.causal:
-            if inputs is not None:
-                inputs.append(h)
-            h = layer(h, code)
-        return h.transpose(1, 2)
+        return self.kind.states(self, z, before, y, inputs)
 
     def figures(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """No image grids: a poem model's samples are text (`vaekit poem write`)."""
@@ -304,12 +211,10 @@ class PoemVAE(LatentModel, Trainable):
 
     def reset_decoder(self) -> None:
         """Re-initialise the decoder's own layers (the tied embedding stays): Li et al.'s step after pretraining."""
-        for name in ("causal", "gru", "to_state", "out_proj", "from_z", "decoder", "to_logits"):
-            module = getattr(self, name, None)
-            if module is not None:
-                for m in module.modules():
-                    if hasattr(m, "reset_parameters") and m is not self:
-                        m.reset_parameters()
+        for name in self.kind.layer_names:
+            for m in getattr(self, name).modules():
+                if hasattr(m, "reset_parameters") and m is not self:
+                    m.reset_parameters()
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         h = self.encoder(self.embed(x).transpose(1, 2))
@@ -335,16 +240,12 @@ class PoemVAE(LatentModel, Trainable):
 
     def logits(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """(..., L, V) logits for codes z of shape (..., latent): the parallel decoder's, all positions at once."""
-        if not self.parallel:
+        if self.kind.autoregressive:
             raise ValueError("an autoregressive decoder has no logits from z alone; use step_decoder(z) or greedy(z)")
-        lead = z.shape[:-1]
-        code = self._code(z, y)
-        h = self.from_z(code.reshape(-1, code.shape[-1])).view(-1, self.embed.embedding_dim, self.length)
-        out = self.to_logits(self.decoder(h).transpose(1, 2))
-        return out.reshape(*lead, self.length, self.vocab_size).float()
+        return self.kind.logits(self, z, y)
 
     def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution | CausalLikelihood:
-        return categorical_likelihood(self.logits(z, y)) if self.parallel else CausalLikelihood(self, z, y)
+        return self.kind.likelihood(self, z, y)
 
     def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
         terms = elbo(self, x, y, kl=self.kl, beta=self.beta if beta is None else beta, free_bits=self.free_bits)
@@ -357,23 +258,11 @@ class PoemVAE(LatentModel, Trainable):
     @torch.no_grad()
     def greedy(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """(N, L) the most likely character at each position given z (and, causally, the ones chosen before)."""
-        if self.parallel:
-            return self.logits(z, y).argmax(-1)
-        step = self.step_decoder(z, y)
-        ids = torch.zeros(len(z), 0, dtype=torch.long, device=z.device)
-        for _ in range(self.length):
-            ids = torch.cat([ids, step(ids).argmax(-1, keepdim=True)], dim=1)
-        return ids
+        return self.kind.greedy(self, z, y)
 
     def step_decoder(self, z: Tensor, y: Tensor | None = None) -> Callable[[Tensor], Tensor]:
         """Logits (B, V) of position t given z (B, latent) and the prefix (B, t), for any decoder."""
-        if self.parallel:
-            logits = self.logits(z, y)
-            return lambda prefix: logits[:, prefix.shape[1]]
-        if self.decoder_kind == "causal" and not self.training:
-            return CausalStepper(self, z, y)
-        # the stack runs over the prefix (cheap: 20-56 positions), the vocabulary projection only at the last one
-        return lambda prefix: self._output(self._causal_states(z, prefix, y)[:, -1])
+        return self.kind.step_decoder(self, z, y)
 
     def sample_prior(self, n: int, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n codes from p(z) (or p(z | theme)), drawn on the CPU generator for reproducibility."""
@@ -389,91 +278,6 @@ class PoemVAE(LatentModel, Trainable):
                  generator: torch.Generator | None = None, forbid: list[int] | None = None,
                  y: Tensor | None = None) -> Tensor:
         """(n, L) token ids from z ~ p(z) (or the given z): argmax (temperature 0) or sampled."""
-        device = self._device_probe.device
         if z is None:
             z = self.sample_prior(n, y, generator)
-        if not self.parallel:
-            return self._generate_causal(z, temperature, generator, forbid, y)
-        logits = self.logits(z, y)
-        if forbid:
-            logits[..., forbid] = float("-inf")
-        if temperature <= 0:
-            return logits.argmax(-1)
-        probs = torch.softmax(logits / temperature, dim=-1)
-        flat = categorical(probs.reshape(-1, self.vocab_size).cpu(), generator)
-        return flat.view(n, self.length).to(device)
-
-    def _generate_causal(self, z: Tensor, temperature: float, generator: torch.Generator | None,
-                         forbid: list[int] | None, y: Tensor | None) -> Tensor:
-        """Ancestral sampling, one position at a time."""
-        step = self.step_decoder(z, y)
-        ids = torch.zeros(len(z), 0, dtype=torch.long, device=z.device)
-        for _ in range(self.length):
-            logits = step(ids)
-            if forbid:
-                logits[:, forbid] = float("-inf")
-            if temperature <= 0:
-                nxt = logits.argmax(-1, keepdim=True)
-            else:
-                probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                nxt = categorical(probs, generator)[:, None].to(z.device)
-            ids = torch.cat([ids, nxt], dim=1)
-        return ids
-
-
-class CausalStepper:
-    """The causal decoder's `step_decoder`: it keeps every layer's past inputs, so that a prefix one character
-    longer than the last one costs one position per layer instead of a pass over the whole prefix (as fast
-    WaveNet generation does). Rows may come back reordered (beam search), among rows of the same z; any other
-    prefix takes the full pass, which also refills what is kept. Either way the logits are the full pass's.
-    """
-
-    def __init__(self, model: PoemVAE, z: Tensor, y: Tensor | None = None):
-        self.model, self.z, self.y = model, z, y
-        self.code = model._code(z, y)
-        # rows whose z is the same may stand in for one another when rows are reordered
-        self.same_z = torch.unique(self.code, dim=0, return_inverse=True)[1].tolist()
-        self.taps = [(layer.conv.weight.flatten(1), layer.conv.dilation[0], layer.conv.weight.shape[2],  # a view
-                      F.linear(self.code, layer.from_z.weight, layer.from_z.bias + layer.conv.bias))
-                     for layer in model.causal]
-        self.prefix: list[tuple[int, ...]] | None = None
-        self.inputs: list[Tensor] = []  # layer i's input (B, d, t+1) at positions 0..t; the last entry its output
-
-    def __call__(self, prefix: Tensor) -> Tensor:
-        rows = [tuple(r) for r in prefix.tolist()]
-        order = self._rows_kept(rows)
-        if order is None:
-            inputs: list[Tensor] = []
-            states = self.model._causal_states(self.z, prefix, self.y, inputs)
-            self.inputs = [*inputs, states.transpose(1, 2)]
-        else:
-            if order != list(range(len(order))):
-                index = torch.tensor(order, device=prefix.device)
-                self.inputs = [h.index_select(0, index) for h in self.inputs]
-            self._advance(prefix[:, -1])
-        self.prefix = rows
-        return self.model._output(self.inputs[-1][:, :, -1])
-
-    def _rows_kept(self, rows: list[tuple[int, ...]]) -> list[int] | None:
-        """For each row, the kept row (of the same z) it extends by one character; None if one has none."""
-        if self.prefix is None or not rows or len(rows[0]) != len(self.prefix[0]) + 1 or len(rows) != len(self.z):
-            return None
-        kept = {(self.same_z[i], p): i for i, p in enumerate(self.prefix)}
-        order = [kept.get((self.same_z[i], r[:-1])) for i, r in enumerate(rows)]
-        return None if None in order else order  # type: ignore[return-value]
-
-    def _advance(self, last: Tensor) -> None:
-        """Append one position to every layer: its input there and the K taps back along its dilation."""
-        h = self.model.embed(last)  # (B, d): the character just read
-        grown = []
-        for (weight, dilation, kernel, shift), past in zip(self.taps, self.inputs, strict=False):
-            past = torch.cat([past, h[:, :, None]], dim=2)
-            grown.append(past)
-            t = past.shape[2] - 1
-            taps = [past[:, :, t - j * dilation] if t >= j * dilation else torch.zeros_like(h)
-                    for j in range(kernel - 1, -1, -1)]  # weight tap k reads position t - (K - 1 - k) * dilation
-            # (B, C, K) flattened as the weight's (2C, C, K) is: channel-major, taps within
-            a, b = kernels.linear(torch.stack(taps, dim=2).flatten(1), weight).add_(shift).chunk(2, dim=1)
-            h = h + a * torch.sigmoid(b)
-        grown.append(torch.cat([self.inputs[-1], h[:, :, None]], dim=2))
-        self.inputs = grown
+        return self.kind.generate(self, z, temperature, generator, forbid, y)
