@@ -331,8 +331,8 @@ def _resolve(task: str, parts: dict[str, dict[str, Any]]) -> dict[str, str]:
 
     The KL weight is 1 (the ELBO), or 3 for an image CVAE that takes its label as input: with beta = 1 such a
     CVAE keeps the class in z, its decoder learns to ignore the label, and samples drawn for a label are of that
-    class only half the time; a heavier KL pushes the class out of z, so the decoder must read the label (49% ->
-    92% conditional accuracy at equal time). The reported ELBO stays the true bound; only the loss is weighted.
+    class only about half the time; a heavier KL pushes the class out of z, so the decoder must read the label
+    (docs/benchmarks.md, "Conditional VAE"). The reported ELBO stays the true bound; only the loss is weighted.
     """
     model, optim = parts["model"], parts["optim"]
     kind = model.get("model", "vae")
@@ -363,8 +363,8 @@ def _data_defaults(data: dict[str, Any], model: dict[str, Any]) -> dict[str, str
 
     MNIST keeps the NLL protocol (dynamically binarized, Bernoulli); Fashion-MNIST and image folders have 8-bit
     grey levels or colour, so they are modelled as they are, by a discretized logistic over the 256 levels with a
-    learned scale per pixel: it measured 4.15 bits/dim on Fashion-MNIST against 6.75-6.90 for a learned-scale
-    Gaussian (docs/benchmarks.md, `benchmarks/likelihoods.py`).
+    learned scale per pixel: it measured the fewest bits/dim on Fashion-MNIST and colour images (docs/benchmarks.md,
+    `benchmarks/likelihoods.py`).
     """
     chosen = {}
     kind, dataset = model.get("model", "vae"), data.get("dataset", "mnist")

@@ -217,12 +217,14 @@ def _fast_layout(model: torch.nn.Module, device: torch.device) -> Iterator[None]
     """Faster inference while estimating the NLL, every change undone after; the numbers change only in rounding.
 
     - ReLUs that only ever see a fresh tensor work in place: a fresh 100 MB output of a conv decoder's ReLU costs
-      24 ms in page faults where the in-place one costs 2 ms (1,000 samples). On bf16 tensors (`precision="bf16"`)
+      an order of magnitude more in page faults than the in-place one. On bf16 tensors (`precision="bf16"`)
       they clear the sign through an int16 view (`_relu_in_place`).
-    - On a CPU, conv weights in channels-last layout: oneDNN's transposed convolutions run about 1.8x faster on
-      the conv decoder in that layout (one core, k=1000: 1,700 -> 3,000 samples/s).
+    - On a CPU, conv weights in channels-last layout: oneDNN's transposed convolutions run faster on the conv
+      decoder in that layout.
     - On a CPU, fp32 linear layers by oneDNN's matmul (the kernel torch's own compiler calls for them) instead of
-      the BLAS: on the AMD EPYC the BLAS ran the MLP decoder's 2000x400 @ 400x784 at 180 GFLOP/s, oneDNN at 400.
+      the BLAS, which is the slower of the two on some CPUs (`vaekit.kernels`).
+
+    docs/benchmarks.md ("Evaluation memory and speed on CPU") measures what they buy.
     """
     relus = _relus_on_fresh_tensors(model)
     for relu in relus:
@@ -246,7 +248,7 @@ def _fast_layout(model: torch.nn.Module, device: torch.device) -> Iterator[None]
 def _relu_in_place(x: Tensor) -> Tensor:
     """max(x, 0) written over x. A bfloat16 is negative exactly when its bits read as a negative int16, so the
     clamp runs on that view: torch.relu_'s numbers but for NaNs with the sign bit (-> 0; a -0.0 turns +0.0): its bf16
-    ReLU converts through fp32 and took 1.34 ms on a 327 x 32 x 28 x 28 map where the int16 clamp takes 0.2."""
+    ReLU converts through fp32 and is several times slower than the int16 clamp."""
     if x.dtype == torch.bfloat16:
         x.view(torch.int16).clamp_min_(0)
         return x

@@ -1,8 +1,8 @@
 """Inference kernels for the CPU: oneDNN's matmul, where torch's BLAS is slow for the shapes VAEs use.
 
-torch's CPU wheel multiplies fp32 matrices with MKL; on the AMD EPYC this project measures on, MKL ran a square
-1024 product at ~190 GFLOP/s and oneDNN's matmul (`torch.ops.mkldnn._linear_pointwise`, the kernel torch's own
-compiler calls for linear layers) at ~400, and a thin (131,000 x 32) @ (32 x 9) product four times faster.
+torch's CPU wheel multiplies fp32 matrices with MKL; on some CPUs (the AMD EPYC of docs/history.md) oneDNN's matmul
+(`torch.ops.mkldnn._linear_pointwise`, the kernel torch's own compiler calls for linear layers) runs square and
+thin products several times faster; benchmarks/throughput.py and eval_memory.py measure both.
 No autograd: callers use it without gradients and fall back to the library's own op otherwise. Used by image
 evaluation (every nn.Linear while the NLL is estimated, the output convolution's tap GEMM) and by the poem model
 (its output projection when decoding and in the fused log-probability's forward, the stepping decoder's taps).
@@ -51,8 +51,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether this device multiplies bfloat16 matrices in hardware: a CUDA GPU from Ampere on, or a CPU with AMX
-    tiles (Intel Sapphire Rapids and later: 1,270 GFLOP/s against 320 for fp32 on 2 cores of one). Elsewhere bf16
-    is emulated and no faster, so it is only suggested here."""
+    tiles (Intel Sapphire Rapids and later; docs/benchmarks.md gives the measured rates). Elsewhere bf16 is
+    emulated and no faster, so it is only suggested here."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu":

@@ -19,12 +19,11 @@ __all__ = ["DEFAULT_CPU_BUDGET", "CPU_TENSOR_CAP", "CPU_PASS_CAP", "parse_memory
 DEFAULT_CPU_BUDGET = 2**30  # 1 GiB of activations at once: a laptop's share, whatever the test set
 _SAFETY = 2.0  # allocator slack and the temporaries between module outputs
 # On a CPU no one activation of a pass grows past this: glibc serves blocks over 32 MB with fresh mmap pages that
-# fault in on every pass, and smaller ones stay in cache. Conv decoder, k=1000, 2 cores: 1,000 samples at once
-# (100 MB maps) 9,100 samples/s; 160 at once (16 MB) 13,600; 50 at once 11,700 (per-call overhead).
+# fault in on every pass, and smaller ones stay in cache; too small a pass pays per-call overhead instead
+# (benchmarks/eval_memory.py measures the rates, docs/history.md how the caps were chosen).
 CPU_TENSOR_CAP = 16 * 2**20
 # ... and a pass's activations together (bytes_per_sample, slack included) stay under this, so that they stay in
-# the caches: k=1000, 2 cores (AMD EPYC), samples/s at the old plan -> this cap: MLP 5,000 at once 109k -> 2,665
-# at once 146k; ResNet 83 -> 32 at once 739 -> 958; conv (172 at once) as before.
+# the caches.
 CPU_PASS_CAP = 96 * 2**20
 
 

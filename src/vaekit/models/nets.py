@@ -74,10 +74,9 @@ class _LabelPlanes(nn.Module):
 class OutputConv2d(nn.Conv2d):
     """The 3x3 convolution to a few output channels (the pixel parameters) that ends a conv decoder.
 
-    Evaluated on a CPU without gradients, it runs as one GEMM over the nine taps and nine shifted sums: oneDNN
-    runs a 32 -> 1 convolution of 28x28 maps at a third of that speed (4.0 against 1.5 ms for 167 samples), a
-    third of the whole k=1000 evaluation; the GEMM is oneDNN's (`vaekit.kernels`: four times MKL's speed at this
-    thin shape on the AMD EPYC). Training, and other devices, use the library's own convolution.
+    Evaluated on a CPU without gradients, it runs as one GEMM over the nine taps and nine shifted sums, which ran
+    several times faster than oneDNN's own convolution to one channel (docs/history.md); the GEMM is oneDNN's
+    (`vaekit.kernels`). Training, and other devices, use the library's own convolution.
     """
 
     def __init__(self, in_channels: int, out_channels: int):
@@ -85,7 +84,7 @@ class OutputConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         if (x.device.type != "cpu" or torch.is_grad_enabled() or self.out_channels > 8
-                or torch.is_autocast_enabled("cpu")):  # in bf16 oneDNN's own convolution is fast (1.3 ms)
+                or torch.is_autocast_enabled("cpu")):  # in bf16 oneDNN's own convolution is fast
             return super().forward(x)
         n, c, h, w = x.shape
         o = self.out_channels

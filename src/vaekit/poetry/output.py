@@ -3,7 +3,7 @@
 Written plainly, a batch of 64 quatrains makes (64, 20, 6487) logits, a log-softmax of that size, and in backward
 a zero tensor of that size for `gather` to scatter into plus the log-softmax's gradient: four 33 MB buffers a
 step. On a CPU each is just past glibc's 32 MB ceiling for reusing freed blocks, so every one is fresh pages
-that fault in (one zero fill took 60 ms), and together they took half of a training step. Here the logits are
+that fault in, and together they took a large share of a training step (docs/history.md). Here the logits are
 formed a chunk of rows at a time (none past `CHUNK_BYTES`), only each row's log-sum-exp and target logit leave
 the chunk, and backward turns the kept logits into their own gradient in place: softmax minus one-hot.
 """
