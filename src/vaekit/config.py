@@ -20,7 +20,7 @@ from typing import Any
 from vaekit.data import BINARIZATIONS, DATASETS
 from vaekit.data.poetry import FORMS
 from vaekit.models import CONDITIONINGS, KL_ESTIMATORS, MODELS, ModelConfig
-from vaekit.models.config import NORMS
+from vaekit.models.config import IMAGE_PRIORS, NORMS
 from vaekit.models.likelihoods import IMAGE_LIKELIHOODS, SCALE_SHAPES
 from vaekit.models.nets import ARCHS
 from vaekit.poetry.config import DECODERS, POOLINGS, PRIORS, PoemConfig  # declared once, beside the poem model
@@ -155,7 +155,8 @@ RESOLVED = ("binarization", "likelihood", "learn_scale", "scale_per", "norm", "b
 # (benchmarks/own_images.py measures it). A run on --train-size N is a quick run: it keeps DEFAULT_EPOCHS.
 DEFAULT_EPOCHS, MIN_STEPS, MAX_FOLLOWED_EPOCHS = 10, 1000, 500  # a folder of a few hundred images: 500 epochs
 EPOCHS_FOLLOW_DATA = f"at least {DEFAULT_EPOCHS} epochs and {MIN_STEPS:,} optimizer steps, counted once the data is read"
-_SHARED = ("train_size", "eval_size")  # in the data section for images, in the poem section for poems
+# in the data (or model) section for images, in the poem section for poems
+_SHARED = ("train_size", "eval_size", "prior")
 
 
 def _flat_table() -> dict[str, tuple[str, str]]:
@@ -339,6 +340,9 @@ def _resolve(task: str, parts: dict[str, dict[str, Any]]) -> dict[str, str]:
     if "lr" not in optim:
         optim["lr"] = 2e-4 if kind == "gan" else 1e-3
     chosen: dict[str, str] = {}
+    if model.get("prior") == "vamp" and "kl" not in model:
+        model["kl"] = "mc"
+        chosen["kl"] = "the VampPrior's KL has no closed form: Monte Carlo on the sample"
     if "epochs" not in optim:
         optim["epochs"] = DEFAULT_EPOCHS
         if task == "images" and parts["data"].get("train_size") is None:
@@ -402,7 +406,8 @@ def _validate(s: dict[str, Any]) -> None:
                "norm": NORMS,
                "kl": KL_ESTIMATORS, "schedule": SCHEDULES, "device": DEVICES, "precision": TRAIN_PRECISIONS,
                "task": TASKS, "form": FORMS,
-               "decoder": DECODERS, "encoder_pooling": POOLINGS, "prior": PRIORS}
+               "decoder": DECODERS, "encoder_pooling": POOLINGS,
+               "prior": PRIORS if s.get("task") == "poem" else IMAGE_PRIORS}
     for name, allowed in choices.items():
         if name in s and s[name] not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(s[name])}")
@@ -425,6 +430,17 @@ def _validate(s: dict[str, Any]) -> None:
         value = s.get(name)
         if value is not None and (not _is_int(value) or value < 1):
             raise ConfigError(f"{name} must be a positive integer (or unset for all); got {_shown(value)}")
+    if s.get("task") != "poem" and s.get("prior") == "vamp":
+        if s["model"] not in ("vae", "iwae"):
+            raise ConfigError(f"--prior vamp is the prior of an unconditional vae or iwae; got --model {s['model']}")
+        if s.get("kl") != "mc":
+            raise ConfigError("the VampPrior's KL has no closed form; use --kl mc (the default with --prior vamp)")
+        if not 1 <= s.get("pseudo_inputs", 500) <= 10_000:
+            raise ConfigError(f"pseudo_inputs must be from 1 to 10,000; got {_shown(s.get('pseudo_inputs'))}")
+    groups = s.get("groups", [2, 2])
+    if s.get("model") == "hvae" and (len(groups) != 2 or groups[0] < 1 or groups[1] < 0 or sum(groups) > 32):
+        raise ConfigError(f"groups gives the hvae's latent groups at 1/4 and at 1/2 of the image's side, at least one "
+                          f"at 1/4 and 32 in all, e.g. 2,2; got {_shown(groups)}")
     if s.get("model") == "iwae" and s.get("k", 1) * s.get("batch_size", 1) > MAX_SAMPLES_A_STEP:
         raise ConfigError(f"k x batch_size = {s['k'] * s['batch_size']:,} samples of z a training step is more than "
                           f"vaekit trains on ({MAX_SAMPLES_A_STEP:,}); lower --k or --batch-size (evaluation's own "

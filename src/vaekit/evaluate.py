@@ -72,7 +72,7 @@ def elbo_metrics(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_s
                  device: torch.device | str = "cpu") -> dict[str, float]:
     """Mean ELBO, log-likelihood and KL per example (nats); reconstruction only for autoencoders."""
     return bound_metrics(model, images, _labels_if_needed(model, labels), batch_size=batch_size, device=device,
-                         reconstruction_only=_kind(model) == "ae")
+                         reconstruction_only=_kind(model) == "ae", kl=getattr(model, "kl_estimator", "analytic"))
 
 
 @dataclass

@@ -163,9 +163,11 @@ def reconstruction_loss(model: LatentModel, x: Tensor, y: Tensor | None = None) 
 
 @torch.no_grad()
 def bound_metrics(model: LatentModel, images: Tensor, labels: Tensor | None, batch_size: int = 500,
-                  device: torch.device | str = "cpu", reconstruction_only: bool = False) -> dict[str, float]:
-    """Mean ELBO, log-likelihood and KL per example (nats), with each group's KL for a model of several groups;
-    with `reconstruction_only` (an autoencoder) the log-likelihood at the posterior mean alone."""
+                  device: torch.device | str = "cpu", reconstruction_only: bool = False,
+                  kl: str = "analytic") -> dict[str, float]:
+    """Mean ELBO, log-likelihood and KL per example (nats), the KL estimated as `kl` says, with each group's KL for
+    a model of several groups; with `reconstruction_only` (an autoencoder) the log-likelihood at the posterior mean
+    alone."""
     totals: dict[str, float] = {}
     n = len(images)
     for x, y in batches(images, labels, batch_size, device):
@@ -173,7 +175,7 @@ def bound_metrics(model: LatentModel, images: Tensor, labels: Tensor | None, bat
             terms = reconstruction_loss(model, x, y)
             parts = {"log_likelihood": terms.log_likelihood}
         else:
-            terms = elbo(model, x, y)
+            terms = elbo(model, x, y, kl=kl)
             parts = {"elbo": terms.elbo, "log_likelihood": terms.log_likelihood, "kl": terms.kl}
             if len(terms.kl_groups) > 1:
                 parts.update({f"kl_group{i}": kl for i, kl in enumerate(terms.kl_groups)})

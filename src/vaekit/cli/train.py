@@ -20,11 +20,16 @@ TRAIN_HELP = {
                              "dynamic for MNIST, none for Fashion-MNIST, folders and the GAN"),
     "train_size": ("data", "train on the first N training images only (quick runs)"),
     "eval_size": ("data", "evaluate each epoch on the first N validation images (default all)"),
-    "model": ("model", "ae, vae (beta-VAE with --beta), iwae (trains on iwae_bound with --k), cvae, gan (DCGAN)"),
+    "model": ("model", "ae, vae (beta-VAE with --beta), iwae (trains on iwae_bound with --k), cvae, gan (DCGAN), "
+                       "hvae (top-down hierarchical VAE: --groups, --width, --latent-dim channels a group)"),
     "arch": ("model", "mlp, conv (two stride-2 convs), resnet (deeper residual conv net)"),
     "latent_dim": ("model", "dimensions of z"),
     "hidden": ("model", "MLP layer widths, comma-separated, e.g. 400 or 512,256"),
-    "width": ("model", "channels of the resnet arch"),
+    "width": ("model", "channels of the resnet arch, and of the hvae's residual cells"),
+    "groups": ("model", "hvae: latent groups at 1/4 and at 1/2 of the image's side, e.g. 2,2"),
+    "prior": ("model", "standard (N(0, I)) or vamp (the VampPrior: a mixture of the encoder's posteriors at learned "
+                       "pseudo-inputs; vae and iwae, with the Monte Carlo KL)"),
+    "pseudo_inputs": ("model", "the VampPrior's number of pseudo-inputs"),
     "norm": ("model", "conv arch: none or batch (batch norm after each hidden convolution); default: none for MNIST, "
                       "batch for grey levels and colour"),
     "conditioning": ("model", "cvae: input (label to encoder and decoder), prior (learned class means, Su's) "

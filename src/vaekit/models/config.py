@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "NORMS", "ModelConfig", "label_in_networks", "label_in_prior"]
+__all__ = ["MODELS", "CONDITIONINGS", "KL_ESTIMATORS", "NORMS", "IMAGE_PRIORS", "ModelConfig", "label_in_networks",
+           "label_in_prior"]
 
-MODELS = ("ae", "vae", "iwae", "cvae", "gan")
+MODELS = ("ae", "vae", "iwae", "cvae", "gan", "hvae")
 CONDITIONINGS = ("input", "prior", "both")
 KL_ESTIMATORS = ("analytic", "mc")
 NORMS = ("none", "batch")  # normalisation in the conv nets
+IMAGE_PRIORS = ("standard", "vamp")
 
 
 def label_in_networks(conditioning: str) -> bool:
@@ -44,6 +46,9 @@ class ModelConfig:
     beta: float = 1.0
     kl: str = "analytic"
     k: int = 5
+    groups: list[int] = field(default_factory=lambda: [2, 2])  # hvae: latent groups at 1/4 and 1/2 of the side
+    prior: str = "standard"  # standard: N(0, I); vamp: the VampPrior, a mixture of the posteriors of pseudo-inputs
+    pseudo_inputs: int = 500  # the VampPrior's K learned pseudo-inputs (Tomczak & Welling 2018)
 
     @property
     def conditional_gan(self) -> bool:

@@ -11,8 +11,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from torch.distributions import Distribution
+from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, MixtureSameFamily
 
 from vaekit.distributions import diagonal_gaussian, standard_normal
 from vaekit.models.config import ModelConfig
@@ -41,10 +41,16 @@ class VAE(LatentModel, Trainable):
                                      config.width, norm=config.norm)
         self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale, config.scale_per,
                                     (c, h, w))
+        if config.prior == "vamp":  # pseudo-inputs in logit space, starting near grey (Tomczak & Welling 2018)
+            self.pseudo_inputs = nn.Parameter(0.01 * torch.randn(config.pseudo_inputs, c, h, w))
 
     @property
     def uses_labels(self) -> bool:  # type: ignore[override]
         return bool(self.config.uses_labels)
+
+    @property
+    def kl_estimator(self) -> str:  # type: ignore[override]
+        return self.config.kl
 
     def _label_inputs(self) -> int:
         """How many one-hot label inputs encoder and decoder take (0 for unconditional models)."""
@@ -64,7 +70,16 @@ class VAE(LatentModel, Trainable):
         return diagonal_gaussian(mu, logvar.clamp(-30.0, 20.0))
 
     def prior(self, y: Tensor | None = None) -> Distribution:
+        if self.config.prior == "vamp":
+            return self.vamp_prior()
         return standard_normal(self.latent_dim, device=self.head.log_scale.device)
+
+    def vamp_prior(self) -> Distribution:
+        """p(z) = (1/K) sum_k q(z | u_k): the mixture of the encoder's posteriors at K learned pseudo-inputs. Its
+        KL against q(z|x) has no closed form, so such a run takes the Monte Carlo KL."""
+        q = self.posterior(torch.sigmoid(self.pseudo_inputs))
+        mixture = Categorical(logits=torch.zeros(len(self.pseudo_inputs), device=self.pseudo_inputs.device))
+        return MixtureSameFamily(mixture, q)
 
     def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution:
         lead = z.shape[:-1]

@@ -172,6 +172,10 @@ class PoemVAE(LatentModel, Trainable):
         return self.themes > 0
 
     @property
+    def kl_estimator(self) -> str:  # type: ignore[override]
+        return self.kl
+
+    @property
     def parallel(self) -> bool:
         """Whether every position is decoded from z alone (no dependence on earlier characters)."""
         return not self.kind.autoregressive

@@ -1,0 +1,209 @@
+"""A top-down hierarchical VAE (LVAE / NVAE / VDVAE in miniature): groups of latents at two resolutions.
+
+A bottom-up residual path reads the image at 1/2 and 1/4 of its side. The top-down path starts from a learned
+state at 1/4 and, group by group, computes from the same state the prior p(z_l | z_<l) and the posterior
+q(z_l | z_<l, x), the posterior as a residual of the prior (NVAE's residual normal: its mean and log-scale are the
+prior's plus what the bottom-up features add); the draw joins the state, and the state goes up to 1/2 and then to
+the image, where the likelihood head of the flat models turns it into p(x | z).
+
+The objectives read the groups through `latent_groups`: the ELBO sums one KL a group, the importance weight sums
+log p - log q over the groups. The figures and the page move through the top group (`posterior`, `prior`,
+`decode`), the lower groups drawn at their prior mean; `reconstruct` uses every group's posterior mean.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent, Normal
+
+from vaekit.models.config import ModelConfig
+from vaekit.models.likelihoods import ImageLikelihood
+from vaekit.models.trainable import Trainable
+from vaekit.objectives import ELBOTerms, LatentGroup, LatentModel, elbo
+
+__all__ = ["HVAE"]
+
+MIN_LOG_SCALE = -7.0  # a group's scale stays above e^-7: a posterior narrower than that only feeds NaNs
+
+
+class ResBlock(nn.Module):
+    """x + conv(gelu(conv(gelu(x)))): the residual cell of both paths (the second conv starts at zero)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.a = nn.Conv2d(channels, channels, 3, padding=1)
+        self.b = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.b.weight)
+        nn.init.zeros_(self.b.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.b(F.gelu(self.a(F.gelu(x))))
+
+
+class TopDownGroup(nn.Module):
+    """One group: its prior and posterior from the state (and the bottom-up features), and the draw's way back."""
+
+    def __init__(self, channels: int, latent: int):
+        super().__init__()
+        self.prior = nn.Conv2d(channels, 2 * latent, 3, padding=1)
+        self.posterior = nn.Conv2d(2 * channels, 2 * latent, 3, padding=1)
+        nn.init.zeros_(self.posterior.weight)  # q starts as p: the KL starts at 0
+        nn.init.zeros_(self.posterior.bias)
+        self.project = nn.Conv2d(latent, channels, 1)
+        self.cell = ResBlock(channels)
+
+    @staticmethod
+    def _normal(params: Tensor) -> Independent:
+        mu, log_scale = params.float().chunk(2, dim=1)
+        scale = torch.exp(log_scale.clamp(min=MIN_LOG_SCALE, max=5.0))
+        return Independent(Normal(mu.flatten(1), scale.flatten(1), validate_args=False), 1)
+
+    def prior_of(self, h: Tensor) -> Tensor:
+        return self.prior(h)
+
+    def posterior_of(self, h: Tensor, feature: Tensor, prior_params: Tensor) -> Tensor:
+        return prior_params + self.posterior(torch.cat([h, feature], dim=1))  # the residual normal
+
+    def absorb(self, h: Tensor, z: Tensor, shape: torch.Size) -> Tensor:
+        return self.cell(h + self.project(z.reshape(len(h), -1, *shape[-2:]).to(h.dtype)))
+
+
+class HVAE(LatentModel, Trainable):
+    """Groups of latents at 1/4 and 1/2 of the image's side (`config.groups` of them at each), each with
+    `config.latent_dim` channels; residual cells `config.width` wide."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c, h, w = config.image_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"the hierarchical VAE needs image sides divisible by 4, got {h}x{w}; choose "
+                             "--image-size accordingly")
+        width, latent = config.width, config.latent_dim
+        self.shapes = [(h // 4, w // 4), (h // 2, w // 2)]  # the resolutions of the groups, top first
+        self.groups_at = list(config.groups)
+        self.stem = nn.Conv2d(c, width, 3, padding=1)
+        self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), ResBlock(width)),
+                                   nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), ResBlock(width))])
+        self.start = nn.Parameter(torch.zeros(1, width, *self.shapes[0]))
+        self.blocks = nn.ModuleList(TopDownGroup(width, latent) for _ in range(sum(self.groups_at)))
+        self.up = nn.ModuleList([nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
+                                 nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)])
+        self.out = nn.Sequential(ResBlock(width), nn.GELU(), nn.Conv2d(width, c, 3, padding=1))
+        self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale, config.scale_per,
+                                    (c, h, w))
+        self.latent_dim = latent * self.shapes[0][0] * self.shapes[0][1]  # the top group's size
+
+    @property
+    def kl_estimator(self) -> str:  # type: ignore[override]
+        return self.config.kl
+
+    # ------------------------------------------------------------------ the two paths
+
+    def _bottom_up(self, x: Tensor) -> list[Tensor]:
+        """Features at 1/2 and 1/4 of the side, top (1/4) first."""
+        h = self.stem(x * 2.0 - 1.0)
+        half = self.down[0](h)
+        return [self.down[1](half), half]
+
+    def _top_down(self, features: list[Tensor] | None, n: int, given_top: Tensor | None = None,
+                  temperature: float = 1.0, use_means: bool = False) -> tuple[list[LatentGroup], Tensor]:
+        """Walk the groups top to bottom: with `features` (inferring) each group draws from q, else from p at
+        `temperature` (0: the prior mean); `given_top` fixes the top group's draw; `use_means` takes q's mean."""
+        h = self.start.expand(n, -1, -1, -1)
+        groups: list[LatentGroup] = []
+        index = 0
+        for scale, count in enumerate(self.groups_at):
+            if scale == 1:  # from 1/4 of the side to 1/2, whether or not groups stand there
+                h = self.up[0](h)
+            for _ in range(count):
+                block = self.blocks[index]
+                prior_params = block.prior_of(h)
+                p = block._normal(prior_params)
+                if features is not None:
+                    q = block._normal(block.posterior_of(h, features[scale], prior_params))
+                    z = q.mean if use_means else q.rsample()
+                else:
+                    q = p
+                    z = p.mean + temperature * p.stddev * torch.randn_like(p.mean) if temperature > 0 else p.mean
+                if index == 0 and given_top is not None:
+                    z = given_top
+                groups.append(LatentGroup(q, p, z))
+                h = block.absorb(h, z, h.shape)
+                index += 1
+        h = self.up[1](h)
+        return groups, self.out(h)
+
+    # ------------------------------------------------------------------ the interface the objectives read
+
+    def latent_groups(self, x: Tensor, y: Tensor | None = None, samples: int | None = None
+                      ) -> tuple[list[LatentGroup], Distribution]:
+        features = self._bottom_up(x)
+        n = len(x)
+        if samples is not None:  # every draw of every image in one batch: (samples * B, ...)
+            features = [f.repeat(samples, *([1] * (f.ndim - 1))) for f in features]
+            n = samples * len(x)
+        groups, params = self._top_down(features, n)
+        px = self.head(params)
+        if samples is None:
+            return groups, px
+        lead = (samples, len(x))
+        reshaped = [LatentGroup(_unflatten(g.q, lead), _unflatten(g.p, lead), g.z.reshape(*lead, -1)) for g in groups]
+        return reshaped, _unflatten_image(px, self.head, params, lead)
+
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        """q of the top group (what the figures and the page move through)."""
+        features = self._bottom_up(x)
+        block = self.blocks[0]
+        h = self.start.expand(len(x), -1, -1, -1)
+        prior_params = block.prior_of(h)
+        return block._normal(block.posterior_of(h, features[0], prior_params))
+
+    def prior(self, y: Tensor | None = None) -> Distribution:
+        """p of the top group, which depends on nothing drawn before it."""
+        return self.blocks[0]._normal(self.blocks[0].prior_of(self.start))
+
+    def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution:
+        """p(x | top group = z), the lower groups at their prior mean."""
+        lead = z.shape[:-1]
+        flat = z.reshape(-1, z.shape[-1])
+        _, params = self._top_down(None, len(flat), given_top=flat, temperature=0.0)
+        return self.head(params.reshape(*lead, *params.shape[1:]))
+
+    def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
+        """The ELBO's training terms: the likelihood and one KL a group (weighted by beta while it warms up)."""
+        cfg = self.config
+        return elbo(self, x, y, kl=cfg.kl, beta=cfg.beta if beta is None else beta)
+
+    # ------------------------------------------------------------------ figures
+
+    @torch.no_grad()
+    def sample(self, n: int, label: int | None = None, temperature: float = 1.0) -> Tensor:
+        """n images drawn ancestrally through every group at `temperature`, shown as the mean of p(x|z)."""
+        self.config.check_label(label)
+        _, params = self._top_down(None, n, temperature=temperature)
+        return self.head(params).mean.clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """The mean of p(x | top group = z), the lower groups at their prior mean."""
+        return self.likelihood(z, y).mean.clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Every group at its posterior mean, decoded."""
+        _, params = self._top_down(self._bottom_up(x), len(x), use_means=True)
+        return self.head(params).mean.clamp(0.0, 1.0)
+
+
+def _unflatten(d: Independent, lead: tuple[int, int]) -> Independent:
+    """A (S * B, D) diagonal Gaussian as (S, B, D)."""
+    base = d.base_dist
+    return Independent(Normal(base.loc.reshape(*lead, -1), base.scale.reshape(*lead, -1), validate_args=False), 1)
+
+
+def _unflatten_image(px: Distribution, head: ImageLikelihood, params: Tensor, lead: tuple[int, int]) -> Distribution:
+    """p(x | z) over (S * B, C, H, W) rebuilt over (S, B, C, H, W), so log_prob(x) broadcasts against (B, ...)."""
+    return head(params.reshape(*lead, *params.shape[1:]))

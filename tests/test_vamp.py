@@ -1,0 +1,59 @@
+"""The VampPrior (--prior vamp): p(z) is the mixture of the encoder's posteriors at learned pseudo-inputs, its KL
+estimated by Monte Carlo, for the flat vae and iwae; a poem model's prior setting stays its own."""
+
+import pytest
+import torch
+from torch.distributions import MixtureSameFamily
+
+from vaekit.config import ConfigError, TrainConfig
+from vaekit.models import build_model
+from vaekit.objectives import elbo, iwae_bound
+
+
+def vamp_model(k: int = 20):
+    torch.manual_seed(0)
+    config = TrainConfig.from_flat(prior="vamp", pseudo_inputs=k, arch="mlp", hidden=[64], latent_dim=4,
+                                   image_shape=[1, 28, 28], num_classes=10)
+    return build_model(config.model_config()), config
+
+
+def test_the_vampprior_takes_the_monte_carlo_kl_and_only_unconditional_models():
+    _, config = vamp_model()
+    assert config.model.kl == "mc" and "kl" in config.chosen
+    with pytest.raises(ConfigError, match="no closed form"):
+        TrainConfig.from_flat(prior="vamp", kl="analytic")
+    with pytest.raises(ConfigError, match="unconditional vae or iwae"):
+        TrainConfig.from_flat(prior="vamp", model="cvae")
+    with pytest.raises(ConfigError, match="prior must be one of standard, vamp"):
+        TrainConfig.from_flat(prior="fitted")  # a poem model's prior, not an image model's
+    assert TrainConfig.from_flat(task="poem", model="vae", prior="fitted").poem.prior == "fitted"
+
+
+def test_the_prior_is_the_mixture_of_the_pseudo_inputs_posteriors():
+    model, _ = vamp_model(k=20)
+    prior = model.prior()
+    assert isinstance(prior, MixtureSameFamily) and prior.mixture_distribution.logits.shape == (20,)
+    z = torch.randn(7, 4)
+    q = model.posterior(torch.sigmoid(model.pseudo_inputs))
+    expected = torch.logsumexp(q.log_prob(z[:, None, :]), dim=1) - torch.log(torch.tensor(20.0))
+    torch.testing.assert_close(prior.log_prob(z), expected)
+
+
+def test_the_elbo_is_the_one_sample_bound_and_training_moves_the_pseudo_inputs():
+    model, _ = vamp_model()
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)).round()
+    with torch.no_grad():
+        bounds = torch.stack([elbo(model, x, kl="mc").elbo for _ in range(300)])
+        ones = torch.stack([iwae_bound(model, x, k=1) for _ in range(300)])
+    se = (bounds.var(0) / 300 + ones.var(0) / 300).sqrt()
+    assert bool(((bounds.mean(0) - ones.mean(0)).abs() < 4 * se + 1e-6).all())
+    before = model.pseudo_inputs.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = model(x).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] and not torch.equal(before, model.pseudo_inputs)
