@@ -168,7 +168,7 @@ def test_config_file_and_flags(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "vqvae"], "model must be one of ae, vae, iwae, cvae, gan; got 'vqvae'"),
+        (["--model", "vqvae"], "model must be one of ae, vae, iwae, cvae, gan, hvae; got 'vqvae'"),
         (["--lr", "-1"], "lr must be a positive number"),
         (["--binarization", "otsu"], "binarization must be one of dynamic, static, none"),
         (["--dataset", "folder"], "--dataset folder needs --data-dir"),
