@@ -92,7 +92,7 @@ class ProgressLine(Callback):
             budget = trainer.config.optim.max_minutes
             if budget is not None:  # the time budget ends the run first
                 seconds = min(seconds, 60.0 * budget - elapsed)
-            left = f"  about {duration(seconds)} left"
+            left = f"  about {duration(seconds)} left" if seconds >= 1 else ""
         trainer.log(f"epoch {trainer.epoch}/{epochs}  loss {metrics['train_loss']:.2f}  {summary}"
                     f"  {metrics['images_per_s']:,.0f} img/s{left}")
 
