@@ -241,7 +241,7 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         temperature = number(body, "temperature", 0, 3, default=1.0)
         y = run.label(body)
         z = torch.randn(n, run.model.latent_dim, generator=_seeded(body)) * temperature
-        if y is not None and hasattr(run.model, "prior") and run.has_encoder:
+        if run.has_encoder:  # drawn around the model's own prior (a class's, a learned one, a hierarchy's top group)
             prior = run.model.prior(y)
             z = prior.mean.expand(n, -1) + z * prior.stddev.expand(n, -1)
         return {"images": [png_data_url(i, scale=2) for i in run.decode(z, y)]}
