@@ -4,6 +4,7 @@ flat VAE. (How good it gets with time is a benchmark's question, not a unit test
 import pytest
 import torch
 
+from steps import adam_steps
 from vaekit.cli import main
 from vaekit.models import HVAE, ModelConfig, build_model
 from vaekit.objectives import elbo, iwae_bound
@@ -31,26 +32,13 @@ def test_the_groups_are_the_ones_configured_top_first():
 
 
 def test_a_training_step_lowers_the_loss():
-    model, x = small(), digits(32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(30):
-        torch.manual_seed(0)
-        terms = model(x)
-        optimizer.zero_grad()
-        terms.loss.backward()
-        optimizer.step()
-        losses.append(float(terms.loss))
+    losses = adam_steps(small(), digits(32), steps=30, lr=2e-3, seed=0)
     assert losses[-1] < 0.7 * losses[0]
 
 
 def _trained() -> HVAE:
-    model, x = small(), digits(32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(20):  # a little training, so that q has moved off the prior
-        optimizer.zero_grad()
-        model(x).loss.backward()
-        optimizer.step()
+    model = small()
+    adam_steps(model, digits(32), steps=20, lr=2e-3)  # a little training, so that q has moved off the prior
     return model.eval()
 
 

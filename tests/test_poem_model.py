@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import vaekit
+from steps import adam_steps
 from vaekit.config import TrainConfig
 from vaekit.objectives import elbo, iwae_bound
 from vaekit.poetry import VerseRules, write
@@ -69,17 +70,7 @@ def test_the_shared_objectives_serve_the_causal_model():
 
 
 def test_a_training_step_lowers_the_loss():
-    model = causal()
-    x = torch.randint(1, 50, (32, 20))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        torch.manual_seed(1)
-        terms = model(x)
-        opt.zero_grad()
-        terms.loss.backward()
-        opt.step()
-        losses.append(float(terms.loss.detach()))
+    losses = adam_steps(causal(), torch.randint(1, 50, (32, 20)), steps=30, lr=3e-3, seed=1)
     assert losses[-1] < losses[0] - 5
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.distributions import MixtureSameFamily
 
+from steps import adam_steps
 from vaekit.config import ConfigError, TrainConfig
 from vaekit.models import build_model
 from vaekit.objectives import elbo, iwae_bound
@@ -48,12 +49,5 @@ def test_the_elbo_is_the_one_sample_bound_and_training_moves_the_pseudo_inputs()
     se = (bounds.var(0) / 300 + ones.var(0) / 300).sqrt()
     assert bool(((bounds.mean(0) - ones.mean(0)).abs() < 4 * se + 1e-6).all())
     before = model.pseudo_inputs.detach().clone()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(20):
-        loss = model(x).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
+    losses = adam_steps(model, x, steps=20, lr=1e-2)
     assert losses[-1] < losses[0] and not torch.equal(before, model.pseudo_inputs)
