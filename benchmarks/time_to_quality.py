@@ -35,7 +35,7 @@ from vaekit.train import Trainer
 BEST_RECIPE = {"model": "vae", "arch": "conv", "latent_dim": 32, "batch_size": 128, "lr": 2e-3,
                "binarization": "dynamic", "kl_warmup": 1.0}
 RECIPES = {"conv-vae": BEST_RECIPE,  # the flat flagship; the hierarchical VAE beside it (untuned so far)
-           "hvae": {"model": "hvae", "width": 64, "latent_dim": 4, "groups": [2, 2], "batch_size": 128, "lr": 2e-3,
+           "hvae": {"model": "hvae", "width": 32, "latent_dim": 4, "groups": [2, 2], "batch_size": 128, "lr": 1e-3,
                     "binarization": "dynamic", "kl_warmup": 1.0}}
 
 
