@@ -140,24 +140,19 @@ def estimate_nll(model: torch.nn.Module, images: Tensor, labels: Tensor, k: int 
 
 
 @contextmanager
-def evaluation_copy(model: torch.nn.Module, device: torch.device, precision: str = "fp32",
-                    layout: bool = True) -> Iterator[torch.nn.Module]:
-    """A copy of the model for fast inference (its decoder in `precision`, and with `layout` the in-place ReLUs,
-    channels-last convolutions and oneDNN linears of `_fast_layout`); the caller's model is left as it is."""
+def evaluation_copy(model: torch.nn.Module, device: torch.device, precision: str = "fp32") -> Iterator[torch.nn.Module]:
+    """A copy of the model whose decoder runs in `precision`; the caller's model is left as it is. The estimate
+    plans its passes on it, then adds the layout speed-ups of `_fast_layout` for its loop."""
     fast = copy.deepcopy(model)
     with _decoder_precision(fast, device, precision):
-        if not layout:
-            yield fast
-            return
-        with _fast_layout(fast, device):
-            yield fast
+        yield fast
 
 
 def _estimate(model: torch.nn.Module, images: Tensor, labels: Tensor, settings: NLLSettings,
               progress: Callable[[int], None] | None, on_plan: Callable[[EvalPlan], None] | None) -> NLLResult:
     device = torch.device(settings.device)
     k, levels = settings.k, settings.pixel_levels
-    with evaluation_copy(model, device, settings.precision, layout=False) as fast:
+    with evaluation_copy(model, device, settings.precision) as fast:
         # planned in the decoder's precision (bf16 activations are half the bytes), before the layout changes
         plan = plan_passes(fast, images[:1].to(device), _labels_if_needed(fast, labels[:1].to(device)), k,
                            settings.memory if settings.memory is not None else default_budget(device),
