@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             gc.enable()
     start = time.perf_counter()
     try:
-        args.func(args)
+        code = args.func(args)
     except KeyboardInterrupt:
         print(_interrupted_message(args, time.perf_counter() - start), file=sys.stderr)
         return 130
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaekit: internal error ({type(e).__name__}: {e}); rerun with --debug for the traceback and "
               "report it", file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0  # a command may return its own status (poem check: 1 on a break)
 
 
 def console() -> int:

@@ -37,7 +37,7 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
         form = given["form"] or PoemConfig.form
         settings = recipe_settings(given["decoder"], form, {**given, "form": form})
         config = TrainConfig.from_flat(
-            "command line", task="poem", model="cvae" if args.themed else "vae", run_dir=args.run_dir,
+            "command line", task="poem", model="cvae" if args.themed or form == "ci" else "vae", run_dir=args.run_dir,
             seed=args.seed, device=args.device or "auto", precision=args.precision or "auto",
             train_size=args.train_size, max_minutes=args.max_minutes, **settings)
     trainer = Trainer(config, resume=args.resume)
@@ -45,6 +45,14 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
     if trainer.dist.is_main:
         trainer.model.eval()
         trainer.model.vocab = trainer.task.vocab
+        if config.poem.form == "ci":
+            from vaekit.poetry.ci import write_ci
+            from vaekit.poetry.tunes import tunes
+
+            trainer.model.run_config = config
+            for tune in tunes()[:3]:
+                print(f"{tune.name}\n{tune.format(write_ci(trainer.model, tune, 1, seed=0)[0])}\n")
+            return
         try:  # as `vaekit poem write` writes them
             texts = write(trainer.model, 3, seed=0, rules=VerseRules(config.poem.form))
         except ConstraintError as e:  # a tiny corpus may lack the characters a rule needs
@@ -62,7 +70,7 @@ def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
         return None
     return rules_from_options(model.run_config.poem.form, template=args.template, rhyme=args.rhyme,
                               acrostic=args.acrostic, first_line=args.first_line, keywords=args.keywords,
-                              max_uses=args.max_uses)
+                              max_uses=args.max_uses, parallel=args.parallel)
 
 
 def _poem_model(form: str | None, run: str | None, themed: bool = False) -> Any:
@@ -76,11 +84,43 @@ def _poem_model(form: str | None, run: str | None, themed: bool = False) -> Any:
     return model
 
 
+def _write_ci(args: argparse.Namespace, model: Any) -> None:
+    """`poem write` for a ci model: to the tune asked (the first shipped one by default)."""
+    from vaekit.data.poetry import to_traditional
+    from vaekit.poetry.ci import write_ci
+    from vaekit.poetry.tunes import find_tune, tunes
+
+    unsupported = [flag for flag, value in (("--acrostic", args.acrostic), ("--first-line", args.first_line),
+                                            ("--keywords", args.keywords), ("--beam", args.beam),
+                                            ("--best-of", args.best_of != 1), ("--theme", args.theme),
+                                            ("--template", args.template != "auto"), ("--rhyme", args.rhyme != "auto"))
+                   if value]
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)}: for the verse forms only; a ci's tune (--tune) fixes its lines, "
+                         "tones and rhymes")
+    tune = find_tune(args.tune) if args.tune else tunes()[0]
+    texts = write_ci(model, tune, args.n, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
+                     repeat_penalty=args.repeat_penalty, max_uses=args.max_uses or None, rules=not args.free)
+    for text in texts:
+        shown = tune.format(text)
+        print(f"{tune.traditional if args.traditional else tune.name}\n"
+              f"{to_traditional([shown])[0] if args.traditional else shown}\n")
+
+
 def cmd_poem_write(args: argparse.Namespace) -> None:
     from vaekit.data.poetry import to_simplified
     from vaekit.poetry import format_poem, write
+    from vaekit.poetry.ci import is_ci_model
 
+    if args.tune is not None and args.form is None and args.run is None:
+        args.form = "ci"
     model = _poem_model(args.form, args.run, themed=args.theme is not None)
+    if is_ci_model(model):
+        _write_ci(args, model)
+        return
+    if args.tune is not None or args.traditional:
+        raise ValueError("--tune and --traditional are for ci (--form ci); a verse form is written in traditional "
+                         "characters already")
     texts = write(model, args.n, seed=args.seed, temperature=args.temperature, rules=_verse_rules(args, model),
                   top_p=args.top_p, beam=args.beam, best_of=args.best_of, theme=args.theme,
                   repeat_penalty=args.repeat_penalty)
@@ -92,19 +132,56 @@ def cmd_poem_write(args: argparse.Namespace) -> None:
 
 def cmd_poem_interpolate(args: argparse.Namespace) -> None:
     from vaekit.poetry import VerseRules, format_poem, interpolate
+    from vaekit.poetry.ci import interpolate_ci, is_ci_model
+    from vaekit.poetry.tunes import find_tune
 
+    if args.tune is not None and args.form is None and args.run is None:
+        args.form = "ci"
     model = _poem_model(args.form, args.run)
+    if is_ci_model(model):
+        if args.tune is None:
+            raise ValueError("ci of several tunes share a length: name the tune of both ci with --tune")
+        tune = find_tune(args.tune)
+        for i, text in enumerate(interpolate_ci(model, args.first, args.second, tune, steps=args.steps)):
+            print(f"[{i}]\n{tune.format(text)}\n")
+        return
+    if args.tune is not None:
+        raise ValueError("--tune is for ci (--form ci)")
     rules = None if args.free else VerseRules(form=model.run_config.poem.form)
     for i, text in enumerate(interpolate(model, args.first, args.second, steps=args.steps, rules=rules,
                                          seed=args.seed)):
         print(f"[{i}]\n{format_poem(text)}\n")
 
 
+def _evaluate_ci(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    from vaekit.poetry.evaluate import evaluate_ci
+
+    r = evaluate_ci(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature,
+                    progress=lambda stage: print(f"evaluate: {stage} ...", file=sys.stderr, flush=True))
+    print(f"ci: {r['per_tune']} a tune over {r['tunes']} tunes each way (temperature {r['temperature']:g}, top-p "
+          f"{r['top_p']:g}, seed {r['seed']}), beside {r['fit_ci']} held-out Song ci")
+    print(f"  {'':24}{'rules kept':>12}{'free':>10}{'Song ci':>12}")
+    for key, label in (("tune_kept", "tune kept"), ("distinct_2", "distinct-2"), ("copied_lines", "lines copied"),
+                       ("repeats_per_char", "repeats a character")):
+        fmt = "{:>10.1%}" if key in ("tune_kept", "copied_lines") else "{:>10.3f}"
+        print(f"  {label:24}" + "".join("  " + fmt.format(r[w][key]) for w in ("constrained", "unconstrained",
+                                                                                "corpus")))
+    f = r["fit"]
+    print(f"  fit: elbo {f['elbo_per_ci']:.1f} nats a ci ({f['elbo_per_char']:.3f} a character), kl "
+          f"{f['kl_per_ci']:.2f}, reconstruction {f['reconstruction_with_padding']:.1%} (padding included), active units "
+          f"{f['active_units']}/{f['latent_dim']}")
+    return r
+
+
 def cmd_poem_evaluate(args: argparse.Namespace) -> None:
+    from vaekit.poetry.ci import is_ci_model
     from vaekit.poetry.evaluate import evaluate_poems
-    from vaekit.runs import atomic_write_text
 
     model = _poem_model(args.form, args.run, themed=args.themed)
+    if is_ci_model(model):
+        r = _evaluate_ci(args, model)
+        _save_metrics(args, r)
+        return
     r = evaluate_poems(model, args.corpus, n=args.n, seed=args.seed, temperature=args.temperature,
                        progress=lambda stage: print(f"evaluate: {stage} ...", file=sys.stderr, flush=True))
     print(f"{r['form']}: {r['poems']} poems each way (temperature {r['temperature']:g}, top-p {r['top_p']:g}, "
@@ -113,11 +190,14 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     for key, label in (("rhyme", "rhyme (Pingshui)"), ("template_fit", "fits a template"),
                        ("alternating_2_4", "2nd/4th tones alternate"), ("doubled_character", "character doubled"),
                        ("repeats_per_poem", "repeats per poem"), ("character_thrice", "a character thrice"),
-                       ("copied_lines", "lines copied"), ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2")):
-        cells = [r[w][key] for w in ("constrained", "unconstrained", "corpus")]
+                       ("copied_lines", "lines copied"), ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2"),
+                       ("nian_dui", "粘對 kept"), ("parallel_middle", "parallelism, middle"),
+                       ("parallel_first", "parallelism, first")):
+        cells = [r[w].get(key) for w in ("constrained", "unconstrained", "corpus")]
         if cells[0] is None:
             continue
-        fmt = "{:>10.3f}" if key.startswith("distinct") else "{:>10.2f}" if key == "repeats_per_poem" else "{:>10.1%}"
+        fmt = ("{:>10.3f}" if key.startswith(("distinct", "parallel")) else "{:>10.2f}" if key == "repeats_per_poem"
+               else "{:>10.1%}")
         print(f"  {label:24}" + "".join("  " + fmt.format(c) for c in cells))
     print(f"  acrostic heads placed: {r['acrostic_heads_placed']:.1%}")
     f = r["fit"]
@@ -138,12 +218,64 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
         cells = ", ".join(f"{k} {v:.0%}" for k, v in t["written"].items() if k != "accuracy")
         print(f"  theme classifier on {t['per_theme']} poems a theme: {t['written']['accuracy']:.1%} "
               f"(chance {t['chance']:.0%}): {cells}")
+    _save_metrics(args, r)
+
+
+def _save_metrics(args: argparse.Namespace, r: dict[str, Any]) -> None:
+    from vaekit.runs import atomic_write_text
+
     if args.out is None and args.run is None:  # a shipped model: the installed package is never written to
         print("(metrics not saved: pass --out FILE to keep them as JSON)")
         return
     out = Path(args.out) if args.out else Path(args.run) / "metrics.json"
     atomic_write_text(out, json.dumps(r, indent=2, ensure_ascii=False))
     print(out)
+
+
+def cmd_poem_check(args: argparse.Namespace) -> int:
+    from vaekit.poetry.parallel import MIDDLE_COUPLETS
+    from vaekit.poetry.verse import check
+
+    verdict = check(args.poem, form=args.form, template=None if args.template == "auto" else args.template)
+    broken = verdict.breaks + verdict.nian_dui
+    lines = len(verdict.template.lines)
+    print(f"template {verdict.template.name}: " + ("every rule kept" if not verdict.breaks else
+                                                   f"{len(verdict.breaks)} broken"))
+    for b in verdict.breaks:
+        print(f"  {b}")
+    if lines >= 4:
+        print("粘對: " + ("kept" if not verdict.nian_dui else f"{len(verdict.nian_dui)} broken"))
+        for b in verdict.nian_dui:
+            print(f"  {b}")
+    if verdict.parallelism:
+        cells = "  ".join(f"{i + 1}{'*' if i in MIDDLE_COUPLETS else ''} {p:.2f}"
+                          for i, p in enumerate(verdict.parallelism))
+        print(f"parallelism by couplet (* the middle ones, which regulated verse makes parallel): {cells}")
+    if verdict.unknown:
+        print(f"({verdict.unknown} characters at ruled places are not in the rhyme book and were not judged)")
+    return 1 if broken else 0
+
+
+def cmd_poem_tunes(args: argparse.Namespace) -> None:
+    from vaekit.poetry.tunes import find_tune, tunes
+
+    if args.tune:
+        tune = find_tune(args.tune)
+        print(f"{tune.name} ({tune.traditional}): {tune.chars} characters in {len(tune.lines)} lines, read from "
+              f"{tune.poems} of the corpus's {tune.total} ci of this tune")
+        marks = {i: f" rhymes ({k + 1}, {tone})" for k, (group, tone) in enumerate(zip(tune.rhymes, tune.rhyme_tones,
+                                                                                     strict=True)) for i in group}
+        for i, (pattern, stop) in enumerate(zip(tune.tones, tune.stops, strict=True)):
+            print(f"  {i + 1:>2}  {pattern}{stop}{marks.get(i, '')}")
+        print("(平 level, 仄 oblique, 中 free; a rhyme set's ends share one 词林正韵 part)")
+        return
+    print(f"{'tune':10}{'traditional':>12}{'chars':>7}{'lines':>7}{'rhymes':>8}   ci")
+    for tune in tunes():
+        rhymes = "".join(tune.rhyme_tones)
+        print(f"{tune.name:10}{tune.traditional:>12}{tune.chars:>7}{len(tune.lines):>7}{rhymes:>8}   "
+              f"{tune.poems}/{tune.total}")
+    print("(rhymes: the tone of each rhyme set in order, 中 where level and oblique ends share one part; "
+          "`vaekit poem tunes NAME` shows one tune's lines)")
 
 
 def _add_poem_settings(p: argparse.ArgumentParser) -> None:
@@ -174,9 +306,9 @@ def _add_poem_settings(p: argparse.ArgumentParser) -> None:
 
 def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
-    from vaekit.data.poetry import FORMS
+    from vaekit.data.poetry import FORMS, VERSE_FORMS
     from vaekit.models.config import CONDITIONINGS
-    from vaekit.poetry.decode import MAX_BEAM, MAX_CANDIDATES, SAMPLING
+    from vaekit.poetry.decode import MAX_BEAM, MAX_CANDIDATES, PARALLEL_BONUS, SAMPLING
     from vaekit.poetry.recipe import COMMON, PARALLEL_EPOCHS, POEM_EPOCHS, recipe_default
     from vaekit.poetry.themes import THEME_NAMES
 
@@ -219,6 +351,22 @@ def add_poem_commands(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.set_defaults(func=cmd_poem_train)
 
+    p = psub.add_parser("check", help="judge a poem by the rules of verse: template, rhyme, 粘對, parallelism",
+                        description="Judge a poem by the rules of regulated verse; exits 1 when a rule is broken, "
+                                    "as a linter does.", formatter_class=HelpFormatter,
+                        epilog="example: vaekit poem check 國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。"
+                               "烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。")
+    p.add_argument("poem", help="the poem, in traditional characters (punctuation optional)")
+    p.add_argument("--form", choices=VERSE_FORMS, default=None, help="default: the one its length implies")
+    p.add_argument("--template", default="auto", help="judge against this template only (default: the best fit)")
+    p.set_defaults(func=cmd_poem_check)
+
+    p = psub.add_parser("tunes", help="the ci tunes (词牌) vaekit knows: lines, tones and rhymes",
+                        description="List the ci tunes derived from the Song ci of the corpus, or show one.",
+                        formatter_class=HelpFormatter, epilog="example: vaekit poem tunes 浣溪沙")
+    p.add_argument("tune", nargs="?", help="show this tune's lines (simplified or traditional name)")
+    p.set_defaults(func=cmd_poem_tunes)
+
     examples = {"write": "vaekit poem write --form quatrain7 --acrostic 春夏秋冬 --simplified",
                 "interpolate": "vaekit poem interpolate 床前明月光疑是地上霜 舉頭望明月低頭思故鄉 --form couplet",
                 "evaluate": "vaekit poem evaluate --form quatrain -n 1000 --out quatrain-metrics.json"}
@@ -255,11 +403,19 @@ def add_poem_commands(sub: Any) -> None:
                                 "the model repeats characters twice as often as Tang poets")
             p.add_argument("--max-uses", type=count(0, 56, zero=True), default=2,
                            help="a character at most this often in a poem (0: any number of times)")
+            p.add_argument("--parallel", type=nonnegative, default=PARALLEL_BONUS,
+                           help="eight-line forms: nats a unit of learned association adds to a middle couplet's "
+                                "second line, steering it parallel to the first (對仗); 0: off")
             p.add_argument("--acrostic", help="characters to head the lines, one a line (藏头诗), e.g. 春夏秋冬")
             p.add_argument("--first-line", help="a first line for the model to continue, e.g. 白日依山盡")
             p.add_argument("--keywords", help="characters that must appear, comma-separated, e.g. 月,山")
             p.add_argument("--simplified", action="store_true",
                            help="print simplified characters (OpenCC; the rules are kept on the traditional text)")
+            p.add_argument("--tune", help="ci: the tune (词牌) to write to, e.g. 浣溪沙 or 浣溪沙's traditional name "
+                                          "(`vaekit poem tunes` lists them; implies --form ci)")
+            p.add_argument("--traditional", action="store_true",
+                           help="ci: print traditional characters (OpenCC; ci are written in the corpus's simplified "
+                                "ones)")
             p.add_argument("--free", action="store_true",
                            help="no rules at all: decode each position freely, as Su's model did")
             p.add_argument("--theme", choices=THEME_NAMES, default=None,
@@ -268,6 +424,7 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("first", help="the poem the walk starts from (punctuation optional)")
             p.add_argument("second", help="the poem it ends at")
             p.add_argument("--steps", type=count(2, 100), default=6, help="poems along the line, ends included")
+            p.add_argument("--tune", help="ci: the tune both ci are written to (implies --form ci)")
             p.add_argument("--free", action="store_true",
                            help="decode each point's most likely characters without the rules of verse")
         else:

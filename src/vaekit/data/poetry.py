@@ -2,7 +2,8 @@
 sequences.
 
 Forms: `couplet` (one 5+5 couplet, 10 characters), `quatrain` (4 lines of 5: 20), `regulated` (8 lines: 40),
-and the seven-character `quatrain7` (七绝, 28) and `regulated7` (七律, 56).
+and the seven-character `quatrain7` (七绝, 28) and `regulated7` (七律, 56); `ci`, the Song ci of the chinese-poetry
+`songci` folder, whose tune fixes their lines.
 A form fixes the length, so punctuation is implied by position and dropped.
 """
 
@@ -25,22 +26,28 @@ from torch import Tensor
 
 from vaekit.data.errors import DataError
 
-__all__ = ["DYNASTIES", "FORMS", "FORM_LINES", "FORM_CHARS", "form_length", "line_chars",
+__all__ = ["DYNASTIES", "FORMS", "VERSE_FORMS", "CI", "CI_LENGTH", "CI_PAD", "FORM_LINES", "FORM_CHARS", "form_length",
+           "line_chars",
            "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
-           "find_corpus", "load_poems", "poem_lines", "extract_form", "extract_stanzas", "load_strains", "to_simplified",
+           "find_corpus", "load_poems", "Ci", "load_ci", "poem_lines", "extract_form", "extract_stanzas", "load_strains",
+           "to_simplified", "to_traditional",
            "is_han"]
 
 NPM_PACKAGE = "chinese-poetry@2.0.1"
 DYNASTIES = ("tang", "song")  # quantangshi/poet.tang.*.json (57,600 poems) and poet.song.*.json (254,200)
-FORMS = ("couplet", "quatrain", "regulated", "quatrain7", "regulated7")
+VERSE_FORMS = ("couplet", "quatrain", "regulated", "quatrain7", "regulated7")  # shi (詩): lines of one length
+CI = "ci"  # ci (詞) to a tune: the tune fixes its lines (vaekit.poetry.tunes)
+FORMS = (*VERSE_FORMS, CI)
+CI_LENGTH = 120  # the longest tune vaekit writes (贺新郎, 116 characters) fits; shorter ci are padded with CI_PAD
+CI_PAD = "。"  # after a ci's last character, to CI_LENGTH: given the tune, the decoder learns them at no cost
 FORM_LINES = {"couplet": 2, "quatrain": 4, "regulated": 8, "quatrain7": 4, "regulated7": 8}
 FORM_CHARS = {"couplet": 5, "quatrain": 5, "regulated": 5, "quatrain7": 7, "regulated7": 7}  # characters a line
 LINE_CHARS = 5
 
 
 def form_length(form: str) -> int:
-    """Characters in one poem of the form (punctuation dropped)."""
-    return FORM_LINES[form] * FORM_CHARS[form]
+    """Characters in one poem of the form (punctuation dropped; a ci padded to CI_LENGTH)."""
+    return CI_LENGTH if form == CI else FORM_LINES[form] * FORM_CHARS[form]
 
 
 def line_chars(length: int) -> int:
@@ -124,7 +131,8 @@ def fetch_corpus(dest: str | Path | None = None, npm: str = "npm", timeout: floa
         try:
             with tarfile.open(tarballs[0]) as tar:
                 wanted = [m for m in tar.getmembers() if m.isfile() and re.fullmatch(
-                    r"package/dist/(quantangshi/poet\.(tang|song)|strains/json/poet\.tang)\.\d+\.json", m.name)]
+                    r"package/dist/(quantangshi/poet\.(tang|song)|strains/json/poet\.tang|songci/ci\.song)\.\d+\.json",
+                    m.name)]
                 tar.extractall(staging, members=wanted, filter="data")
         except (tarfile.TarError, EOFError, OSError) as e:
             raise DataError(f"the downloaded {tarballs[0].name} is truncated or corrupt ({e}); retry "
@@ -133,7 +141,9 @@ def fetch_corpus(dest: str | Path | None = None, npm: str = "npm", timeout: floa
         _validate_corpus(target)
         old = Path(tmp) / "old"
         old.mkdir()
-        for sub in ("quantangshi", "strains"):  # swap: the old copy moves aside only once the new one is whole
+        for sub in ("quantangshi", "strains", "songci"):  # swap: the old copy moves aside once the new one is whole
+            if not (target / sub).exists():
+                continue
             if (dest / sub).exists():
                 os.replace(dest / sub, old / sub)
             os.replace(target / sub, dest / sub)
@@ -171,6 +181,35 @@ def load_poems(folder: str | Path | None = None, dynasty: str = "tang") -> list[
     return poems
 
 
+@dataclass
+class Ci:
+    """One Song ci (词): the tune (词牌) it was written to, its author and its text as the corpus gives it
+    (simplified characters, punctuation kept)."""
+
+    tune: str
+    author: str
+    paragraphs: list[str]
+
+
+def load_ci(folder: str | Path | None = None) -> list[Ci]:
+    """Every ci of `songci/ci.song.*.json` beside the poems (the tune name "失调名", tune unknown, included)."""
+    corpus = find_corpus(folder)
+    files = sorted((corpus.parent / "songci").glob("ci.song.*.json"), key=lambda p: int(p.name.split(".")[2]))
+    if not files:
+        raise DataError(f"{corpus.parent}: no songci/ci.song.*.json; run `vaekit poem fetch` again (a corpus fetched "
+                        "before vaekit read the Song ci holds the poems only)")
+    out = []
+    for path in files:
+        for item in _read_json(path):
+            paragraphs, tune = item.get("paragraphs"), item.get("rhythmic")
+            if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs) \
+                    or not isinstance(tune, str):
+                raise DataError(f"{path}: a ci without 'rhythmic' and a list of 'paragraphs'; is this the "
+                                "chinese-poetry corpus?")
+            out.append(Ci(tune, str(item.get("author", "")), paragraphs))
+    return out
+
+
 def load_strains(folder: str | Path | None = None) -> dict[str, list[str]]:
     """Poem id -> its level/oblique pattern lines (平/仄), from dist/strains/json beside the poems."""
     corpus = find_corpus(folder)
@@ -202,8 +241,8 @@ def _is_line(line: str, chars: int) -> bool:
 
 def extract_form(poems: Iterable[Poem], form: str) -> list[str]:
     """Texts of one form, punctuation dropped: every 5+5 couplet, or whole 4- or 8-line poems of 5 or 7 characters."""
-    if form not in FORMS:
-        raise DataError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
+    if form not in VERSE_FORMS:
+        raise DataError(f"form must be one of {', '.join(VERSE_FORMS)}; got {form!r}")
     out = []
     chars = FORM_CHARS[form]
     for poem in poems:
@@ -243,6 +282,16 @@ def to_simplified(texts: list[str]) -> list[str]:
     except ImportError:
         raise DataError("simplified characters need OpenCC: `pip install 'vaekit[poetry]'`") from None
     converter = opencc.OpenCC("t2s")
+    return [converter.convert(t) for t in texts]
+
+
+def to_traditional(texts: list[str]) -> list[str]:
+    """Simplified -> traditional with OpenCC ('s2t'), for ci, which the corpus gives in simplified characters."""
+    try:
+        import opencc
+    except ImportError:
+        raise DataError("traditional characters need OpenCC: `pip install 'vaekit[poetry]'`") from None
+    converter = opencc.OpenCC("s2t")
     return [converter.convert(t) for t in texts]
 
 

@@ -10,7 +10,10 @@ prefix alone (so sampling and beam search share it):
   picks), and no rhyme character is used twice;
 - no character twice in a row, nor more than twice in a poem (`max_uses`); never the unknown mark □; no line
   copied verbatim from the training corpus;
-- acrostic heads, a given first line and required keywords are fixed positions.
+- acrostic heads, a given first line and required keywords are fixed positions;
+- parallelism (對仗): in an eight-line poem the second line of each middle couplet (頷聯, 頸聯) is steered towards
+  the characters that stand opposite the first line's in the corpus (`vaekit.poetry.parallel`), a bonus of
+  `parallel` nats per unit of association added to the logits; the first and last couplets are left free.
 
 Beside the rules, a repetition penalty (Keskar et al. 2019, as a subtraction in nats) lowers the logit of every
 character the poem already holds: an autoregressive decoder left alone repeats characters twice as often as Tang
@@ -30,6 +33,7 @@ import torch
 from torch import Tensor
 
 from vaekit.data.poetry import FORM_CHARS, FORM_LINES, Vocabulary, form_length
+from vaekit.poetry.parallel import MIDDLE_COUPLETS, association
 from vaekit.poetry.sampling import nucleus_sample
 from vaekit.poetry.verse import (
     LEVEL,
@@ -44,7 +48,8 @@ from vaekit.poetry.verse import (
 
 __all__ = ["ConstraintError", "VerseRules", "LineSet", "decode", "line_hash", "LINES_FILE", "check_sampling",
            "Sampling", "SAMPLING", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "DEFAULT_REPEAT_PENALTY",
-           "rules_from_options", "MAX_CANDIDATES", "MAX_BEAM", "TEMPERATURE_RANGE", "MAX_REPEAT_PENALTY"]
+           "rules_from_options", "check_parallel", "PARALLEL_BONUS", "MAX_PARALLEL", "MAX_CANDIDATES", "MAX_BEAM",
+           "TEMPERATURE_RANGE", "MAX_REPEAT_PENALTY"]
 
 StepDecoder = Callable[[Tensor], Tensor]
 
@@ -80,6 +85,8 @@ MAX_REPEAT_PENALTY = 100.0
 MAX_BEAM = 16
 MAX_CANDIDATES = 2000  # poems x best-of x beam width, for one call
 NO_RULE = ("none", "off")  # what a user types for "no such rule", on the command line and on the page
+PARALLEL_BONUS = 1.0  # the decoder's parallelism weight, chosen by benchmarks/parallelism.py (docs/benchmarks.md)
+MAX_PARALLEL = 10.0  # nats a unit of association: past this the bonus outweighs the model itself
 
 
 class ConstraintError(ValueError):
@@ -98,6 +105,7 @@ class VerseRules:
     keywords: Sequence[str] = field(default_factory=tuple)
     no_doubles: bool = True
     max_uses: int | None = 2  # a character at most this often in a poem (Tang poets: 99% of quatrains); None: any
+    parallel: float = PARALLEL_BONUS  # nats a unit of association, on the middle couplets' second lines; 0: none
 
 
 DECODE_BATCH = 256  # poems sampled together: one model step serves them all
@@ -130,6 +138,13 @@ def check_sampling(n: int = 1, temperature: float = 0.0, top_p: float = 1.0, bea
                          "poems (and call again with another seed) or a smaller best-of or beam")
 
 
+def check_parallel(weight: float) -> None:
+    """Refuse a parallelism weight that is not a number from 0 to MAX_PARALLEL, in one sentence."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= MAX_PARALLEL:
+        raise ValueError(f"parallel is the nats a unit of association adds on a middle couplet's second line, "
+                         f"from 0 (off) to {MAX_PARALLEL:g}; got {weight!r}")
+
+
 def _rule_text(value: str | None) -> str | None:
     """A rule's setting as the user typed it: blank is unset, none/off is "no such rule"."""
     if value is None or not value.strip():
@@ -139,13 +154,15 @@ def _rule_text(value: str | None) -> str | None:
 
 def rules_from_options(form: str, template: str | None = "auto", rhyme: str | None = "auto",
                        acrostic: str | None = None, first_line: str | None = None, keywords: str | None = None,
-                       max_uses: int | None = 2) -> VerseRules:
+                       max_uses: int | None = 2, parallel: float = PARALLEL_BONUS) -> VerseRules:
     """The rules a user asked for in words, read the same way on the command line and on the page: template and
-    rhyme take a name, auto, or none/off; keywords are comma-separated (either comma); max_uses 0 is any."""
+    rhyme take a name, auto, or none/off; keywords are comma-separated (either comma); max_uses 0 is any;
+    parallel is the middle couplets' parallelism weight (0: off)."""
+    check_parallel(parallel)
     words = tuple(k.strip() for k in (keywords or "").replace("，", ",").split(",") if k.strip())
     return VerseRules(form=form, template=_rule_text(template), rhyme=_rule_text(rhyme),
                       acrostic=acrostic or None, first_line=first_line or None, keywords=words,
-                      max_uses=max_uses or None)
+                      max_uses=max_uses or None, parallel=parallel)
 
 
 def line_hash(line: str) -> int:
@@ -231,6 +248,7 @@ class _Masker:
         self.length = form_length(rules.form)
         self.base = torch.ones(len(vocab), dtype=torch.bool)
         self.base[0] = False  # never the unknown mark
+        self._opposites: dict[int, Tensor] = {}
 
     def mask(self, plan: _Plan, prefix: list[int], counts: dict[int, int] | None = None) -> Tensor:
         """The allowed tokens at the next position; `counts` is `uses(plan, prefix)` where the caller has it."""
@@ -265,6 +283,33 @@ class _Masker:
             counts = self.uses(plan, prefix) if counts is None else counts
             m[[t for t, c in counts.items() if c >= self.rules.max_uses]] = False
         return m
+
+    def parallel_bonus(self, prefix: list[int]) -> Tensor | None:
+        """(V,) nats to add at the next position: `rules.parallel` times each character's association with the one
+        opposite it in the couplet's first line, on the second line of a middle couplet; None elsewhere."""
+        line = len(prefix) // self.chars
+        if not self.rules.parallel or self.n_lines != 8 or line % 2 == 0 or line // 2 not in MIDDLE_COUPLETS:
+            return None
+        return self.rules.parallel * self._opposite(prefix[len(prefix) - self.chars])
+
+    def _opposite(self, token: int) -> Tensor:
+        row = self._opposites.get(token)
+        if row is None:
+            others, scores = association().row(self.vocab.chars[token])
+            ids = [self.vocab.index.get(c) for c in others]
+            keep = [i for i, t in enumerate(ids) if t is not None]
+            row = torch.zeros(len(self.vocab))
+            row[[ids[i] for i in keep]] = scores[keep]
+            self._opposites[token] = row
+        return row
+
+    def add_bonus(self, logits: Tensor, prefixes: list[list[int]]) -> Tensor:
+        """(B, V) logits with each row's parallelism bonus added (unchanged where none applies)."""
+        bonus = [self.parallel_bonus(prefix) for prefix in prefixes]
+        if all(b is None for b in bonus):
+            return logits
+        zero = torch.zeros(logits.shape[-1])
+        return logits + torch.stack([zero if b is None else b for b in bonus])
 
     @staticmethod
     def uses(plan: _Plan, prefix: list[int]) -> dict[int, int]:
@@ -553,7 +598,7 @@ def _decode_batch(model: torch.nn.Module, z: Tensor, plans: list[_Plan], masker:
     for _ in range(masker.length):
         logits = step(torch.tensor(prefixes, dtype=torch.long, device=_device(model)).view(len(plans), -1))
         counts = [_Masker.uses(plan, prefix) for plan, prefix in zip(plans, prefixes, strict=True)]
-        logits = _penalise(logits.float().cpu(), counts, repeat_penalty)
+        logits = masker.add_bonus(_penalise(logits.float().cpu(), counts, repeat_penalty), prefixes)
         allowed = torch.stack([masker.mask(plan, prefix, held)
                                for plan, prefix, held in zip(plans, prefixes, counts, strict=True)])
         if not bool(allowed.any(-1).all()):
@@ -573,7 +618,7 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
     for _ in range(masker.length):
         rows = [b[1] for b in beams] + [beams[0][1]] * (width - len(beams))
         logp = torch.log_softmax(step(torch.tensor(rows, dtype=torch.long, device=_device(model))).float().cpu(), -1)
-        logp = _penalise(logp, [_Masker.uses(plan, row) for row in rows], repeat_penalty)
+        logp = masker.add_bonus(_penalise(logp, [_Masker.uses(plan, row) for row in rows], repeat_penalty), rows)
         candidates: list[tuple[float, list[int]]] = []
         for (score, prefix), row in zip(beams, logp, strict=False):
             allowed = masker.mask(plan, prefix)
@@ -608,6 +653,7 @@ def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float
         raise ValueError(f"max_uses is how often a character may stand in a poem, 1 or more (None: any); got "
                          f"{rules.max_uses}")
     check_sampling(1, temperature, top_p, beam if beam > 1 else 0, 1, repeat_penalty)  # n is the caller's to bound
+    check_parallel(rules.parallel)
     if z is not None and len(z) != n:
         raise ValueError(f"decode was asked for {n} poems but given {len(z)} codes")
     shared = _plan(rules, vocab, generator) if one_plan else None

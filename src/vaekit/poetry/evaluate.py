@@ -15,7 +15,7 @@ from vaekit.poetry.metrics import fit, interpolation_overlap, verse_metrics
 from vaekit.poetry.task import split_items
 from vaekit.poetry.verse import lines_of_text
 
-__all__ = ["evaluate_poems", "acrostic_share", "theme_scores"]
+__all__ = ["evaluate_poems", "evaluate_ci", "acrostic_share", "theme_scores"]
 
 
 def acrostic_share(model: torch.nn.Module, n: int, seed: int, temperature: float) -> float:
@@ -97,3 +97,46 @@ def evaluate_poems(model: torch.nn.Module, corpus_dir: str | Path | None = None,
         "fit": fit(model, held, labels, device=device, iwae_poems=iwae_poems, k=k),
         "examples": constrained[:3], **extra,
     }
+
+
+def evaluate_ci(model: torch.nn.Module, corpus_dir: str | Path | None = None, n: int = 600, seed: int = 0,
+                temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """A ci model: n ci spread over its tunes with the tunes' rules kept and n with their lengths only, measured
+    beside n held-out Song ci (`ci.ci_metrics`), and its fit on those held-out ci. The ELBO covers the padding after
+    each ci too, which the tune predicts; it is reported per ci and per character of the ci themselves."""
+    from vaekit.poetry.ci import ci_metrics, write_ci
+    from vaekit.poetry.tunes import tunes
+
+    say = progress or (lambda _text: None)
+    config = model.run_config
+    if corpus_dir is not None:
+        config.poem.corpus_dir = str(corpus_dir)
+    say("reading the corpus")
+    train_items, held_items = split_items(config)
+    shipped = tunes()
+    lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(
+        [line for t, k in train_items for line in shipped[k].split(t[:shipped[k].chars])])
+    model.corpus_lines = lines
+    per_tune = max(1, n // len(shipped))
+    say(f"writing {per_tune} ci to each of {len(shipped)} tunes, with the rules kept and without")
+    written, free = [], []
+    for k, tune in enumerate(shipped):
+        kw = {"seed": seed + k, "temperature": temperature, "top_p": top_p}
+        written += [(t, k) for t in write_ci(model, tune, per_tune, **kw)]
+        free += [(t, k) for t in write_ci(model, tune, per_tune, rules=False, **kw)]
+    held = held_items if len(held_items) <= n else random.Random(seed).sample(held_items, n)
+    say(f"fitting {len(held):,} held-out ci")
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    fitted = fit(model, model.vocab.encode([t for t, _ in held]), torch.tensor([k for _, k in held]), device=device)
+    chars = sum(shipped[k].chars for _, k in held) / len(held)
+    elbo = fitted["elbo_per_char"] * model.length
+    return {"form": "ci", "tunes": len(shipped), "per_tune": per_tune, "seed": seed, "temperature": temperature,
+            "top_p": top_p, "train_ci": len(train_items), "held_out_ci": len(held_items), "fit_ci": len(held),
+            "constrained": ci_metrics(written, lines), "unconstrained": ci_metrics(free, lines),
+            "corpus": ci_metrics(held, lines),
+            "fit": {"elbo_per_ci": elbo, "elbo_per_char": elbo / chars, "kl_per_ci": fitted["kl_per_poem"],
+                    "reconstruction_with_padding": fitted["reconstruction_accuracy"],
+                    "active_units": fitted["active_units"], "latent_dim": fitted["latent_dim"]},
+            "examples": [shipped[k].format(t) for t, k in written[:3]]}

@@ -14,10 +14,11 @@ import torch
 from vaekit.data.poetry import UNK
 from vaekit.evaluate import elbo_metrics
 from vaekit.poetry.decode import LineSet
-from vaekit.poetry.verse import alternates, check, has_doubled_character, lines_of_text, rhyme_groups
+from vaekit.poetry.parallel import MIDDLE_COUPLETS, association, couplet_lines
+from vaekit.poetry.verse import alternates, check, has_doubled_character, lines_of_text, nian_dui, rhyme_groups
 
 __all__ = ["distinct_n", "novelty", "rhyme_share", "template_fit_share", "alternation_share", "doubled_share",
-           "repetition", "verse_metrics", "fit", "form_share",
+           "repetition", "verse_metrics", "fit", "form_share", "couplet_parallelism", "nian_dui_share",
            "interpolation_overlap"]
 
 
@@ -86,14 +87,37 @@ def repetition(texts: list[str]) -> dict[str, float]:
             "repeats_per_poem": sum(sum(c.values()) - len(c) for c in counts) / n}
 
 
+def couplet_parallelism(texts: list[str]) -> dict[str, float] | None:
+    """Eight-line poems: the mean parallelism of their middle couplets (頷聯, 頸聯) and of their first ones (首聯,
+    which the rules leave free), by the association table that the decoder steers with; None for other forms."""
+    if not texts or len(lines_of_text(texts[0])) != 8:
+        return None
+    table = association()
+    chars = len(lines_of_text(texts[0])[0])
+    couplets = [couplet_lines(t, chars) for t in texts]
+    return {"middle": sum(table.couplet(*c[i]) for c in couplets for i in MIDDLE_COUPLETS) / (2 * len(texts)),
+            "first": sum(table.couplet(*c[0]) for c in couplets) / len(texts)}
+
+
+def nian_dui_share(texts: list[str]) -> float | None:
+    """Share of poems of four or more lines whose 2nd characters keep 粘 and 對 throughout (None for couplets)."""
+    if not texts or len(lines_of_text(texts[0])) < 4:
+        return None
+    return sum(not nian_dui(lines_of_text(t)) for t in texts) / len(texts)
+
+
 def verse_metrics(texts: list[str], corpus_lines: LineSet | None) -> dict[str, float | None]:
     """Every rule-and-diversity figure of a set of poems, as reported beside the corpus's own."""
     lines = [line for t in texts for line in lines_of_text(t)]
+    parallel = couplet_parallelism(texts)
     copied = None if corpus_lines is None else sum(line in corpus_lines for line in lines) / max(1, len(lines))
     return {"rhyme": rhyme_share(texts), "template_fit": template_fit_share(texts),
             "alternating_2_4": alternation_share(texts), "doubled_character": doubled_share(texts),
             "copied_lines": copied, "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-            "no_unknown": sum(UNK not in t for t in texts) / max(1, len(texts)), **repetition(texts)}
+            "no_unknown": sum(UNK not in t for t in texts) / max(1, len(texts)), **repetition(texts),
+            "nian_dui": nian_dui_share(texts),
+            "parallel_middle": None if parallel is None else parallel["middle"],
+            "parallel_first": None if parallel is None else parallel["first"]}
 
 
 def _mean_elbo(model: torch.nn.Module, poems: torch.Tensor, labels: torch.Tensor, device: torch.device | str,

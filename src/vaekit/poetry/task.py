@@ -13,20 +13,26 @@ from vaekit.callbacks import Callback
 from vaekit.config import TrainConfig
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import (
+    CI,
+    CI_LENGTH,
+    CI_PAD,
     FORM_CHARS,
     Poem,
     Vocabulary,
     extract_form,
     extract_stanzas,
     form_length,
+    is_han,
+    load_ci,
     load_poems,
     to_simplified,
 )
 from vaekit.poetry.model import PoemVAE
 from vaekit.poetry.themes import OTHER, THEME_NAMES, THEMES, theme_of
+from vaekit.poetry.verse import lines_of_text
 
 __all__ = ["PoemTask", "HELD_OUT_FRACTION", "split_texts", "corpus_items", "long_stanza_items",
-           "split_items", "poem_model_for_run", "load_vocabulary", "save_line_set"]
+           "split_items", "poem_model_for_run", "load_vocabulary", "save_line_set", "ci_items", "item_lines"]
 
 HELD_OUT_FRACTION = 0.05
 T = TypeVar("T")
@@ -85,6 +91,36 @@ def _simplified(config: TrainConfig, items: list[tuple[str, int]]) -> list[tuple
     return items
 
 
+def ci_items(config: TrainConfig) -> list[tuple[str, int]]:
+    """(text padded to CI_LENGTH, tune index) of every Song ci written to a shipped tune in its dominant shape."""
+    from vaekit.poetry.tunes import ci_text, find_tune, tunes
+
+    index = {tune.name: i for i, tune in enumerate(tunes())}
+    items = []
+    for ci in load_ci(config.poem.corpus_dir):
+        try:
+            tune = find_tune(ci.tune)
+        except ValueError:  # a tune vaekit does not write
+            continue
+        text = ci_text(ci.paragraphs, tune)
+        if text is not None and is_han(text):
+            items.append((text.ljust(CI_LENGTH, CI_PAD), index[tune.name]))
+    if not items:
+        raise DataError(f"{config.poem.corpus_dir or 'the corpus'}: no ci of the shipped tunes found; run `vaekit poem "
+                        "fetch` again (a corpus fetched before vaekit read the Song ci holds the poems only)")
+    return items
+
+
+def item_lines(config: TrainConfig, items: list[tuple[str, int]]) -> list[str]:
+    """Every line of these items: a verse form's fixed lines, or a ci's lines by its tune (its label)."""
+    if config.poem.form != CI:
+        return [line for t, _ in items for line in lines_of_text(t)]
+    from vaekit.poetry.tunes import tunes
+
+    shipped = tunes()
+    return [line for t, label in items for line in shipped[label].split(t[:shipped[label].chars])]
+
+
 def split_items(config: TrainConfig) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """The run's (training, held-out) (text, theme) items: the form's Tang poems split by seed; with `long_stanzas`
     the stanzas of longer poems, and with `song` the Song poems of the form (and their stanzas), added to training.
@@ -92,6 +128,8 @@ def split_items(config: TrainConfig) -> tuple[list[tuple[str, int]], list[tuple[
     Whatever is added only trains, and a text equal to a held-out poem stays out, so the held-out poems are the
     same Tang poems with and without the additions.
     """
+    if config.poem.form == CI:  # the tune is the label; nothing beside the Song ci trains
+        return split_texts(ci_items(config), config.run.seed)
     poems = load_poems(config.poem.corpus_dir)
     train_items, held_items = split_texts(corpus_items(config, poems), config.run.seed)
     extra = long_stanza_items(config, poems) if config.poem.long_stanzas else []
@@ -123,7 +161,7 @@ class PoemTask:
         if config.poem.train_size is not None:
             train_items = train_items[: config.poem.train_size]
         train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
-        themed = config.model.model == "cvae"  # the themed CVAE: the title's theme is the label
+        themed = config.model.model == "cvae"  # the themed CVAE: the title's theme (a ci's tune) is the label
         self.vocab = (load_vocabulary(run_dir) if run_dir is not None else
                       Vocabulary.build(train_texts, config.poem.min_count))
         self.train_texts, self.held_texts = train_texts, held_texts
@@ -134,6 +172,16 @@ class PoemTask:
         self.valid = (held, torch.tensor([c for _, c in held_items]) if themed else
                       torch.zeros(len(held), dtype=torch.long))
         config.model.image_shape = None
+        self.lines = item_lines(config, train_items)
+        if config.poem.form == CI:
+            from vaekit.poetry.tunes import tunes
+
+            if not themed:
+                raise DataError("a ci model is a CVAE over the tunes; train it with `vaekit poem train --form ci` "
+                                "(the model cvae)")
+            names = [t.name for t in tunes()]
+            config.model.num_classes, config.class_names = len(names), names
+            return
         config.model.num_classes = len(THEMES) if themed else 1
         config.class_names = list(THEME_NAMES) if themed else None
 
@@ -160,7 +208,7 @@ class PoemTask:
         from vaekit.runs import atomic_write_text
 
         atomic_write_text(run_dir / VOCAB_FILE, self.vocab.to_json())
-        save_line_set(self.train_texts, run_dir)
+        save_line_set(self.lines, run_dir)
 
 
 class DecoderReset(Callback):
@@ -171,12 +219,11 @@ class DecoderReset(Callback):
             trainer.model.reset_decoder()
 
 
-def save_line_set(train_texts: list[str], run_dir: Path) -> None:
+def save_line_set(lines: list[str], run_dir: Path) -> None:
     """Write LINES_FILE: the hashes of every training line, for the decoder's no-copy rule."""
     from vaekit.poetry.decode import LINES_FILE, LineSet
-    from vaekit.poetry.verse import lines_of_text
 
-    LineSet.from_lines([line for t in train_texts for line in lines_of_text(t)]).save(run_dir / LINES_FILE)
+    LineSet.from_lines(lines).save(run_dir / LINES_FILE)
 
 
 def poem_model(config: TrainConfig, vocab_size: int) -> PoemVAE:

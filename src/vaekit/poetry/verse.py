@@ -17,16 +17,17 @@ import importlib.util
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
 
 from vaekit.data.errors import DataError
 from vaekit.data.poetry import FORM_CHARS, FORM_LINES, LINE_CHARS, Poem, line_chars, poem_lines
+from vaekit.poetry.parallel import association, couplet_lines
 
 __all__ = ["LEVEL", "OBLIQUE", "BASIC_PATTERNS", "TEMPLATE_COUNTS",
            "RhymeBook", "pingshui", "tones", "rhyme_groups", "rhymes",
-           "Template", "templates", "Break", "Verdict", "check", "fixed_positions", "alternates",
+           "Template", "templates", "Break", "Verdict", "check", "nian_dui", "fixed_positions", "alternates",
            "has_doubled_character", "build_tone_table", "line_fits", "lines_of_text"]
 
 LEVEL, OBLIQUE = "平", "仄"
@@ -189,6 +190,8 @@ class Verdict:
     template: Template
     breaks: tuple[Break, ...]
     unknown: int = 0  # characters at fixed positions that the rhyme book does not list (not counted as breaks)
+    nian_dui: tuple[Break, ...] = ()  # eight- and four-line poems: where 粘 or 對 fails on the lines' 2nd characters
+    parallelism: tuple[float, ...] = ()  # eight-line poems: each couplet's parallelism (vaekit.poetry.parallel)
 
     @property
     def fits(self) -> bool:
@@ -234,8 +237,27 @@ def _rhyme_breaks(lines: list[str], template: Template) -> list[Break]:
     return breaks
 
 
+def nian_dui(lines: list[str]) -> list[Break]:
+    """Where the lines' 2nd characters break 對 (the two lines of a couplet take opposite tones there) or 粘 (a
+    couplet's first line takes the tone of the line before it): the chain of tones that runs through regulated
+    verse. A polyphone fits either tone and a character the rhyme book lacks fits anything."""
+    breaks = []
+    for i in range(1, len(lines)):
+        a, b = tones(lines[i - 1][1]), tones(lines[i][1])
+        if not a or not b:
+            continue
+        if i % 2 == 1 and not any(x != y for x in a for y in b):
+            breaks.append(Break(i, 1, f"對: {lines[i][1]} takes the tone of {lines[i - 1][1]} in the line before; "
+                                      "a couplet's lines oppose at the 2nd character"))
+        if i % 2 == 0 and not a & b:
+            breaks.append(Break(i, 1, f"粘: {lines[i][1]} does not follow {lines[i - 1][1]} in the line before; a "
+                                      "couplet's first line keeps the tone of the line before at the 2nd character"))
+    return breaks
+
+
 def check(text: str, form: str | None = None, template: str | None = None) -> Verdict:
-    """The template a poem fits best, and where it breaks the rules (tone, 孤平, 三平尾, rhyme).
+    """The template a poem fits best, and where it breaks the rules (tone, 孤平, 三平尾, rhyme); for poems of
+    four or eight lines also 粘對 on the 2nd characters, and for eight-line poems each couplet's parallelism.
 
     The text may carry the punctuation and line breaks `vaekit poem write` prints. `form` defaults to the one its
     length implies (20 characters: quatrain, 28: quatrain7, ...). With `template` (a name such as 平起首句不入韵)
@@ -268,7 +290,11 @@ def check(text: str, form: str | None = None, template: str | None = None) -> Ve
                                                                                  -len(best.template.rhyme_lines)):
             best = verdict
     assert best is not None
-    return best
+    extra: dict = {"nian_dui": tuple(nian_dui(lines))} if len(lines) >= 4 else {}
+    if len(lines) == 8:
+        table = association()
+        extra["parallelism"] = tuple(table.couplet(a, b) for a, b in couplet_lines("".join(lines), len(lines[0])))
+    return replace(best, **extra)
 
 
 # ------------------------------------------------------------------ the corpus-derived tone table (kept for comparison)

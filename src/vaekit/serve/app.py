@@ -270,8 +270,13 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         from vaekit.poetry import SAMPLING
         from vaekit.poetry.themes import THEME_NAMES
 
+        tunes = []
+        if "ci" in served.poem_forms():
+            from vaekit.poetry.tunes import tunes as shipped_tunes
+
+            tunes = [t.name for t in shipped_tunes()]
         return JSONResponse({"forms": served.poem_forms(), "themed": served.themed_forms(), "themes": THEME_NAMES,
-                             "sampling": asdict(SAMPLING)})
+                             "tunes": tunes, "sampling": asdict(SAMPLING)})
 
     def _finish(texts: list[str], body: dict[str, Any]) -> dict[str, Any]:
         from vaekit.data.poetry import to_simplified
@@ -283,10 +288,35 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
             texts = to_simplified(texts)
         return {"poems": [lines_of_text(t) for t in texts]}
 
+    def ci(body: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+        """A ci to the tune asked: traditional characters unless simplified is asked, as the verse forms show."""
+        from vaekit.data.poetry import to_traditional
+        from vaekit.poetry import SAMPLING
+        from vaekit.poetry.ci import write_ci
+        from vaekit.poetry.tunes import find_tune, tunes
+
+        given = [k for k in ("acrostic", "first_line", "keywords", "rhyme", "template", "theme") if text(body, k, 80)]
+        if given:
+            raise BadRequest(f"{', '.join(given)}: for the verse forms only; a ci's tune fixes its lines, tones and "
+                             "rhymes")
+        if body.get("simplified") not in (None, False, True):
+            raise BadRequest("simplified must be true or false")
+        name = text(body, "tune", 20)
+        tune = find_tune(name) if name else tunes()[0]
+        texts = write_ci(model, tune, integer(body, "n", 1, 20, default=4),
+                         seed=integer(body, "seed", 0, MAX_SEED, default=0),
+                         temperature=number(body, "temperature", 0, 2, default=SAMPLING.temperature))
+        poems = [[line + stop for line, stop in zip(tune.split(t), tune.stops, strict=True)] for t in texts]
+        if not body.get("simplified"):
+            poems = [to_traditional(lines) for lines in poems]
+        return {"poems": poems, "punctuated": True, "tune": tune.name}
+
     def poem(body: dict[str, Any]) -> dict[str, Any]:
         from vaekit.poetry import SAMPLING, write
         from vaekit.poetry.decode import rules_from_options
 
+        if body.get("form") == "ci":
+            return ci(body, served.poem_model("ci"))
         theme = text(body, "theme", 20)
         model = served.poem_model(body.get("form"), themed=theme is not None)
         rules = rules_from_options(model.run_config.poem.form, template=text(body, "template"),
@@ -301,6 +331,8 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         from vaekit.poetry import VerseRules
         from vaekit.poetry import interpolate as interpolate_poems
 
+        if body.get("form") == "ci":
+            raise BadRequest("interpolation walks between two poems of a verse form; ci are written by tune only")
         model = served.poem_model(body.get("form"))
         a, b = text(body, "a", 80), text(body, "b", 80)
         if a is None or b is None:

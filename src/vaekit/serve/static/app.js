@@ -198,14 +198,14 @@ async function interpolate() {
 
 // ---------------------------------------------------------------- poems
 
-function showPoems(target, poems) {
+function showPoems(target, poems, punctuated = false) {
   $(target).replaceChildren(...poems.map((lines) => {
     const div = document.createElement("div");
     div.className = "poem";
     div.innerHTML = "";
     lines.forEach((line, i) => {
       const p = document.createElement("div");
-      p.textContent = line + (i % 2 === 0 ? "，" : "。");
+      p.textContent = punctuated ? line : line + (i % 2 === 0 ? "，" : "。");
       div.append(p);
     });
     return div;
@@ -217,8 +217,9 @@ async function writePoems() {
     const r = await api("/api/poem", { form: $("poem-form").value, n: Number($("poem-n").value),
       seed: Number($("poem-seed").value), temperature: Number($("poem-t").value), acrostic: $("poem-acrostic").value,
       first_line: $("poem-first").value, keywords: $("poem-keywords").value, rhyme: $("poem-rhyme").value,
-      theme: $("poem-theme").value || null, simplified: $("poem-simplified").checked });
-    showPoems("poems", r.poems);
+      theme: $("poem-theme").value || null, simplified: $("poem-simplified").checked,
+      ...($("poem-form").value === "ci" ? { tune: $("poem-tune").value } : {}) });
+    showPoems("poems", r.poems, r.punctuated);
     say("");
   } catch (e) { say(e.message); }
 }
@@ -292,9 +293,17 @@ async function start() {
   $("label").addEventListener("change", decodePoint);
   $("compare").addEventListener("change", decodePoint);
   try {
-    const [{ runs }, { forms, themed, themes, sampling }] = await Promise.all([api("/api/runs"), api("/api/poems")]);
+    const [{ runs }, { forms, themed, themes, tunes, sampling }] = await Promise.all([api("/api/runs"),
+      api("/api/poems")]);
     $("poem-t").value = sampling.temperature;  // the library's default, the one the command line uses
     $("poem-theme").append(...themes.map((t) => new Option(t, t)));
+    $("poem-tune").replaceChildren(...tunes.map((t) => new Option(t, t)));
+    const verseOnly = ["poem-acrostic", "poem-first", "poem-keywords", "poem-rhyme"];
+    const showTunes = () => { const ci = $("poem-form").value === "ci";
+      $("poem-tune-label").hidden = !ci;
+      for (const id of verseOnly) { $(id).parentElement.hidden = ci; if (ci) $(id).value = ""; }
+      $("poem-interpolate-row").hidden = ci; };
+    $("poem-form").addEventListener("change", showTunes);
     const showThemes = () => { $("poem-theme-label").hidden = !themed.includes($("poem-form").value);
       if ($("poem-theme-label").hidden) $("poem-theme").value = ""; };
     $("poem-form").addEventListener("change", showThemes);
@@ -303,6 +312,7 @@ async function start() {
     $("poem-form").replaceChildren(...forms.map((f) => new Option(f, f)));
     if (forms.includes("quatrain")) $("poem-form").value = "quatrain";
     showThemes();
+    showTunes();
     showPoemEnds();
     $("poem-section").hidden = forms.length === 0;
     for (const id of ["run-wrap", "explorer-section", "draw-section", "sample-section"]) $(id).hidden = runs.length === 0;
