@@ -18,7 +18,7 @@ import random
 import time
 
 import vaekit
-from common import machine, write_result
+from common import keep_other_rows, machine, write_result
 from ngram import KneserNey, perplexity
 from vaekit.data.poetry import UNK
 from vaekit.poetry import SAMPLING, VerseRules, write
@@ -63,6 +63,7 @@ def main() -> None:
                   f"fluency {ratio:.2f} distinct-2 {m['distinct_2']:.3f}", flush=True)
         print(f"{form} Tang: middle {tang['parallel_middle']:.3f} first {tang['parallel_first']:.3f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
+    rows = keep_other_rows("parallelism", rows, key=lambda r: r["form"])  # a rerun for one form keeps the other's
     write_result("parallelism", {"rows": rows, "sampling": {"temperature": SAMPLING.temperature,
                                                             "top_p": SAMPLING.top_p},
                                  "judge_order": args.order, "machine": machine(),

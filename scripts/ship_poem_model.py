@@ -53,7 +53,11 @@ if __name__ == "__main__":
     weights = load_file(str(run / "model.safetensors"))
     save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(out / "model.safetensors"))
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    trained = {"command": args.command, "corpus": "npm chinese-poetry@2.0.1, dist/quantangshi (traditional characters)",
+    corpus = ("npm chinese-poetry@2.0.1, dist/songci (simplified characters), the shipped tunes"
+              if config.poem.form == "ci" else
+              "npm chinese-poetry@2.0.1, dist/quantangshi (traditional characters)"
+              + (", Tang and Song poems (held out: Tang)" if config.poem.song else ""))
+    trained = {"command": args.command, "corpus": corpus,
                "device": args.device, "date": datetime.date.today().isoformat(), "epochs": last["epoch"],
                "train_seconds": last["train_seconds"], "wall_seconds": args.wall_seconds,
                "final": {k: last[k] for k in ("train_loss", "valid_elbo", "valid_log_likelihood", "valid_kl")},

@@ -184,3 +184,14 @@ def test_interpolating_and_evaluating_ci(tiny_ci, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["constrained"]["tune_kept"] == 1.0 and r["per_tune"] == 1 and r["fit_ci"] == 3
     assert r["unconstrained"]["tune_kept"] < 1.0
+
+
+def test_the_shipped_ci_model_keeps_every_tune_on_many_seeds():
+    model = vaekit.load("ci")
+    assert model.run_config.class_names == [t.name for t in tunes()]
+    for k, tune in enumerate(tunes()):
+        texts = write_ci(model, tune, 10, seed=k)
+        for text in texts:
+            assert len(text) == tune.chars and UNK not in text and CI_PAD not in text
+            assert check_ci(text, tune) == [], (tune.name, tune.format(text), check_ci(text, tune))
+        assert len(set(texts)) == 10

@@ -89,9 +89,13 @@ def test_poems_keep_their_shape_and_rules(client):
     assert all(check("".join(p)).fits for p in poems)
     simple = client.post("/api/poem", json={"form": "quatrain", "n": 1, "seed": 2, "simplified": True}).json()
     assert len(simple["poems"][0]) == 4
-    path = client.post("/api/poem/interpolate", json={"form": "couplet", "a": "床前明月光，疑是地上霜。",
-                                                      "b": "舉頭望明月，低頭思故鄉。", "steps": 4}).json()["poems"]
+    answer = client.post("/api/poem/interpolate", json={"form": "couplet", "a": "床前明月光，疑是地上霜。",
+                                                        "b": "舉頭望明月，低頭思故鄉。", "steps": 4}).json()
+    path = answer["poems"]
     assert len(path) == 4 and all(len(p) == 2 for p in path)
+    ends = ("床前明月光疑是地上霜", "舉頭望明月低頭思故鄉")  # the page says how much of each end is told back
+    assert answer["kept"] == [sum(x == y for x, y in zip(given, "".join(p), strict=True)) / 10
+                              for given, p in zip(ends, (path[0], path[-1]), strict=True)]
     assert all(check("".join(p), "couplet").fits for p in path)  # the page keeps the rules along the line too
 
 

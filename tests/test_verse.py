@@ -240,3 +240,22 @@ def test_check_reads_a_poem_as_printed_and_names_the_lengths_it_knows():
     assert check(broken).breaks and check(broken.replace(poem[:5], poem[:5] + "，")).breaks == check(broken).breaks
     with pytest.raises(ValueError, match="fits no form.*quatrain 20"):
         check(poem[:7])
+
+
+def test_the_ends_of_the_path_are_the_given_poems_told_back(quatrain, capsys):
+    from vaekit.poetry import kept_in_place, reconstruct
+
+    ends = write(quatrain, 8, seed=9, rules=VerseRules("quatrain"))
+    for i, (a, b) in enumerate(zip(ends[::2], ends[1::2], strict=True)):
+        rules = VerseRules("quatrain")
+        path = interpolate(quatrain, a, b, steps=4, rules=rules, seed=i)
+        assert path[0] == reconstruct(quatrain, a, rules=rules, seed=i)
+        assert path[-1] == reconstruct(quatrain, b, rules=rules, seed=i)
+        assert check(path[0]).fits and 0 <= kept_in_place(a, path[0]) <= 1
+    free = reconstruct(quatrain, DENG_GUAN_QUE_LOU)
+    assert free == interpolate(quatrain, DENG_GUAN_QUE_LOU, CHUN_XIAO, steps=3)[0]
+    assert kept_in_place(DENG_GUAN_QUE_LOU, DENG_GUAN_QUE_LOU) == 1.0
+    assert kept_in_place("白日依山盡，黃河入海流。欲窮千里目，更上一層樓。", "黑" + DENG_GUAN_QUE_LOU[1:]) == 19 / 20
+    assert main(["poem", "reconstruct", DENG_GUAN_QUE_LOU, "--free"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == free[:5] + "，" and "of the characters in place" in out

@@ -70,7 +70,7 @@ def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
         return None
     return rules_from_options(model.run_config.poem.form, template=args.template, rhyme=args.rhyme,
                               acrostic=args.acrostic, first_line=args.first_line, keywords=args.keywords,
-                              max_uses=args.max_uses, parallel=args.parallel)
+                              max_uses=2 if args.max_uses is None else args.max_uses, parallel=args.parallel)
 
 
 def _poem_model(form: str | None, run: str | None, themed: bool = False) -> Any:
@@ -87,7 +87,7 @@ def _poem_model(form: str | None, run: str | None, themed: bool = False) -> Any:
 def _write_ci(args: argparse.Namespace, model: Any) -> None:
     """`poem write` for a ci model: to the tune asked (the first shipped one by default)."""
     from vaekit.data.poetry import to_traditional
-    from vaekit.poetry.ci import write_ci
+    from vaekit.poetry.ci import CI_MAX_USES, write_ci
     from vaekit.poetry.tunes import find_tune, tunes
 
     unsupported = [flag for flag, value in (("--acrostic", args.acrostic), ("--first-line", args.first_line),
@@ -100,7 +100,8 @@ def _write_ci(args: argparse.Namespace, model: Any) -> None:
                          "tones and rhymes")
     tune = find_tune(args.tune) if args.tune else tunes()[0]
     texts = write_ci(model, tune, args.n, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
-                     repeat_penalty=args.repeat_penalty, max_uses=args.max_uses or None, rules=not args.free)
+                     repeat_penalty=args.repeat_penalty, rules=not args.free,
+                     max_uses=CI_MAX_USES if args.max_uses is None else args.max_uses or None)
     for text in texts:
         shown = tune.format(text)
         print(f"{tune.traditional if args.traditional else tune.name}\n"
@@ -171,6 +172,16 @@ def _evaluate_ci(args: argparse.Namespace, model: Any) -> dict[str, Any]:
           f"{f['kl_per_ci']:.2f}, reconstruction {f['reconstruction_with_padding']:.1%} (padding included), active units "
           f"{f['active_units']}/{f['latent_dim']}")
     return r
+
+
+def cmd_poem_reconstruct(args: argparse.Namespace) -> None:
+    from vaekit.poetry import VerseRules, format_poem, kept_in_place, reconstruct
+
+    model = _poem_model(args.form, args.run)
+    rules = None if args.free else VerseRules(form=model.run_config.poem.form)
+    told = reconstruct(model, args.poem, rules=rules, seed=args.seed)
+    print(format_poem(told))
+    print(f"({kept_in_place(args.poem, told):.0%} of the characters in place)")
 
 
 def cmd_poem_evaluate(args: argparse.Namespace) -> None:
@@ -368,10 +379,12 @@ def add_poem_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_poem_tunes)
 
     examples = {"write": "vaekit poem write --form quatrain7 --acrostic 春夏秋冬 --simplified",
+                "reconstruct": "vaekit poem reconstruct 白日依山盡，黃河入海流。欲窮千里目，更上一層樓。",
                 "interpolate": "vaekit poem interpolate 床前明月光疑是地上霜 舉頭望明月低頭思故鄉 --form couplet",
                 "evaluate": "vaekit poem evaluate --form quatrain -n 1000 --out quatrain-metrics.json"}
     for name, fn, text in (("write", cmd_poem_write, "write new poems from random z, keeping the rules of verse"),
                            ("interpolate", cmd_poem_interpolate, "walk the latent line between two poems"),
+                           ("reconstruct", cmd_poem_reconstruct, "tell a poem back from its posterior mean"),
                            ("evaluate", cmd_poem_evaluate, "rules of verse, repetition, copying, diversity and fit")):
         p = psub.add_parser(name, help=text, description=text, epilog=f"example: {examples[name]}",
                             formatter_class=HelpFormatter)
@@ -401,8 +414,9 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("--repeat-penalty", type=nonnegative, default=SAMPLING.repeat_penalty,
                            help="nats off the logit of a character the poem already holds (0: none); without it "
                                 "the model repeats characters twice as often as Tang poets")
-            p.add_argument("--max-uses", type=count(0, 56, zero=True), default=2,
-                           help="a character at most this often in a poem (0: any number of times)")
+            p.add_argument("--max-uses", type=count(0, 120, zero=True), default=None,
+                           help="a character at most this often in a poem (0: any number of times; default 2 in "
+                                "verse, 3 in a ci)")
             p.add_argument("--parallel", type=nonnegative, default=PARALLEL_BONUS,
                            help="eight-line forms: nats a unit of learned association adds to a middle couplet's "
                                 "second line, steering it parallel to the first (對仗); 0: off")
@@ -427,6 +441,10 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("--tune", help="ci: the tune both ci are written to (implies --form ci)")
             p.add_argument("--free", action="store_true",
                            help="decode each point's most likely characters without the rules of verse")
+        elif name == "reconstruct":
+            p.add_argument("poem", help="the poem to tell back (punctuation optional)")
+            p.add_argument("--free", action="store_true",
+                           help="decode the most likely characters without the rules of verse")
         else:
             p.add_argument("-n", type=count(2, MAX_CANDIDATES), default=1000,
                            help="poems to generate and score each way, and held-out poems to fit")

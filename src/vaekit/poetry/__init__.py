@@ -32,7 +32,7 @@ from vaekit.poetry.decode import (
 from vaekit.poetry.verse import lines_of_text
 from vaekit.seeds import check_seed
 
-__all__ = ["shipped_model_dir", "write", "interpolate", "format_poem", "encode_poem",
+__all__ = ["shipped_model_dir", "write", "interpolate", "reconstruct", "kept_in_place", "format_poem", "encode_poem",
            "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P",
            "DEFAULT_REPEAT_PENALTY", "SAMPLING", "Sampling"]
 
@@ -145,6 +145,22 @@ def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: s
                       lines=getattr(model, "corpus_lines", None), theme=y, z=path, one_plan=True)
     ids = model.generate(steps, z=path, forbid=[0], **({} if y is None else {"y": torch.full((steps,), y)}))
     return model.vocab.decode(ids.cpu())
+
+
+@torch.no_grad()
+def reconstruct(model: torch.nn.Module, text: str, rules: VerseRules | None = None, theme: str | int | None = None,
+                seed: int = 0) -> str:
+    """The poem told back: decoded at its posterior mean by the most likely characters, keeping `rules` (a plan
+    drawn with `seed`) or, without, each position freely. It is the end of `interpolate`'s path at that poem."""
+    return interpolate(model, text, text, steps=2, theme=theme, rules=rules, seed=seed)[0]
+
+
+def kept_in_place(given: str, told: str) -> float:
+    """Share of a poem's characters that its telling-back keeps in place (punctuation ignored)."""
+    chars = "".join(c for c in given if c.strip() and c not in "，。！？；、,.!?;:：")
+    if len(chars) != len(told):
+        raise ValueError(f"a poem of {len(chars)} characters cannot be compared with one of {len(told)}")
+    return sum(a == b for a, b in zip(chars, told, strict=True)) / len(told)
 
 
 def format_poem(text: str) -> str:

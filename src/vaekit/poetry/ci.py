@@ -84,9 +84,23 @@ class _CiMasker:
         self.place: list[tuple[int, int]] = [(i, j) for i, n in enumerate(tune.lines) for j in range(n)]
         self.set_of_line = {i: k for k, group in enumerate(tune.rhymes) for i in group}
         self.line_end = {sum(tune.lines[:i + 1]) - 1: i for i in range(len(tune.lines))}
+        self.viable = [self._viable_parts(k) for k in range(len(tune.rhymes))]
+
+    def _viable_parts(self, k: int) -> frozenset[str]:
+        """The parts a rhyme set can take: enough distinct characters of each tone its ends ask for (西江月 asks
+        level and oblique ends of one part, which an entering-tone part cannot give)."""
+        asked = Counter(self.tune.tones[i][-1] for i in self.tune.rhymes[k])
+        usable = self.base
+        out = set()
+        for part, members in self.part_masks.items():
+            have = {LEVEL: int((members & self.level & usable).sum()), OBLIQUE: int((members & self.oblique & usable).sum()),
+                    FREE: int((members & usable).sum())}
+            if all(have[tone] > 2 * n for tone, n in asked.items()):
+                out.add(part)
+        return frozenset(out)
 
     def plan(self) -> _CiPlan:
-        return _CiPlan(self.tune, {}, [self.all_parts for _ in self.tune.rhymes])
+        return _CiPlan(self.tune, {}, list(self.viable))
 
     def _set_ends(self, k: int) -> list[int]:
         return [sum(self.tune.lines[:i + 1]) - 1 for i in self.tune.rhymes[k]]

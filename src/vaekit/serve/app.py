@@ -328,7 +328,7 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         return _finish(texts, body)
 
     def poem_interpolate(body: dict[str, Any]) -> dict[str, Any]:
-        from vaekit.poetry import VerseRules
+        from vaekit.poetry import VerseRules, kept_in_place
         from vaekit.poetry import interpolate as interpolate_poems
 
         if body.get("form") == "ci":
@@ -339,7 +339,8 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
             raise BadRequest("a and b must both be poems")
         texts = interpolate_poems(model, a, b, steps=integer(body, "steps", 2, 12, default=6),
                                   rules=VerseRules(form=model.run_config.poem.form))  # as every poem the page writes
-        return _finish(texts, body)
+        kept = [kept_in_place(a, texts[0]), kept_in_place(b, texts[-1])]  # the ends: each poem told back
+        return {**_finish(texts, body), "kept": kept}
 
     async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)

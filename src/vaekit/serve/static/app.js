@@ -247,6 +247,9 @@ async function interpolatePoems() {
       a: $("poem-a").value || $("poem-a").placeholder, b: $("poem-b").value || $("poem-b").placeholder,
       simplified: $("poem-simplified").checked });
     showPoems("poem-path", r.poems);
+    const pct = (x) => `${Math.round(100 * x)}%`;
+    $("poem-kept").textContent = `the path starts at the first poem told back (${pct(r.kept[0])} of its characters `
+      + `in place) and ends at the second told back (${pct(r.kept[1])})`;
     say("");
   } catch (e) { say(e.message); }
 }
