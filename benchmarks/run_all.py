@@ -45,6 +45,7 @@ if __name__ == "__main__":
             run("ngram.py")  # the n-gram baseline on the same split: seconds
             run("parallelism.py")  # the regulated models at five bonus weights: a few minutes
             run("ci.py")  # 20 ci a tune each way: a few minutes
+            run("sampling_defaults.py")  # 30 settings of 500 quatrains: several minutes
             run("poem_ablation.py")  # 8 runs of 6 minutes, two at a time: about 25 minutes
             run("poem_posterior.py")  # a Gaussian fitted to each of 1,650 poems, twice: about 25 minutes
             run("poem_precision.py")  # the default recipe for 8 minutes in fp32 and in bf16: about 20 minutes

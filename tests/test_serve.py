@@ -362,6 +362,8 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
+    from vaekit.poetry.tunes import check_ci
+
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "vaekit.cli", "serve", str(runs / "vae"), str(runs / "cvae"),
                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -407,15 +409,29 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
             lines = poem.text.splitlines()
             assert [line[0] for line in lines] == list("春夏秋冬") and all(len(line) == 6 for line in lines)
 
-        for form in ("quatrain", "couplet"):  # the ends shown fit the form, so interpolate works untouched
+        for form in ("quatrain", "couplet", "regulated"):  # the ends shown fit the form: interpolate works untouched
             Select(driver.find_element(By.ID, "poem-form")).select_by_value(form)
             driver.find_element(By.ID, "poem-interpolate").click()
-            lines = 4 if form == "quatrain" else 2
+            lines = {"quatrain": 4, "couplet": 2, "regulated": 8}[form]
             wait.until(lambda d, n=lines: (p := d.find_elements(By.CSS_SELECTOR, "#poem-path .poem"))
                        and len(p[0].text.splitlines()) == n)
             assert not driver.find_element(By.ID, "message").is_displayed()
             assert len(driver.find_elements(By.CSS_SELECTOR, "#poem-path .poem")) == 6
+            assert "told back" in driver.find_element(By.ID, "poem-kept").text  # the ends beside the poems given
+
+        Select(driver.find_element(By.ID, "poem-form")).select_by_value("ci")  # a ci to a tune chosen from a list
+        assert driver.find_element(By.ID, "poem-tune-label").is_displayed()
+        assert not driver.find_element(By.ID, "poem-acrostic").is_displayed()
+        assert not driver.find_element(By.ID, "poem-interpolate-row").is_displayed()
+        Select(driver.find_element(By.ID, "poem-tune")).select_by_value("菩萨蛮")
+        driver.find_element(By.ID, "poem-write").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#poems .poem")[0].text.splitlines()) == 8)
+        ci_lines = driver.find_elements(By.CSS_SELECTOR, "#poems .poem")[0].text.splitlines()
+        assert [len(line) - 1 for line in ci_lines] == [7, 7, 5, 5, 5, 5, 5, 5]  # its stops come with it
+        assert check_ci("".join(ci_lines), "菩萨蛮") == []  # traditional characters, judged by their simplified tones
+        driver.save_screenshot(str(tmp_path / "ci.png"))
         Select(driver.find_element(By.ID, "poem-form")).select_by_value("quatrain")
+        assert driver.find_element(By.ID, "poem-acrostic").is_displayed()
 
         driver.find_element(By.ID, "poem-acrostic").clear()
         driver.find_element(By.ID, "poem-acrostic").send_keys("春")

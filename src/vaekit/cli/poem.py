@@ -320,7 +320,7 @@ def add_poem_commands(sub: Any) -> None:
     from vaekit.data.poetry import FORMS, VERSE_FORMS
     from vaekit.models.config import CONDITIONINGS
     from vaekit.poetry.decode import MAX_BEAM, MAX_CANDIDATES, PARALLEL_BONUS, SAMPLING
-    from vaekit.poetry.recipe import COMMON, PARALLEL_EPOCHS, POEM_EPOCHS, recipe_default
+    from vaekit.poetry.recipe import COMMON, FORM_RECIPE, PARALLEL_EPOCHS, POEM_EPOCHS, recipe_default
     from vaekit.poetry.themes import THEME_NAMES
 
     poem = sub.add_parser("poem", help="the CNN + VAE poem generator (five- and seven-character Tang verse)",
@@ -339,7 +339,8 @@ def add_poem_commands(sub: Any) -> None:
     p.add_argument("--run-dir", default="runs/poem", help="where the run is written")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the poems (default per form: {POEM_EPOCHS}; parallel: {PARALLEL_EPOCHS})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"poems a batch (default {COMMON['batch_size']})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"poems a batch (default {COMMON['batch_size']}; ci {FORM_RECIPE['ci']['batch_size']})")
     p.add_argument("--lr", type=float, default=None, help=f"AdamW learning rate (default {recipe_default('lr')})")
     p.add_argument("--latent-dim", type=int, default=None, help=f"dimensions of z (default {COMMON['latent_dim']})")
     p.add_argument("--kl-warmup", type=float, default=None,
@@ -347,8 +348,9 @@ def add_poem_commands(sub: Any) -> None:
     p.add_argument("--themed", action="store_true",
                    help="train a CVAE over the poem's theme (read from its title: see vaekit.poetry.themes)")
     p.add_argument("--conditioning", choices=CONDITIONINGS, default=None,
-                   help="themed: the theme enters encoder, decoder and the prior's mean (both, the default), encoder "
-                        "and decoder only (input), or only the prior's mean (prior)")
+                   help="themed (and ci, whose label is the tune): the label enters encoder, decoder and the prior's "
+                        "mean (both, the default), encoder and decoder only (input, ci's default), or only the "
+                        "prior's mean (prior)")
     p.add_argument("--quatrains-only", action="store_true",
                    help="quatrain forms: only true quatrains (the same as --no-regulated-halves --no-long-stanzas)")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N poems only (quick runs)")

@@ -47,6 +47,15 @@ def theme_scores(model: torch.nn.Module, n: int, seed: int, temperature: float, 
             "chance": 1 / len(THEME_NAMES)}
 
 
+def _split(model: torch.nn.Module, corpus_dir: str | Path | None, say: Callable[[str], None]) -> tuple[Any, list, list]:
+    """The model's run settings (pointed at `corpus_dir` when given) and its (training, held-out) items."""
+    config = model.run_config
+    if corpus_dir is not None:
+        config.poem.corpus_dir = str(corpus_dir)
+    say("reading the corpus")
+    return (config, *split_items(config))
+
+
 def evaluate_poems(model: torch.nn.Module, corpus_dir: str | Path | None = None, n: int = 1000, seed: int = 0,
                    temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P, iwae_poems: int = 300,
                    k: int = 100, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -56,11 +65,7 @@ def evaluate_poems(model: torch.nn.Module, corpus_dir: str | Path | None = None,
     reading of poems written to each theme. `progress` is told each stage as it starts.
     """
     say = progress or (lambda _text: None)
-    config = model.run_config
-    if corpus_dir is not None:
-        config.poem.corpus_dir = str(corpus_dir)
-    say("reading the corpus")
-    train_items, held_items = split_items(config)
+    config, train_items, held_items = _split(model, corpus_dir, say)
     train_texts, held_texts = [t for t, _ in train_items], [t for t, _ in held_items]
     lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(
         [line for t in train_texts for line in lines_of_text(t)])
@@ -109,11 +114,7 @@ def evaluate_ci(model: torch.nn.Module, corpus_dir: str | Path | None = None, n:
     from vaekit.poetry.tunes import tunes
 
     say = progress or (lambda _text: None)
-    config = model.run_config
-    if corpus_dir is not None:
-        config.poem.corpus_dir = str(corpus_dir)
-    say("reading the corpus")
-    train_items, held_items = split_items(config)
+    _, train_items, held_items = _split(model, corpus_dir, say)
     shipped = tunes()
     lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(
         [line for t, k in train_items for line in shipped[k].split(t[:shipped[k].chars])])

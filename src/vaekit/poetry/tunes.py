@@ -23,11 +23,11 @@ from importlib import resources
 from pathlib import Path
 
 from vaekit.data.errors import DataError
-from vaekit.poetry.verse import pingshui
+from vaekit.poetry.verse import Break, pingshui
 
 __all__ = ["Tune", "tunes", "find_tune", "ci_lines", "ci_text", "cilin_parts", "simplified_tones", "ci_rhyme", "check_ci",
            "FREE",
-           "TONE_AGREEMENT", "RHYME_AGREEMENT", "CiBreak"]
+           "TONE_AGREEMENT", "RHYME_AGREEMENT"]
 
 FREE = "中"  # a place whose tone the tune leaves free
 TONE_AGREEMENT = 0.75  # share of a tune's ci that must agree on a place's tone for the tune to fix it
@@ -166,37 +166,24 @@ def ci_rhyme(a: str, b: str) -> bool:
     return bool(cilin_parts(a) & cilin_parts(b))
 
 
-@dataclass(frozen=True)
-class CiBreak:
-    """Where a ci breaks its tune: line and place (zero-based) and which rule."""
-
-    line: int
-    position: int | None
-    rule: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line + 1}" + (f", character {self.position + 1}" if self.position is not None else "")
-        return f"{where}: {self.rule}"
-
-
-def check_ci(text: str, tune: Tune | str) -> list[CiBreak]:
+def check_ci(text: str, tune: Tune | str) -> list[Break]:
     """Where a ci (punctuation optional) breaks its tune: its length, the tone at each fixed place, and each rhyme
     set sharing one 词林正韵 part in the set's tone (characters the rhyme book lacks are not held against it)."""
     tune = find_tune(tune) if isinstance(tune, str) else tune
     chars = "".join(c for c in text if not c.isspace() and c not in "，。！？；、：,.!?;:")
     if len(chars) != tune.chars:
-        return [CiBreak(0, None, f"{tune.name} has {tune.chars} characters; this text has {len(chars)}")]
+        return [Break(0, None, f"{tune.name} has {tune.chars} characters; this text has {len(chars)}")]
     lines, breaks = tune.split(chars), []
     for i, (line, pattern) in enumerate(zip(lines, tune.tones, strict=True)):
         for j, (c, need) in enumerate(zip(line, pattern, strict=True)):
             have = simplified_tones(c)
             if need != FREE and have and need not in have:
-                breaks.append(CiBreak(i, j, f"{c} is not {need} (the tune asks {pattern})"))
+                breaks.append(Break(i, j, f"{c} is not {need} (the tune asks {pattern})"))
     for group in tune.rhymes:  # the tone at a rhyme place is a tone rule of its own, checked above
         ends = [lines[i][-1] for i in group]
         listed = [cilin_parts(c) for c in ends if cilin_parts(c)]
         if len(listed) >= 2 and not frozenset.intersection(*listed):
-            breaks.append(CiBreak(group[-1], tune.lines[group[-1]] - 1,
+            breaks.append(Break(group[-1], tune.lines[group[-1]] - 1,
                                   f"rhyme: {'/'.join(ends)} share no 词林正韵 part"))
     return breaks
 
