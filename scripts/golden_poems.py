@@ -33,7 +33,10 @@ def cases() -> list[dict]:
                 {"form": form, "interpolate": PAIR[form], "steps": 4}]
     out += [{"form": "quatrain", "n": 2, "seed": 5, "acrostic": "春夏秋冬", "keywords": "月"},
             {"form": "quatrain", "n": 2, "seed": 6, "first_line": "白日依山盡", "rhyme": "none"},
-            {"form": "quatrain", "n": 3, "seed": 7, "theme": "autumn"}]
+            {"form": "quatrain", "n": 3, "seed": 7, "theme": "autumn"},
+            {"form": "regulated", "n": 2, "seed": 8}, {"form": "regulated7", "n": 2, "seed": 9},
+            {"form": "regulated", "n": 2, "seed": 10, "parallel": 0.0},
+            {"form": "ci", "n": 2, "seed": 11, "tune": "菩萨蛮"}, {"form": "ci", "n": 1, "seed": 12, "tune": "水调歌头"}]
     return out
 
 
@@ -43,12 +46,17 @@ def run_case(case: dict) -> list[str]:
     from vaekit.poetry.decode import rules_from_options
 
     model = vaekit.load(case["form"] + ("-themed" if "theme" in case else ""))
+    if "tune" in case:
+        from vaekit.poetry.ci import write_ci
+
+        return write_ci(model, case["tune"], case["n"], seed=case["seed"])
     if "interpolate" in case:
         a, b = case["interpolate"]
         return interpolate(model, a, b, steps=case["steps"], rules=VerseRules(form=case["form"]))
     rules = None if case.get("free") else rules_from_options(
         case["form"], template=case.get("template"), rhyme=case.get("rhyme"), acrostic=case.get("acrostic"),
-        first_line=case.get("first_line"), keywords=case.get("keywords"))
+        first_line=case.get("first_line"), keywords=case.get("keywords"), **(
+            {"parallel": case["parallel"]} if "parallel" in case else {}))
     return write(model, case["n"], seed=case["seed"], temperature=case.get("temperature", DEFAULT_TEMPERATURE),
                  top_p=DEFAULT_TOP_P, rules=rules, beam=case.get("beam", 0), best_of=case.get("best_of", 1),
                  theme=case.get("theme"))

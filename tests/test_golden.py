@@ -30,7 +30,8 @@ def test_the_recorded_calls_are_the_scripts():
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: "-".join(f"{k}={v}" for k, v in r["case"].items()
                                                                    if k in ("form", "seed", "free", "beam",
-                                                                            "best_of", "theme", "steps")))
+                                                                            "best_of", "theme", "steps", "tune",
+                                                                            "parallel")))
 def test_shipped_models_write_the_recorded_poems(record):
     assert _script().run_case(record["case"]) == record["poems"]
 
