@@ -85,7 +85,7 @@ MAX_REPEAT_PENALTY = 100.0
 MAX_BEAM = 16
 MAX_CANDIDATES = 2000  # poems x best-of x beam width, for one call
 NO_RULE = ("none", "off")  # what a user types for "no such rule", on the command line and on the page
-PARALLEL_BONUS = 1.0  # the least weight whose middle couplets are as parallel as Tang's in both forms (benchmarks/parallelism.py)
+PARALLEL_BONUS = 1.0  # the least weight making middle couplets as parallel as Tang's (benchmarks/parallelism.py)
 MAX_PARALLEL = 10.0  # nats a unit of association: past this the bonus outweighs the model itself
 
 
