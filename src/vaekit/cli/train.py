@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         download_fashion_mnist(config.data.data_dir)
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
+    if not trainer.dist.is_main:
+        _leave_rank()
     if trainer.dist.is_main:
         from vaekit.plots import save_reconstructions, save_samples
 
@@ -202,6 +205,18 @@ def cmd_train(args: argparse.Namespace) -> None:
                            title=title, class_names=config.class_names))
         if config.model.model != "gan":
             print(save_reconstructions(trainer.model, x, y, figures / "reconstructions.png", title=title))
+
+
+def _leave_rank() -> None:
+    """End a torchrun rank other than 0 once its run has finished (checkpoints written, the process group left):
+    its output flushed, then out without the interpreter's teardown, in which torch's C++ threads of that launch
+    still abort a rank now and then ("terminate called without an active exception", SIGABRT) after all its work
+    was done, failing a run that had succeeded."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
