@@ -20,7 +20,7 @@ from ngram import KneserNey, perplexity
 from vaekit.data.poetry import UNK
 from vaekit.poetry import SAMPLING
 from vaekit.poetry.ci import ci_metrics, write_ci
-from vaekit.poetry.task import split_items
+from vaekit.poetry.task import item_lines, split_items
 from vaekit.poetry.tunes import tunes
 
 
@@ -40,7 +40,7 @@ def main() -> None:
         return [[c if c in known else UNK for c in t[:shipped[k].chars]] for t, k in items]
 
     judge = KneserNey(chars(train_items), args.order, model.vocab.chars)
-    train_lines = {line for t, k in train_items for line in shipped[k].split(t[:shipped[k].chars])}
+    train_lines = set(item_lines(model.run_config, train_items))
     held_ppl = perplexity(judge, chars(held_items))
     written, free = [], []
     seconds = time.perf_counter()

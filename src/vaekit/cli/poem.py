@@ -73,6 +73,11 @@ def _verse_rules(args: argparse.Namespace, model: Any) -> Any:
                               max_uses=2 if args.max_uses is None else args.max_uses, parallel=args.parallel)
 
 
+def _form(args: argparse.Namespace) -> str | None:
+    """The form a command asks for: --form, or ci when a --tune is named without a form or run."""
+    return "ci" if args.tune is not None and args.form is None and args.run is None else args.form
+
+
 def _poem_model(form: str | None, run: str | None, themed: bool = False) -> Any:
     """The poem model a command names: a run directory, else the model shipped for the form (or its themed one)."""
     import vaekit
@@ -113,9 +118,7 @@ def cmd_poem_write(args: argparse.Namespace) -> None:
     from vaekit.poetry import format_poem, write
     from vaekit.poetry.ci import is_ci_model
 
-    if args.tune is not None and args.form is None and args.run is None:
-        args.form = "ci"
-    model = _poem_model(args.form, args.run, themed=args.theme is not None)
+    model = _poem_model(_form(args), args.run, themed=args.theme is not None)
     if is_ci_model(model):
         _write_ci(args, model)
         return
@@ -136,9 +139,7 @@ def cmd_poem_interpolate(args: argparse.Namespace) -> None:
     from vaekit.poetry.ci import interpolate_ci, is_ci_model
     from vaekit.poetry.tunes import find_tune
 
-    if args.tune is not None and args.form is None and args.run is None:
-        args.form = "ci"
-    model = _poem_model(args.form, args.run)
+    model = _poem_model(_form(args), args.run)
     if is_ci_model(model):
         if args.tune is None:
             raise ValueError("ci of several tunes share a length: name the tune of both ci with --tune")

@@ -30,7 +30,7 @@ __all__ = ["DYNASTIES", "FORMS", "VERSE_FORMS", "CI", "CI_LENGTH", "CI_PAD", "FO
            "line_chars",
            "NPM_PACKAGE", "Poem", "Vocabulary", "default_corpus_dir", "fetch_corpus",
            "find_corpus", "load_poems", "Ci", "load_ci", "poem_lines", "extract_form", "extract_stanzas", "load_strains",
-           "to_simplified", "to_traditional",
+           "to_simplified", "to_traditional", "poem_chars",
            "is_han"]
 
 NPM_PACKAGE = "chinese-poetry@2.0.1"
@@ -228,6 +228,11 @@ def load_strains(folder: str | Path | None = None) -> dict[str, list[str]]:
 def poem_lines(paragraphs: Iterable[str]) -> list[str]:
     """The verse lines of a poem: its text split at punctuation."""
     return [line for line in _PUNCT.split("".join(paragraphs)) if line]
+
+
+def poem_chars(text: str) -> str:
+    """A poem's characters as typed or printed, its punctuation (full- or half-width) and spaces dropped."""
+    return "".join(c for c in text if not c.isspace() and c not in "，。！？；、：,.!?;:")
 
 
 def is_han(text: str) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from vaekit.data.errors import DataError
-from vaekit.data.poetry import is_han
+from vaekit.data.poetry import is_han, poem_chars
 from vaekit.poetry.decode import (
     DECODE_BATCH,
     DEFAULT_REPEAT_PENALTY,
@@ -114,7 +114,7 @@ def poem_scores(model: torch.nn.Module, texts: list[str], theme: int | None = No
 
 def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
     """Token ids (1, L) of a poem given with or without punctuation; ValueError if its length is wrong."""
-    chars = "".join(c for c in text if c.strip() and c not in "，。！？；、,.!?;:：")
+    chars = poem_chars(text)
     foreign = [c for c in chars if not is_han(c)]
     if foreign:
         raise ValueError(f"{text!r} is not a Chinese poem ({foreign[0]!r} is not a Chinese character); "
@@ -135,15 +135,22 @@ def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: s
     without, each position takes its most likely character freely, as the fit metrics decode.
     """
     y = _theme_of_model(model, theme)
-    one = {} if y is None else {"y": torch.tensor([y])}
-    za = model.posterior(encode_poem(model, a), **one).mean[0]
-    zb = model.posterior(encode_poem(model, b), **one).mean[0]
+    za, zb = _posterior_mean(model, a, y), _posterior_mean(model, b, y)
     t = torch.linspace(0, 1, steps)[:, None]
-    path = (1 - t) * za + t * zb
+    return _decode_codes(model, (1 - t) * za + t * zb, y, rules, seed)
+
+
+def _posterior_mean(model: torch.nn.Module, text: str, y: int | None) -> torch.Tensor:
+    return model.posterior(encode_poem(model, text), **({} if y is None else {"y": torch.tensor([y])})).mean[0]
+
+
+def _decode_codes(model: torch.nn.Module, z: torch.Tensor, y: int | None, rules: VerseRules | None,
+                  seed: int) -> list[str]:
+    """Each code's most likely poem: under `rules` all under one plan drawn with `seed`, else freely."""
     if rules is not None:
-        return decode(model, steps, rules, temperature=0.0, generator=torch.Generator().manual_seed(check_seed(seed)),
-                      lines=getattr(model, "corpus_lines", None), theme=y, z=path, one_plan=True)
-    ids = model.generate(steps, z=path, forbid=[0], **({} if y is None else {"y": torch.full((steps,), y)}))
+        return decode(model, len(z), rules, temperature=0.0, generator=torch.Generator().manual_seed(check_seed(seed)),
+                      lines=getattr(model, "corpus_lines", None), theme=y, z=z, one_plan=True)
+    ids = model.generate(len(z), z=z, forbid=[0], **({} if y is None else {"y": torch.full((len(z),), y)}))
     return model.vocab.decode(ids.cpu())
 
 
@@ -152,12 +159,13 @@ def reconstruct(model: torch.nn.Module, text: str, rules: VerseRules | None = No
                 seed: int = 0) -> str:
     """The poem told back: decoded at its posterior mean by the most likely characters, keeping `rules` (a plan
     drawn with `seed`) or, without, each position freely. It is the end of `interpolate`'s path at that poem."""
-    return interpolate(model, text, text, steps=2, theme=theme, rules=rules, seed=seed)[0]
+    y = _theme_of_model(model, theme)
+    return _decode_codes(model, _posterior_mean(model, text, y)[None], y, rules, seed)[0]
 
 
 def kept_in_place(given: str, told: str) -> float:
     """Share of a poem's characters that its telling-back keeps in place (punctuation ignored)."""
-    chars = "".join(c for c in given if c.strip() and c not in "，。！？；、,.!?;:：")
+    chars = poem_chars(given)
     if len(chars) != len(told):
         raise ValueError(f"a poem of {len(chars)} characters cannot be compared with one of {len(told)}")
     return sum(a == b for a, b in zip(chars, told, strict=True)) / len(told)

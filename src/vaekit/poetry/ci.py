@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from vaekit.data.poetry import CI, CI_PAD, Vocabulary, is_han
+from vaekit.data.poetry import CI, CI_PAD, Vocabulary, is_han, poem_chars
 from vaekit.poetry.decode import (
     DECODE_BATCH,
     SAMPLING,
@@ -172,7 +172,7 @@ def write_ci(model: torch.nn.Module, tune: str | Tune, n: int = 3, seed: int | N
 
 def encode_ci(model: torch.nn.Module, text: str, tune: Tune) -> Tensor:
     """Token ids (1, CI_LENGTH) of a ci of `tune` (punctuation optional); ValueError in one sentence otherwise."""
-    chars = "".join(c for c in text if c.strip() and c not in "，。！？；、,.!?;:：")
+    chars = poem_chars(text)
     if not chars or not is_han(chars):
         raise ValueError(f"{text[:30]!r} is not a ci: give its Chinese characters, with or without punctuation")
     if len(chars) != tune.chars:

@@ -12,7 +12,7 @@ import torch
 from vaekit.poetry import VerseRules, write
 from vaekit.poetry.decode import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, LineSet
 from vaekit.poetry.metrics import fit, interpolation_overlap, verse_metrics
-from vaekit.poetry.task import split_items
+from vaekit.poetry.task import item_lines, split_items
 from vaekit.poetry.verse import lines_of_text
 
 __all__ = ["evaluate_poems", "evaluate_ci", "acrostic_share", "theme_scores"]
@@ -116,8 +116,7 @@ def evaluate_ci(model: torch.nn.Module, corpus_dir: str | Path | None = None, n:
     say = progress or (lambda _text: None)
     _, train_items, held_items = _split(model, corpus_dir, say)
     shipped = tunes()
-    lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(
-        [line for t, k in train_items for line in shipped[k].split(t[:shipped[k].chars])])
+    lines = getattr(model, "corpus_lines", None) or LineSet.from_lines(item_lines(model.run_config, train_items))
     model.corpus_lines = lines
     per_tune = max(1, n // len(shipped))
     say(f"writing {per_tune} ci to each of {len(shipped)} tunes, with the rules kept and without")

@@ -118,7 +118,7 @@ def item_lines(config: TrainConfig, items: list[tuple[str, int]]) -> list[str]:
     from vaekit.poetry.tunes import tunes
 
     shipped = tunes()
-    return [line for t, label in items for line in shipped[label].split(t[:shipped[label].chars])]
+    return [line for t, label in items for line in shipped[label].split(t)]
 
 
 def split_items(config: TrainConfig) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from vaekit.data.errors import DataError
+from vaekit.data.poetry import poem_chars
 from vaekit.poetry.verse import Break, pingshui
 
 __all__ = ["Tune", "tunes", "find_tune", "ci_lines", "ci_text", "cilin_parts", "simplified_tones", "ci_rhyme", "check_ci",
@@ -84,7 +85,7 @@ class Tune:
         return tuple(sorted(i for group in self.rhymes for i in group))
 
     def split(self, text: str) -> list[str]:
-        """A punctuation-free text of this tune's length cut into its lines."""
+        """A punctuation-free text of this tune cut into its lines (what follows the last line, padding, is left)."""
         out, at = [], 0
         for n in self.lines:
             out.append(text[at:at + n])
@@ -170,7 +171,7 @@ def check_ci(text: str, tune: Tune | str) -> list[Break]:
     """Where a ci (punctuation optional) breaks its tune: its length, the tone at each fixed place, and each rhyme
     set sharing one 词林正韵 part in the set's tone (characters the rhyme book lacks are not held against it)."""
     tune = find_tune(tune) if isinstance(tune, str) else tune
-    chars = "".join(c for c in text if not c.isspace() and c not in "，。！？；、：,.!?;:")
+    chars = poem_chars(text)
     if len(chars) != tune.chars:
         return [Break(0, None, f"{tune.name} has {tune.chars} characters; this text has {len(chars)}")]
     lines, breaks = tune.split(chars), []

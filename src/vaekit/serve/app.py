@@ -36,7 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vaekit.seeds import MAX_SEED
-from vaekit.serve.views import BadRequest, Refused, RunView, integer, number, png_data_url, text
+from vaekit.serve.views import BadRequest, Refused, RunView, flag, integer, number, png_data_url, text
 
 __all__ = ["create_app"]
 
@@ -282,9 +282,8 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         from vaekit.data.poetry import to_simplified
         from vaekit.poetry.verse import lines_of_text
 
-        if body.get("simplified") not in (None, False, True):
-            raise BadRequest("simplified must be true or false")
-        if body.get("simplified"):
+        simplified = flag(body, "simplified")
+        if simplified:
             texts = to_simplified(texts)
         return {"poems": [lines_of_text(t) for t in texts]}
 
@@ -299,15 +298,14 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         if given:
             raise BadRequest(f"{', '.join(given)}: for the verse forms only; a ci's tune fixes its lines, tones and "
                              "rhymes")
-        if body.get("simplified") not in (None, False, True):
-            raise BadRequest("simplified must be true or false")
+        simplified = flag(body, "simplified")
         name = text(body, "tune", 20)
         tune = find_tune(name) if name else tunes()[0]
         texts = write_ci(model, tune, integer(body, "n", 1, 20, default=4),
                          seed=integer(body, "seed", 0, MAX_SEED, default=0),
                          temperature=number(body, "temperature", 0, 2, default=SAMPLING.temperature))
         poems = [[line + stop for line, stop in zip(tune.split(t), tune.stops, strict=True)] for t in texts]
-        if not body.get("simplified"):
+        if not simplified:
             poems = [to_traditional(lines) for lines in poems]
         return {"poems": poems, "punctuated": True, "tune": tune.name}
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["BadRequest", "Refused", "RunView", "png_data_url", "number", "integer", "text", "EXTRA_DIRECTIONS"]
+__all__ = ["BadRequest", "Refused", "RunView", "png_data_url", "number", "integer", "flag", "text", "EXTRA_DIRECTIONS"]
 
 EXTRA_DIRECTIONS = 3  # sliders beyond the pad's two axes
 CODES_SHOWN = 1000
@@ -60,6 +60,14 @@ def integer(body: dict[str, Any], key: str, low: int, high: int, default: int | 
     if not low <= value <= high:
         raise BadRequest(f"{key} must be between {low} and {high}; got {_shown(value)}")
     return value
+
+
+def flag(body: dict[str, Any], key: str) -> bool:
+    """An optional true/false from a JSON body (false when absent)."""
+    value = body.get(key)
+    if value not in (None, False, True):
+        raise BadRequest(f"{key} must be true or false")
+    return bool(value)
 
 
 def text(body: dict[str, Any], key: str, max_length: int = 64) -> str | None:
