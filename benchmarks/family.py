@@ -1,4 +1,5 @@
-"""The family side by side at equal training time: AE, VAE, IWAE, CVAE, GAN and conditional GAN.
+"""The family side by side at equal training time: AE, VAE, IWAE, VAE with the VampPrior, the hierarchical VAE,
+CVAE, GAN and conditional GAN.
 
     python benchmarks/family.py --dataset mnist [--minutes 1.5] [--device cpu]
 
@@ -28,6 +29,8 @@ MODELS = {
     "AE": {"model": "ae"},
     "VAE": {"model": "vae", "kl_warmup": 1.0},
     "IWAE (k=5)": {"model": "iwae", "k": 5},
+    "VAE + VampPrior": {"model": "vae", "prior": "vamp", "kl_warmup": 1.0},
+    "HVAE": {"model": "hvae", "width": 32, "latent_dim": 4, "groups": [2, 2], "kl_warmup": 1.0},  # time_to_quality's
     "CVAE": {"model": "cvae"},  # the default conditioning: label into encoder, decoder and prior (both)
     "GAN": {"model": "gan"},
     "conditional GAN": {"model": "gan", "conditional": True},
@@ -48,8 +51,9 @@ def main() -> None:
     for name, settings in MODELS.items():
         run_dir = tempfile.mkdtemp(prefix="vaekit-family-")
         shutil.rmtree(run_dir)
-        cfg = TrainConfig.from_flat(run_dir=run_dir, dataset=args.dataset, arch="conv", latent_dim=16, epochs=1000,
-                          max_minutes=args.minutes, device=args.device, tensorboard=False, seed=0, **settings)
+        shared = {"arch": "conv", "latent_dim": 16}  # the flat models' networks; the HVAE's settings replace them
+        cfg = TrainConfig.from_flat(run_dir=run_dir, dataset=args.dataset, epochs=1000, max_minutes=args.minutes,
+                                    device=args.device, tensorboard=False, seed=0, **{**shared, **settings})
         start = time.perf_counter()
         trainer = Trainer(cfg, log=print)
         last = trainer.fit()

@@ -71,14 +71,25 @@ def ttq_section(data: dict[str, Any]) -> list[str]:
            f"{'per training precision ' if several else ''}with the "
            f"learning rate annealed over that budget ({recipe}); snapshots at the first epoch end after each mark. "
            f"NLL: k={data['k']} importance samples on the first {data['images']:,} test images (not the full "
-           f"k=5000 protocol; the ceiling table below is), {data['protocol']}; evaluated in fp32 on "
-           f"{data['eval_device']}.", "",
-           "| precision | training minutes | epochs | test NLL (nats) | ± SE | test ELBO |",
-           "| --- | ---: | ---: | ---: | ---: | ---: |"]
+           f"k=5000 protocol; the ceiling table below is){_fewer_images(rows, data['images'])}, {data['protocol']}; "
+           f"evaluated in fp32 on {data['eval_device']}.", ""]
+    grouped = all("kl_groups" in r for r in rows)
+    extra = " | KL a group, top first (nats) | active units a group |" if grouped else ""
+    out += [f"| precision | training minutes | epochs | test images | test NLL (nats) | ± SE | test ELBO |{extra}",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" --- | --- |" if grouped else "")]
     for r in rows:
-        out.append(f"| {_precision(r, 'cpu')} | {r['minutes']:.1f} | {r['epoch']} | {r['nll']:.2f} "
-                   f"| {r['standard_error']:.2f} | {r['elbo']:.2f} |")
+        groups = (f" {' / '.join(f'{k:.1f}' for k in r['kl_groups'])} | "
+                  f"{' / '.join(f'{a} of {d}' for a, d in zip(r['active_units_per_group'], r['group_dims'], strict=True))} |"
+                  if grouped else "")
+        out.append(f"| {_precision(r, 'cpu')} | {r['minutes']:.1f} | {r['epoch']} | {r['images']:,} | {r['nll']:.2f} "
+                   f"| {r['standard_error']:.2f} | {r['elbo']:.2f} |{groups}")
     return out + [""]
+
+
+def _fewer_images(rows: list[dict[str, Any]], images: int) -> str:
+    """Where earlier snapshots were scored on fewer images (time was short), the table says so."""
+    fewer = sorted({r["images"] for r in rows if r["images"] != images})
+    return f"; earlier snapshots on the first {', '.join(f'{n:,}' for n in fewer)} (the images column)" if fewer else ""
 
 
 def ceiling_section(data: dict[str, Any]) -> list[str]:

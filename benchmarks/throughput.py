@@ -31,6 +31,7 @@ RECIPES = {
             "weight_decay": 0.0, "schedule": "constant", "grad_clip": 0.0, "batch_size": 128, "lr": 1e-3},
     "conv": {"arch": "conv", "latent_dim": 16, "batch_size": 128},
     "resnet": {"arch": "resnet", "latent_dim": 32, "batch_size": 128},
+    "hvae": {"model": "hvae", "width": 32, "latent_dim": 4, "groups": [2, 2], "batch_size": 128},  # time_to_quality's
 }
 
 
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--train-size", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--recipes", default="mlp,conv,resnet")
+    parser.add_argument("--recipes", default="mlp,conv,resnet,hvae")
     parser.add_argument("--precisions", default=None,
                         help="comma-separated fp32,bf16 (default: both where the device multiplies bf16 in "
                              "hardware, else fp32)")

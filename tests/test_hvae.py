@@ -66,9 +66,10 @@ def test_the_commands_serve_a_hierarchical_run(tmp_path, capsys):
     run = tmp_path / "hvae"
     assert main(["train", "--model", "hvae", "--width", "16", "--latent-dim", "2", "--groups", "1,1", "--train-size",
                  "256", "--eval-size", "64", "--epochs", "1", "--batch-size", "64", "--run-dir", str(run),
-                 "--no-tensorboard"]) == 0
+                 "--no-tensorboard", "--grad-skip", "1e6"]) == 0
     metrics = (run / "metrics.jsonl").read_text()
     assert '"valid_kl_group0"' in metrics and '"valid_kl_group1"' in metrics  # each group's KL is reported
+    assert '"skipped_steps": 0' in metrics  # an epoch says how many steps the outlier guard skipped
     assert main(["evaluate", str(run), "--k", "20", "--limit", "20", "--samples", "100"]) == 0
     assert "nll:" in capsys.readouterr().out
     for command in ("sample", "reconstruct", "interpolate", "manifold", "latent"):
@@ -89,4 +90,41 @@ def test_the_commands_serve_a_hierarchical_run(tmp_path, capsys):
                        ("/api/encode", {"run": "hvae", "pixels": [0.0] * 784})):
         response = client.post(path, json=body)
         assert response.status_code == 200, (path, response.text)
+    lower = client.post("/api/sample", json={"run": "hvae", "n": 4, "lower_temperature": 1.0, "seed": 3}).json()
+    again = client.post("/api/sample", json={"run": "hvae", "n": 4, "lower_temperature": 1.0, "seed": 3}).json()
+    at_mean = client.post("/api/sample", json={"run": "hvae", "n": 4, "seed": 3}).json()
+    assert lower == again and lower != at_mean  # the lower groups drawn, from the request's seed
+    assert described["groups"] == 2
+    response = client.post("/api/sample", json={"run": "hvae", "lower_temperature": 9})
+    assert response.status_code == 400 and "lower_temperature must be between 0 and 3" in response.json()["error"]
+    assert main(["sample", str(run), "--temperature", "1,0.5", "-n", "4"]) == 0
+    assert capsys.readouterr().out.strip().endswith("samples.png")
+    assert main(["sample", str(run), "--temperature", "1,0.5,0.5"]) == 2
+    assert "one for each of this run's 2 latent groups" in capsys.readouterr().err
 
+
+def test_each_group_samples_at_its_own_temperature():
+    model = _trained()
+    with torch.no_grad():
+        cold = model.sample(6, temperature=0.0)
+        assert torch.equal(cold, model.sample(6, temperature=[0.0, 0.0, 0.0]))  # one for all = one a group
+        assert torch.equal(cold[0].expand_as(cold), cold)  # every group at its prior mean: one image
+        top_only = model.sample(6, temperature=[1.0, 0.0, 0.0], generator=torch.Generator().manual_seed(0))
+        assert not torch.equal(top_only[0].expand_as(top_only), top_only)
+        top = model.prior().mean.expand(2, -1)
+        assert torch.equal(model.decode(top), model.decode(top, lower_temperature=0.0))
+        drawn = [model.decode(top, lower_temperature=1.0, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+        assert torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[0], drawn[2])
+        assert not torch.equal(drawn[0], model.decode(top))
+    with pytest.raises(ValueError, match="one for each of the 3 groups"):
+        model.sample(2, temperature=[1.0, 0.5])
+
+
+def test_active_units_are_counted_for_every_group():
+    from vaekit.evaluate import latent_statistics
+
+    x = digits(64)
+    fresh = latent_statistics(small(), x, torch.zeros(64, dtype=torch.long))  # q starts as p: nothing moves with x
+    assert fresh["active_units_per_group"] == [0, 0, 0] and fresh["group_dims"] == [98, 98, 392]
+    trained = latent_statistics(_trained(), x, torch.zeros(64, dtype=torch.long))
+    assert trained["active_units_per_group"][0] > 0 and trained["active_units"] == trained["active_units_per_group"][0]

@@ -153,3 +153,21 @@ def test_schedule_reads_the_lambdalr_state_of_older_checkpoints():
     assert sched.get_last_lr() == [pytest.approx(0.15)]  # the rate in force when the checkpoint was written
     sched.step()
     assert sched.get_last_lr() == [pytest.approx(0.15)]  # base 0.3 from the old state, times the factor
+
+
+@pytest.mark.parametrize("skip, moved", [(1e-6, False), (1e9, True), (0.0, True)])
+def test_a_step_whose_gradient_norm_passes_the_skip_threshold_is_not_taken(skip, moved):
+    from vaekit.config import TrainConfig
+    from vaekit.models import build_model
+    from vaekit.models.trainable import StepContext
+
+    torch.manual_seed(0)
+    model = build_model(TrainConfig.from_flat(arch="mlp", hidden=[16], latent_dim=2, image_shape=[1, 28, 28],
+                                              num_classes=10).model_config())
+    before = copy.deepcopy(model.state_dict())
+    ctx = StepContext.standalone([adamw(model.parameters(), lr=1e-2, weight_decay=0.0)], forward=model, grad_clip=100.0)
+    ctx.grad_skip = skip
+    result = model.training_step(torch.rand(8, 1, 28, 28).round(), None, ctx)
+    assert result.skipped is not moved
+    unchanged = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert unchanged is not moved

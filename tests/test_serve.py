@@ -1,6 +1,7 @@
 """`vaekit serve`: every endpoint and its bad inputs through the framework's test client, and the page in a
 real headless browser (Debian's chromium driven by Selenium at that binary; skipped with a reason without it)."""
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -353,20 +354,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                    reason="Debian's chromium and chromium-driver are absent (`make test` installs them as root with apt)")
-def test_the_page_in_a_real_browser(runs, tmp_path):
+NO_BROWSER = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="Debian's chromium and chromium-driver are absent (`make test` installs them as root with apt)")
+
+
+@contextlib.contextmanager
+def _page(run_dirs: list[Path]):
+    """`vaekit serve` over the runs in a subprocess, and headless chromium on its page once the page is ready."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
-
-    from vaekit.poetry.tunes import check_ci
+    from selenium.webdriver.support.ui import WebDriverWait
 
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "vaekit.cli", "serve", str(runs / "vae"), str(runs / "cvae"),
-                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "vaekit.cli", "serve", *map(str, run_dirs), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
@@ -384,6 +387,23 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
                 time.sleep(0.2)
         wait = WebDriverWait(driver, 30)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        yield driver, wait
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@NO_BROWSER
+def test_the_page_in_a_real_browser(runs, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from vaekit.poetry.tunes import check_ci
+
+    with _page([runs / "vae", runs / "cvae"]) as (driver, wait):
         decoded = driver.find_element(By.ID, "decoded")
         wait.until(lambda d: (decoded.get_attribute("src") or "").startswith("data:image/png"))
         pad = driver.find_element(By.ID, "pad")
@@ -440,8 +460,31 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         assert "needs 4 characters" in driver.find_element(By.ID, "message").text
         driver.save_screenshot(str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
-    finally:
-        if driver is not None:
-            driver.quit()
-        server.terminate()
-        server.wait(timeout=10)
+
+
+@NO_BROWSER
+def test_a_hierarchical_run_in_a_real_browser(runs, tmp_path):
+    """The pad moves an hvae's top group; the lower groups' temperature shows for it alone and changes its images."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    hvae = tmp_path / "hvae"
+    assert main(["train", "--run-dir", str(hvae), "--model", "hvae", "--width", "16", "--latent-dim", "2",
+                 "--groups", "1,1", *SMALL]) == 0
+    with _page([hvae, runs / "vae"]) as (driver, wait):
+        assert "hvae" in driver.find_element(By.ID, "run-info").text
+        decoded = driver.find_element(By.ID, "decoded")
+        wait.until(lambda d: (decoded.get_attribute("src") or "").startswith("data:image/png"))
+        lower = driver.find_element(By.ID, "lower-t")
+        assert lower.is_displayed()
+        at_mean = decoded.get_attribute("src")
+        lower.clear()
+        lower.send_keys("1")
+        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", lower)
+        wait.until(lambda d: decoded.get_attribute("src") != at_mean)  # the lower groups drawn, not at their mean
+        driver.find_element(By.ID, "sample").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#samples img")) == 16)
+        assert not driver.find_element(By.ID, "message").is_displayed()
+        driver.save_screenshot(str(tmp_path / "hvae.png"))
+        Select(driver.find_element(By.ID, "run")).select_by_value("vae")
+        assert not lower.is_displayed()  # a flat run has no lower groups

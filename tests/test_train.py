@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 import vaekit
 from vaekit.cli import main
-from vaekit.config import TrainConfig
+from vaekit.config import ConfigError, TrainConfig
 from vaekit.train import Trainer, TrainingDiverged
 
 SMALL = ["--train-size", "256", "--eval-size", "128", "--epochs", "1", "--batch-size", "64", "--latent-dim", "4"]
@@ -222,14 +222,37 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert (run / "checkpoints" / "latest").read_text().strip() == "epoch-0001"
 
 
+def test_under_ema_the_published_and_validated_weights_are_the_average(tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig.from_flat(run_dir=str(run), arch="mlp", hidden=[32], latent_dim=4, train_size=512, eval_size=64,
+                                epochs=2, batch_size=64, lr=2e-3, device="cpu", ema=0.9, tensorboard=False)
+    trainer = Trainer(cfg, log=lambda _m: None)
+
+    def raw_validated(*_args):
+        raise AssertionError("validation scored the raw weights")
+
+    trainer.model.validation_metrics = raw_validated  # the average, a copy, keeps its own method
+    trainer.fit()
+    published = load_file(run / "model.safetensors")
+    ckpt = run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
+    raw, average = load_file(ckpt / "model.safetensors"), load_file(ckpt / "average.safetensors")
+    assert int(average["n_averaged"]) == 16  # one update a step: 2 epochs of 8 batches
+    for name, value in published.items():
+        assert torch.equal(value, average[f"module.{name}"])
+    assert any(not torch.equal(published[name], raw[name]) for name in raw)  # the average is not the last step
+    with pytest.raises(ConfigError, match="ema is the decay"):
+        TrainConfig.from_flat(ema=1.0).validate()
+
+
 def _train_cmd(run: Path, epochs: int = 4, model: tuple[str, ...] = ("--arch", "conv")) -> list[str]:
     return [sys.executable, "-m", "vaekit.cli", "train", *model, "--latent-dim", "4", "--train-size", "3000",
             "--eval-size", "100", "--batch-size", "50", "--epochs", str(epochs), "--seed", "3", "--run-dir", str(run),
             "--no-tensorboard"]
 
 
-@pytest.mark.parametrize("model", [("--arch", "conv"), ("--model", "hvae", "--width", "16", "--groups", "1,1")],
-                         ids=["conv", "hvae"])
+@pytest.mark.parametrize("model", [("--arch", "conv"),
+                                   ("--model", "hvae", "--width", "16", "--groups", "1,1", "--ema", "0.9")],
+                         ids=["conv", "hvae-ema"])  # the weight average is resumed where it stopped, too
 def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path, model):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"

@@ -51,3 +51,21 @@ def test_the_elbo_is_the_one_sample_bound_and_training_moves_the_pseudo_inputs()
     before = model.pseudo_inputs.detach().clone()
     losses = adam_steps(model, x, steps=20, lr=1e-2)
     assert losses[-1] < losses[0] and not torch.equal(before, model.pseudo_inputs)
+
+
+
+def test_a_temperature_draws_nearer_the_priors_means():
+    model = vamp_model(k=3)[0].eval()
+    torch.manual_seed(0)
+    cold = model.sample(12, temperature=0.0)  # each draw a pseudo-input's posterior mean: at most 3 images
+    assert len({tuple(image.flatten().tolist()) for image in cold}) <= 3
+    warm = model.sample(12, temperature=0.5)
+    assert len({tuple(image.flatten().tolist()) for image in warm}) == 12
+    torch.manual_seed(1)
+    default = model.sample(4)
+    torch.manual_seed(1)
+    assert torch.equal(default, model.sample(4, temperature=1.0))  # 1 is the prior itself
+    flat = build_model(TrainConfig.from_flat(arch="mlp", hidden=[32], latent_dim=4, image_shape=[1, 28, 28],
+                                             num_classes=10).model_config()).eval()
+    images = flat.sample(5, temperature=0.0)
+    assert torch.allclose(images, images[:1].expand_as(images), atol=1e-5)  # the standard prior's mean, five times

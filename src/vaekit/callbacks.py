@@ -138,9 +138,8 @@ class TensorBoard(Callback):
         for key, value in metrics.items():
             if key != "epoch" and isinstance(value, int | float) and math.isfinite(value):
                 self.writer.add_scalar(key, value, trainer.epoch)
-        trainer.model.eval()
-        grids = trainer.model.figures(trainer.valid_images[:8].to(trainer.device),
-                                      trainer.valid_labels[:8].to(trainer.device))
+        model = trainer.evaluated_model.eval()
+        grids = model.figures(trainer.valid_images[:8].to(trainer.device), trainer.valid_labels[:8].to(trainer.device))
         for tag, images in grids.items():
             picture = torch.from_numpy(np.array(image_grid(images, nrow=8).convert("RGB"))).permute(2, 0, 1)
             self.writer.add_image(tag, picture, trainer.epoch)

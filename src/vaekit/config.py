@@ -126,6 +126,8 @@ class OptimConfig:
     lr: float = 1e-3  # 2e-4 for the GAN unless given
     weight_decay: float = 0.0
     grad_clip: float = 100.0
+    grad_skip: float = 0.0  # skip a step whose gradient norm exceeds this (VDVAE's outlier guard; 0: off)
+    ema: float = 0.0  # decay of the moving average of the weights that is evaluated and published (0: off)
     schedule: str = "cosine"
     kl_warmup: float = 0.0
     max_minutes: float | None = None
@@ -467,12 +469,16 @@ def _validate(s: dict[str, Any]) -> None:
         value = s[name]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
             raise ConfigError(f"{name} must be a positive number; got {_shown(value)}")
-    for name in ("beta", "weight_decay", "grad_clip", "kl_warmup"):
+    for name in ("beta", "weight_decay", "grad_clip", "grad_skip", "kl_warmup"):
         if name not in s:
             continue
         value = s[name]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
             raise ConfigError(f"{name} must be a number >= 0; got {_shown(value)}")
+    ema = s.get("ema", 0.0)
+    if not isinstance(ema, int | float) or isinstance(ema, bool) or not 0 <= ema < 1:
+        raise ConfigError(f"ema is the decay of the weights' moving average, in [0, 1) (0: off; 0.999 is usual); "
+                          f"got {_shown(ema)}")
     if s["model"] == "gan" and s.get("binarization") != "none":
         raise ConfigError("the GAN generates grey levels, so a discriminator would tell them from binarized "
                           f"images at a glance; use --binarization none (got {_shown(s.get('binarization'))})")

@@ -297,14 +297,19 @@ def _scored_as(model: torch.nn.Module) -> str | None:
 @torch.no_grad()
 def latent_statistics(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500,
                       device: torch.device | str = "cpu") -> dict[str, object]:
-    """KL per latent dimension (averaged over images) and active units (Burda et al. 2015).
+    """KL per latent dimension (averaged over images) and active units (Burda et al. 2015), of the top group; for a
+    model of several groups, also the active units of each group (`active_units_per_group`, `group_dims`).
 
-    Unit u is active when A_u = Cov_x(E_q[z_u | x]) > 0.01: its posterior mean moves with the input.
+    Unit u is active when A_u = Cov_x(E_q[z_u | x]) > 0.01: its posterior mean moves with the input. In a
+    hierarchy a group's posterior mean is taken with the groups above it at their posterior means (as LVAE counts).
     """
-    means, kls = [], []
+    means, kls, group_means = [], [], []
+    grouped = hasattr(model, "posterior_means")
     for x, y in batches(images, labels if _uses_labels(model) else None, batch_size, device):
         q = model.posterior(x, y)
         means.append(q.mean.double().cpu())
+        if grouped:
+            group_means.append([m.flatten(1).double().cpu() for m in model.posterior_means(x, y)])
         base_q, base_p = getattr(q, "base_dist", None), getattr(model.prior(y), "base_dist", None)
         if base_q is not None and base_p is not None and _kind(model) != "ae":
             kls.append(torch.distributions.kl_divergence(base_q, base_p).double().cpu())
@@ -314,6 +319,10 @@ def latent_statistics(model: torch.nn.Module, images: Tensor, labels: Tensor, ba
                               "latent_dim": int(activity.numel())}
     if kls:
         out["kl_per_dim"] = torch.cat(kls).mean(0).tolist()
+    if group_means and len(group_means[0]) > 1:
+        per_group = [torch.cat(g).var(0) for g in zip(*group_means, strict=True)]
+        out["active_units_per_group"] = [int((a > ACTIVE_UNIT_THRESHOLD).sum()) for a in per_group]
+        out["group_dims"] = [int(a.numel()) for a in per_group]
     return out
 
 

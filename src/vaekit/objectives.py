@@ -59,6 +59,10 @@ class LatentModel(torch.nn.Module):
         z = q.rsample(() if samples is None else (samples,))
         return [LatentGroup(q, self.prior(y), z)], self.likelihood(z, y)
 
+    def posterior_means(self, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
+        """Each group's posterior mean, the groups above it at theirs: what active units are counted on."""
+        return [self.posterior(x, y).mean]
+
 
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["FusedAdamW", "LRSchedule", "adamw", "Optimizer"]
+__all__ = ["FusedAdamW", "LRSchedule", "adamw", "Optimizer", "weight_average"]
 
 FUSED_DEVICES = ("cpu", "cuda")
 
@@ -160,6 +160,15 @@ def adamw(params: Iterable[Tensor], lr: float, weight_decay: float,
     if hasattr(torch, "_fused_adamw_") and all(_fusable(p) for p in params):
         return FusedAdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
     return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> torch.nn.Module:
+    """An exponential moving average of the model's weights and buffers (torch's AveragedModel): evaluated and
+    published instead of the raw weights, as Efficient-VDVAE does, it smooths out the last steps' noise.
+    `update_parameters(model)` after each step; the average itself is `.module`."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 class LRSchedule:

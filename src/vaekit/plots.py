@@ -96,14 +96,20 @@ def save_figure(images: Tensor, path: str | Path, nrow: int, title: str, row_lab
 
 
 def save_samples(model: torch.nn.Module, path: str | Path, n: int = 64, label: int | None = None,
-                 title: str = "", class_names: list[str] | None = None) -> Path:
-    """A captioned grid of n samples (of one class when `label` is given and the model is conditional)."""
+                 title: str = "", class_names: list[str] | None = None,
+                 temperature: float | list[float] | None = None) -> Path:
+    """A captioned grid of n samples (of one class when `label` is given and the model is conditional), at the
+    model's own temperature unless `temperature` is given (one, or one a latent group)."""
     what = f"{n} samples from the model"
     if label is not None:  # the class first: a narrow grid's title may be cut short
         what = f"class {class_names[label] if class_names else label}, {n} samples"
     elif model.config.uses_labels:
         what += ", classes in turn"
-    return save_figure(model.sample(n, label=label).cpu(), path, nrow=int(math.ceil(math.sqrt(n))),
+    extra = {}
+    if temperature is not None:
+        extra["temperature"] = temperature
+        what += f", temperature {temperature if isinstance(temperature, float) else ','.join(f'{t:g}' for t in temperature)}"
+    return save_figure(model.sample(n, label=label, **extra).cpu(), path, nrow=int(math.ceil(math.sqrt(n))),
                        title=_title(title, what))
 
 

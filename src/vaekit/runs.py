@@ -33,8 +33,8 @@ from vaekit.optim import Optimizer
 
 __all__ = ["RUN_FORMAT", "RUN_FORMATS", "RunError", "RunLock", "atomic_write_text", "atomic_save_tensors",
            "atomic_save_weights", "save_checkpoint", "latest_checkpoint", "read_checkpoint", "read_run_config",
-           "load_weights", "prepare_run_dir", "clean_temporaries", "check_optimizer_state", "read_metrics_lines",
-           "new_temporary"]
+           "load_weights", "load_average", "prepare_run_dir", "clean_temporaries", "check_optimizer_state",
+           "read_metrics_lines", "new_temporary"]
 
 RUN_FORMAT = "vaekit-run/2"  # nested settings; format 1 (flat, before 2026-11-25) is still read
 RUN_FORMATS = ("vaekit-run/1", RUN_FORMAT)
@@ -215,8 +215,11 @@ def round_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any], progress: dict[str, Any],
-                    keep: int = 2) -> Path:
-    """Write checkpoints/epoch-N whole (temp dir + rename), point `latest` at it, refresh model.safetensors."""
+                    keep: int = 2, average: torch.nn.Module | None = None,
+                    published: torch.nn.Module | None = None) -> Path:
+    """Write checkpoints/epoch-N whole (temp dir + rename), point `latest` at it, refresh model.safetensors (from
+    `published` if given: a weight average's model). `average`, the weight average with its count, is kept beside
+    the raw weights so that a resumed run goes on averaging where it stopped."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     for stale in ckpt_root.glob(".tmp-epoch-*"):  # left by a process killed while writing
@@ -225,6 +228,8 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]
     tmp = new_temporary(ckpt_root, f".tmp-{name}-", directory=True)
     try:
         atomic_save_weights(model, tmp / "model.safetensors")
+        if average is not None:
+            atomic_save_weights(average, tmp / "average.safetensors")
         torch.save(state, tmp / "state.pt")
         atomic_write_text(tmp / "progress.json", json.dumps(progress, indent=2))
         final = ckpt_root / name
@@ -236,7 +241,8 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]
         raise
     _fsync_dir(ckpt_root)
     atomic_write_text(ckpt_root / "latest", name + "\n")
-    atomic_save_weights(model, run_dir / "model.safetensors", metadata={"epoch": str(progress["epoch"])})
+    atomic_save_weights(published if published is not None else model, run_dir / "model.safetensors",
+                        metadata={"epoch": str(progress["epoch"])})
     older = sorted(p for p in ckpt_root.glob("epoch-*") if p.is_dir() and p.name != name)
     for old in older[: max(0, len(older) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
@@ -329,6 +335,17 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{path}: not a vaekit run config (expected format {RUN_FORMAT!r}); "
                        "point to a directory written by `vaekit train`")
     return data
+
+
+def load_average(average: torch.nn.Module | None, checkpoint: Path) -> None:
+    """Load a checkpoint's weight average (and its count) into `average` (None: the run keeps none), refusing a
+    checkpoint without one."""
+    if average is None:
+        return
+    if not (checkpoint / "average.safetensors").is_file():
+        raise RunError(f"{checkpoint}: holds no weight average, so this run was not trained with --ema; resume it "
+                       "without --ema (or with the value in its config.json)")
+    load_weights(average, checkpoint / "average.safetensors")
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:

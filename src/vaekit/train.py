@@ -27,7 +27,7 @@ from vaekit.config import ConfigError, TrainConfig
 from vaekit.data import BatchLoader
 from vaekit.devices import DistEnv, init_distributed, select_device, training_precision
 from vaekit.models.trainable import StepContext, StepResult
-from vaekit.optim import LRSchedule
+from vaekit.optim import LRSchedule, weight_average
 from vaekit.runs import (
     RunError,
     RunLock,
@@ -35,6 +35,7 @@ from vaekit.runs import (
     check_optimizer_state,
     clean_temporaries,
     latest_checkpoint,
+    load_average,
     load_weights,
     prepare_run_dir,
     read_checkpoint,
@@ -169,6 +170,7 @@ class Trainer:
             self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
                                                else None)
         self.optimizers = self.model.configure_optimizers(config.optim.lr, config.optim.weight_decay)
+        self.average = weight_average(self.model, config.optim.ema) if config.optim.ema > 0 else None
         self.loader = BatchLoader(self.train_images, self.train_labels, config.optim.batch_size, shuffle=True,
                                   seed=config.run.seed, drop_last=len(self.train_images) >= config.optim.batch_size,
                                   rank=self.dist.rank, world_size=self.dist.world_size)
@@ -234,6 +236,7 @@ class Trainer:
                            "without --resume after removing the folder")
         state, progress = read_checkpoint(ckpt)
         load_weights(self.model, ckpt / "model.safetensors")
+        load_average(self.average, ckpt)  # under --ema
         if len(state["optimizers"]) != len(self.optimizers) or len(state["schedulers"]) != len(self.schedulers):
             raise RunError(f"{ckpt / 'state.pt'}: holds state for another number of optimizers; delete that "
                            "checkpoint folder to fall back to an older one, or start the run again")
@@ -297,7 +300,7 @@ class Trainer:
         self.loader.images = self.task.prepare(self.train_images, self.epoch)
         self.loader.set_epoch(self.epoch)
         self._call("on_epoch_start")
-        total_loss, total_bound, seen, start = 0.0, 0.0, 0, time.perf_counter()
+        total_loss, total_bound, seen, skipped, start = 0.0, 0.0, 0, 0, time.perf_counter()
         timed_out = False
         for x, y in self.loader:
             result = self.train_step(x, y if cfg.uses_labels else None)
@@ -307,25 +310,35 @@ class Trainer:
             self._call("on_step_end", result)
             total_loss += result.loss * len(x)
             total_bound += result.bound
+            skipped += result.skipped
             seen += len(x)
             if deadline is not None and time.perf_counter() > deadline:
                 timed_out = True
                 break
         seconds = time.perf_counter() - start
         return {"train_loss": total_loss / max(seen, 1), "train_bound": total_bound / max(seen, 1),
-                "images_per_s": seen * self.dist.world_size / max(seconds, 1e-9), "epoch_seconds": seconds}, timed_out
+                "images_per_s": seen * self.dist.world_size / max(seconds, 1e-9), "epoch_seconds": seconds,
+                **({"skipped_steps": skipped} if cfg.optim.grad_skip > 0 else {})}, timed_out
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> StepResult:
         """One optimizer step of the model's own training step, at the KL weight and precision of this point."""
         ctx = StepContext(self.optimizers, self.ddp, self.beta_at(self.step), self.config.optim.grad_clip,
-                          self.precision == "bf16", self._watch_loss, self._diverged)
-        return self.model.training_step(x, y, ctx)
+                          self.precision == "bf16", self._watch_loss, self._diverged, self.config.optim.grad_skip)
+        result = self.model.training_step(x, y, ctx)
+        if self.average is not None and not result.skipped:
+            self.average.update_parameters(self.model)
+        return result
+
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """What validation scores and model.safetensors holds: the weight average under --ema, else the model."""
+        return self.average.module if self.average is not None else self.model
 
     def validate(self) -> dict[str, float]:
         """The model's validation metrics; stops training when its health check fails."""
-        self.model.eval()
-        valid = self.model.validation_metrics(self.valid_images, self.valid_labels, self.device)
-        problem = self.model.health(valid)
+        model = self.evaluated_model.eval()
+        valid = model.validation_metrics(self.valid_images, self.valid_labels, self.device)
+        problem = model.health(valid)
         if problem is not None:
             raise TrainingDiverged(f"{problem[0]} at epoch {self.epoch}: {problem[1]}; {self._kept()}")
         bad = [k for k, v in valid.items() if not math.isfinite(v)]
@@ -380,4 +393,5 @@ class Trainer:
         state = {"optimizers": [opt.state_dict() for opt in self.optimizers],
                  "schedulers": [sched.state_dict() for sched in self.schedulers]}
         progress = {"epoch": self.epoch, "step": self.step, "complete_epoch": complete, "metrics": metrics}
-        save_checkpoint(self.run_dir, self.model, state, progress, keep=self.config.run.keep_checkpoints)
+        save_checkpoint(self.run_dir, self.model, state, progress, keep=self.config.run.keep_checkpoints,
+                        average=self.average, published=self.evaluated_model)

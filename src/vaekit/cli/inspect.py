@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vaekit.cli.options import HelpFormatter, count, memory_size, seed
+from vaekit.cli.options import HelpFormatter, count, memory_size, seed, temperatures
 from vaekit.cli.train import run_title
 
 __all__ = ["add_inspect_commands", "cmd_evaluate", "cmd_sample", "cmd_reconstruct", "cmd_interpolate",
@@ -87,8 +87,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if not is_gan:
         result["reconstruction"] = reconstruction_error(model, x, y, device=device)
         result["latent"] = latent_statistics(model, x, y, device=device)
+        latent = result["latent"]
         print(f"reconstruction: {result['reconstruction']['squared_error']:.2f} squared error per image; "
-              f"active units: {result['latent']['active_units']} of {result['latent']['latent_dim']}")
+              f"active units: {latent['active_units']} of {latent['latent_dim']}"
+              + (" in the top group" if "active_units_per_group" in latent else ""))
+        if "active_units_per_group" in latent:
+            print("groups, top first: " + "; ".join(
+                f"{i}: kl {metrics[f'kl_group{i}']:.2f} nats, {a} of {d} units active"
+                for i, (a, d) in enumerate(zip(latent["active_units_per_group"], latent["group_dims"], strict=True))))
     if args.samples > 0 and config["dataset"] in ("mnist", "fashion-mnist"):
         quality = sample_quality(model, config["dataset"], data.test.images, n=args.samples, device=device)
         result["sample_quality"] = quality
@@ -149,7 +155,22 @@ def cmd_sample(args: argparse.Namespace) -> None:
     label = resolve_label(args.label, names)
     name = "samples.png" if label is None else f"samples-label{label}.png"
     print(save_samples(model, _figure_path(args, name), args.n, label=label, title=run_title(args.run),
-                       class_names=names))
+                       class_names=names, temperature=_temperature(args.temperature, model, config)))
+
+
+def _temperature(values: list[float] | None, model: Any, config: dict[str, Any]) -> float | list[float] | None:
+    """--temperature as the model takes it: one number, or one a group for a hierarchy (a sentence otherwise)."""
+    from vaekit.runs import RunError
+
+    if values is None:
+        return None
+    if config["model"] in ("ae", "gan"):
+        raise RunError(f"--temperature scales draws from a prior; a {config['model']} run has none to scale")
+    groups = getattr(model, "latent_group_count", 1)
+    if len(values) not in (1, groups):
+        raise RunError(f"--temperature takes one number, or one for each of this run's {groups} latent groups "
+                       f"(top first); got {len(values)}")
+    return values[0] if len(values) == 1 else values
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
@@ -226,6 +247,9 @@ def add_inspect_commands(sub: Any) -> None:
     p.add_argument("-n", type=count(1, 10_000), default=64, help="number of samples")
     p.add_argument("--label", default=None,
                    help="class to draw, by number or name, e.g. 3 or Sneaker (conditional runs)")
+    p.add_argument("--temperature", type=temperatures, default=None,
+                   help="scale of the prior's spread in the draws (default 1); an hvae takes one a group, top first, "
+                        "e.g. 1,0.8,0.6,0.6")
     p.set_defaults(func=cmd_sample)
 
     p = _run_parser(sub, "reconstruct", "test images and their reconstructions", "vaekit reconstruct runs/vae -n 16")

@@ -6,7 +6,8 @@ import argparse
 import math
 from typing import Any
 
-__all__ = ["seed", "count", "temperature", "memory_size", "probability", "positive_number", "int_list", "HelpFormatter"]
+__all__ = ["seed", "count", "temperature", "temperatures", "memory_size", "probability", "positive_number", "int_list",
+           "HelpFormatter"]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -54,6 +55,12 @@ def _finite_at_least_zero(text: str, hint: str = "") -> float:
 def temperature(text: str) -> float:
     """An argparse type: a finite sampling temperature >= 0 (0 decodes by argmax)."""
     return _finite_at_least_zero(text, " (0 decodes by argmax)")
+
+
+def temperatures(text: str) -> list[float]:
+    """An argparse type: one sampling temperature >= 0, or comma-separated ones (one a latent group, top first)."""
+    return [_finite_at_least_zero(part.strip(), " (one, or one a latent group: 1,0.8,0.6)")
+            for part in text.split(",") if part.strip()] or [_finite_at_least_zero(text)]
 
 
 def nonnegative(text: str) -> float:

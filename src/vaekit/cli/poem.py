@@ -43,21 +43,21 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
     trainer = Trainer(config, resume=args.resume)
     trainer.fit()
     if trainer.dist.is_main:
-        trainer.model.eval()
-        trainer.model.vocab = trainer.task.vocab
+        model = trainer.evaluated_model.eval()  # what model.safetensors holds
+        model.vocab = trainer.task.vocab
         if config.poem.form == "ci":
             from vaekit.poetry.ci import write_ci
             from vaekit.poetry.tunes import tunes
 
-            trainer.model.run_config = config
+            model.run_config = config
             for tune in tunes()[:3]:
-                print(f"{tune.name}\n{tune.format(write_ci(trainer.model, tune, 1, seed=0)[0])}\n")
+                print(f"{tune.name}\n{tune.format(write_ci(model, tune, 1, seed=0)[0])}\n")
             return
         try:  # as `vaekit poem write` writes them
-            texts = write(trainer.model, 3, seed=0, rules=VerseRules(config.poem.form))
+            texts = write(model, 3, seed=0, rules=VerseRules(config.poem.form))
         except ConstraintError as e:  # a tiny corpus may lack the characters a rule needs
             print(f"(the rules cannot be kept with this vocabulary: {e}; decoded freely)")
-            texts = write(trainer.model, 3, seed=0, temperature=SAMPLING.temperature)
+            texts = write(model, 3, seed=0, temperature=SAMPLING.temperature)
         for text in texts:
             print(format_poem(text) + "\n")
 

@@ -54,6 +54,10 @@ TRAIN_HELP = {
     "lr": ("optimisation", "AdamW learning rate (default 1e-3; 2e-4 for gan)"),
     "weight_decay": ("optimisation", "AdamW weight decay (0 gives Adam)"),
     "grad_clip": ("optimisation", "clip the gradient norm at this value (0: off)"),
+    "grad_skip": ("optimisation", "skip a step whose gradient norm (before clipping) exceeds this, as VDVAE does "
+                                  "against rare outlier batches (0: off); each epoch logs how many were skipped"),
+    "ema": ("optimisation", "decay of a moving average of the weights, which validation scores and model.safetensors "
+                            "holds (e.g. 0.999; 0: off, the raw weights)"),
     "schedule": ("optimisation", "learning-rate schedule: cosine or constant"),
     "max_minutes": ("optimisation", "stop after this many minutes of training, saving the model"),
     "run_dir": ("run", "where the run is written (config.json, model.safetensors, metrics.jsonl, figures/)"),
@@ -199,12 +203,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         figures = Path(config.run.run_dir) / "figures"
         x, y = trainer.valid_images[:32], trainer.valid_labels[:32]
-        trainer.model.eval()
+        model = trainer.evaluated_model.eval()  # what model.safetensors holds
         title = run_title(config.run.run_dir, trainer.epoch)
-        print(save_samples(trainer.model, figures / "samples.png", 64, label=0 if config.uses_labels else None,
+        print(save_samples(model, figures / "samples.png", 64, label=0 if config.uses_labels else None,
                            title=title, class_names=config.class_names))
         if config.model.model != "gan":
-            print(save_reconstructions(trainer.model, x, y, figures / "reconstructions.png", title=title))
+            print(save_reconstructions(model, x, y, figures / "reconstructions.png", title=title))
 
 
 def _leave_rank() -> None:

@@ -13,6 +13,8 @@ log p - log q over the groups. The figures and the page move through the top gro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -108,10 +110,28 @@ class HVAE(LatentModel, Trainable):
         half = self.down[0](h)
         return [self.down[1](half), half]
 
+    @property
+    def latent_group_count(self) -> int:
+        """How many groups of latents the model draws, top to bottom."""
+        return sum(self.groups_at)
+
+    def temperatures(self, temperature: float | Sequence[float]) -> list[float]:
+        """One temperature a group from one for all, or from one a group (checked: a sentence names the count)."""
+        if isinstance(temperature, int | float):
+            return [float(temperature)] * self.latent_group_count
+        values = [float(t) for t in temperature]
+        if len(values) != self.latent_group_count or any(not t >= 0 for t in values):
+            raise ValueError(f"give one temperature >= 0 for all groups or one for each of the "
+                             f"{self.latent_group_count} groups (top first); got {len(values)} values")
+        return values
+
     def _top_down(self, features: list[Tensor] | None, n: int, given_top: Tensor | None = None,
-                  temperature: float = 1.0, use_means: bool = False) -> tuple[list[LatentGroup], Tensor]:
+                  temperature: float | Sequence[float] = 1.0, use_means: bool = False,
+                  generator: torch.Generator | None = None) -> tuple[list[LatentGroup], Tensor]:
         """Walk the groups top to bottom: with `features` (inferring) each group draws from q, else from p at
-        `temperature` (0: the prior mean); `given_top` fixes the top group's draw; `use_means` takes q's mean."""
+        its temperature (one for all or one a group; 0: the prior mean), the noise from `generator` if given;
+        `given_top` fixes the top group's draw; `use_means` takes q's mean."""
+        temperatures = self.temperatures(temperature)
         h = self.start.expand(n, -1, -1, -1)
         groups: list[LatentGroup] = []
         index = 0
@@ -126,8 +146,10 @@ class HVAE(LatentModel, Trainable):
                     q = block._normal(block.posterior_of(h, features[scale], prior_params))
                     z = q.mean if use_means else q.rsample()
                 else:
-                    q = p
-                    z = p.mean + temperature * p.stddev * torch.randn_like(p.mean) if temperature > 0 else p.mean
+                    q, t = p, temperatures[index]
+                    noise = torch.randn(p.mean.shape, generator=generator, dtype=p.mean.dtype).to(p.mean.device) \
+                        if generator is not None else torch.randn_like(p.mean)
+                    z = p.mean + t * p.stddev * noise if t > 0 else p.mean
                 if index == 0 and given_top is not None:
                     z = given_top
                 groups.append(LatentGroup(q, p, z))
@@ -161,15 +183,21 @@ class HVAE(LatentModel, Trainable):
         prior_params = block.prior_of(h)
         return block._normal(block.posterior_of(h, features[0], prior_params))
 
+    def posterior_means(self, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
+        """Each group's posterior mean, every group above it at its posterior mean too."""
+        groups, _ = self._top_down(self._bottom_up(x), len(x), use_means=True)
+        return [g.z for g in groups]
+
     def prior(self, y: Tensor | None = None) -> Distribution:
         """p of the top group, which depends on nothing drawn before it."""
         return self.blocks[0]._normal(self.blocks[0].prior_of(self.start))
 
-    def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution:
-        """p(x | top group = z), the lower groups at their prior mean."""
+    def likelihood(self, z: Tensor, y: Tensor | None = None, lower_temperature: float = 0.0,
+                   generator: torch.Generator | None = None) -> Distribution:
+        """p(x | top group = z), the lower groups at their prior mean, or drawn at `lower_temperature`."""
         lead = z.shape[:-1]
         flat = z.reshape(-1, z.shape[-1])
-        _, params = self._top_down(None, len(flat), given_top=flat, temperature=0.0)
+        _, params = self._top_down(None, len(flat), given_top=flat, temperature=lower_temperature, generator=generator)
         return self.head(params.reshape(*lead, *params.shape[1:]))
 
     def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
@@ -180,16 +208,19 @@ class HVAE(LatentModel, Trainable):
     # ------------------------------------------------------------------ figures
 
     @torch.no_grad()
-    def sample(self, n: int, label: int | None = None, temperature: float = 1.0) -> Tensor:
-        """n images drawn ancestrally through every group at `temperature`, shown as the mean of p(x|z)."""
+    def sample(self, n: int, label: int | None = None, temperature: float | Sequence[float] = 1.0,
+               generator: torch.Generator | None = None) -> Tensor:
+        """n images drawn ancestrally through every group at its temperature (one for all, or one a group, top
+        first: lower ones trade variety for clean strokes), shown as the mean of p(x|z)."""
         self.config.check_label(label)
-        _, params = self._top_down(None, n, temperature=temperature)
+        _, params = self._top_down(None, n, temperature=temperature, generator=generator)
         return self.head(params).mean.clamp(0.0, 1.0)
 
     @torch.no_grad()
-    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """The mean of p(x | top group = z), the lower groups at their prior mean."""
-        return self.likelihood(z, y).mean.clamp(0.0, 1.0)
+    def decode(self, z: Tensor, y: Tensor | None = None, lower_temperature: float = 0.0,
+               generator: torch.Generator | None = None) -> Tensor:
+        """The mean of p(x | top group = z), the lower groups at their prior mean or drawn at `lower_temperature`."""
+        return self.likelihood(z, y, lower_temperature, generator).mean.clamp(0.0, 1.0)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -6,6 +6,7 @@ training step, validation metrics and health check; the autoencoder its metrics;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ class StepContext:
     amp: bool
     watch: Callable[[float], None]  # stops training on a NaN, infinite or exploding loss
     diverged: Callable[[str, float], Exception]  # the sentence for a value that diverged
+    grad_skip: float = 0.0  # a step whose gradient norm exceeds this is not taken (0: every step is)
 
     def autocast(self, device: torch.device) -> torch.autocast:
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -53,6 +55,7 @@ class StepResult:
     bound: float = 0.0
     kl: Tensor | None = None
     parts: dict[str, float] | None = None  # the losses a step is made of, where it has several (the GAN's two)
+    skipped: bool = False  # the gradient norm passed the skip threshold: the weights did not move
 
 
 class Trainable:
@@ -79,12 +82,17 @@ class Trainable:
         optimizer = ctx.optimizers[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if ctx.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(self.parameters(), ctx.grad_clip)  # type: ignore[attr-defined]
+        result = StepResult(loss=value, bound=float(terms.elbo.detach().sum()), kl=terms.kl.detach())
+        if ctx.grad_clip > 0 or ctx.grad_skip > 0:  # the norm before clipping decides a skip
+            norm = torch.nn.utils.clip_grad_norm_(self.parameters(),  # type: ignore[attr-defined]
+                                                  ctx.grad_clip if ctx.grad_clip > 0 else math.inf)
             if not torch.isfinite(norm):
                 raise ctx.diverged("the gradient norm", float(norm))
+            if 0 < ctx.grad_skip < float(norm):
+                result.skipped = True
+                return result
         optimizer.step()
-        return StepResult(loss=value, bound=float(terms.elbo.detach().sum()), kl=terms.kl.detach())
+        return result
 
     def validation_metrics(self, images: Tensor, labels: Tensor, device: torch.device | str) -> dict[str, float]:
         """Mean ELBO, log-likelihood and KL per example on the validation images (and each group's KL)."""

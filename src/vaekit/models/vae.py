@@ -100,22 +100,21 @@ class VAE(LatentModel, Trainable):
         return elbo(self, x, y, kl=cfg.kl, beta=cfg.beta if beta is None else beta)
 
     @torch.no_grad()
-    def sample(self, n: int, label: int | None = None) -> Tensor:
-        """n images drawn from the model: z ~ p(z) (p(z|y) for a label), shown as the mean of p(x|z).
+    def sample(self, n: int, label: int | None = None, temperature: float = 1.0) -> Tensor:
+        """n images drawn from the model: z ~ p(z) (p(z|y) for a label), shown as the mean of p(x|z); a
+        `temperature` below 1 draws z nearer the prior's mean (of a mixture's component), trading variety for clarity.
 
         A conditional model asked for no label draws the classes in turn (0, 1, ..., K-1, 0, ...).
         """
         self.config.check_label(label)
-        if not self.config.uses_labels:
-            return self.decode(self.prior().sample((n,)))
-        device = self.head.log_scale.device
-        if label is None:
-            y = torch.arange(n, device=device) % self.config.num_classes
-        else:
-            y = torch.full((n,), label, dtype=torch.long, device=device)
-        prior = self.prior(y)
-        z = prior.sample() if prior.batch_shape == torch.Size([n]) else prior.sample((n,))
-        return self.decode(z, y)
+        y = None
+        if self.config.uses_labels:
+            device = self.head.log_scale.device
+            if label is None:
+                y = torch.arange(n, device=device) % self.config.num_classes
+            else:
+                y = torch.full((n,), label, dtype=torch.long, device=device)
+        return self.decode(_draw(self.prior(y), n, temperature), y)
 
     @torch.no_grad()
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -126,3 +125,16 @@ class VAE(LatentModel, Trainable):
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Decode the posterior mean of each input."""
         return self.decode(self.posterior(x, y).mean, y)
+
+
+def _draw(prior: Distribution, n: int, temperature: float) -> Tensor:
+    """n draws of z from `prior` (one a row of a prior already batched n), its spread scaled by `temperature`."""
+    batched = prior.batch_shape == torch.Size([n])
+    if temperature == 1.0:
+        return prior.sample() if batched else prior.sample((n,))
+    if isinstance(prior, MixtureSameFamily):  # a component each, then a draw from it at the temperature
+        pick = prior.mixture_distribution.sample((n,))
+        mean, std = prior.component_distribution.mean[pick], prior.component_distribution.stddev[pick]
+    else:
+        mean, std = prior.mean.expand(n, -1), prior.stddev.expand(n, -1)
+    return mean + temperature * std * torch.randn_like(mean)

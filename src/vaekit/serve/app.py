@@ -1,14 +1,18 @@
 """The ASGI app behind `vaekit serve`: a static page and a small JSON API, each endpoint a few lines over the library.
 
     GET  /api/runs                 the served runs: model, shape, classes, test codes on the pad
-    POST /api/decode               {run, point: [u, v], sliders?: [...], label?}     -> {image}
+    POST /api/decode               {run, point: [u, v], sliders?: [...], label?, lower_temperature?} -> {image}
     POST /api/encode               {run, pixels: [H*W numbers in 0..1], label?}      -> {reconstruction, point, spread, ...}
-    POST /api/sample               {run, n?, seed?, temperature?, label?}            -> {images}
-    POST /api/interpolate          {run, steps?, seed?, source?: samples|test, label?} -> {images}
+    POST /api/sample               {run, n?, seed?, temperature?, label?, lower_temperature?} -> {images}
+    POST /api/interpolate          {run, steps?, seed?, source?: samples|test, label?, lower_temperature?}
+                                                                                     -> {images}
     GET  /api/poems                the poem forms that can be written, the themes, the sampling defaults
     POST /api/poem                 {form, n?, seed?, temperature?, acrostic?, first_line?, keywords?, rhyme?,
                                     template?, simplified?}                          -> {poems}
     POST /api/poem/interpolate     {form, a, b, steps?, simplified?}                 -> {poems}
+
+For a hierarchical run the pad, samples and paths move through the top group; `lower_temperature` draws the groups
+below it at that temperature (0, the default: their prior mean).
 
 A bad input is answered 400 with {"error": "one sentence"}; nothing answers with a traceback. The API is for the
 page on this machine: a request addressed to another host name (DNS rebinding), from another page's origin, or
@@ -136,8 +140,12 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
+def _seed(body: dict[str, Any]) -> int:
+    return integer(body, "seed", 0, MAX_SEED, default=0)
+
+
 def _seeded(body: dict[str, Any]) -> torch.Generator:
-    return torch.Generator().manual_seed(integer(body, "seed", 0, MAX_SEED, default=0))
+    return torch.Generator().manual_seed(_seed(body))
 
 
 def _host_name(host: str) -> str:
@@ -208,7 +216,7 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
     def decode(body: dict[str, Any]) -> dict[str, Any]:
         run = served.run(body)
         z = run.point(body)
-        return {"image": png_data_url(run.decode(z, run.label(body))[0], scale=4)}
+        return {"image": png_data_url(run.decode(z, run.label(body), run.lower_temperature(body))[0], scale=4)}
 
     @torch.no_grad()
     def encode(body: dict[str, Any]) -> dict[str, Any]:
@@ -244,7 +252,8 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         if run.has_encoder:  # drawn around the model's own prior (a class's, a learned one, a hierarchy's top group)
             prior = run.model.prior(y)
             z = prior.mean.expand(n, -1) + z * prior.stddev.expand(n, -1)
-        return {"images": [png_data_url(i, scale=2) for i in run.decode(z, y)]}
+        images = run.decode(z, y, run.lower_temperature(body), _seed(body))
+        return {"images": [png_data_url(i, scale=2) for i in images]}
 
     @torch.no_grad()
     def interpolate(body: dict[str, Any]) -> dict[str, Any]:
@@ -262,7 +271,8 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
         else:
             raise BadRequest(f"source must be samples or test; got {str(source)[:40]!r}")
         t = torch.linspace(0, 1, steps)[:, None]
-        return {"images": [png_data_url(i, scale=2) for i in run.decode((1 - t) * ends[0] + t * ends[1], y)]}
+        images = run.decode((1 - t) * ends[0] + t * ends[1], y, run.lower_temperature(body), _seed(body))
+        return {"images": [png_data_url(i, scale=2) for i in images]}
 
     async def poem_forms(_request: Request) -> JSONResponse:
         from dataclasses import asdict

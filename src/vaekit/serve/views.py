@@ -151,7 +151,19 @@ class RunView:
         return {"id": self.id, "name": self.path.name, "model": self.config["model"], "arch": self.config["arch"],
                 "dataset": self.config["dataset"], "latent_dim": self.model.latent_dim, "shape": [c, h, w],
                 "classes": self.class_names, "has_encoder": self.has_encoder, "conditional": self.conditional,
-                "sliders": len(self.spreads) - 2, "codes": self.codes}
+                "sliders": len(self.spreads) - 2, "codes": self.codes, "groups": self.groups}
+
+    @property
+    def groups(self) -> int:
+        """How many groups of latents the model draws (1 for a flat model; the pad moves through the top one)."""
+        return int(getattr(self.model, "latent_group_count", 1))
+
+    def lower_temperature(self, body: dict[str, Any]) -> float:
+        """The temperature the groups below the top one are drawn at (0, the default: their prior mean)."""
+        value = number(body, "lower_temperature", 0, 3, default=0.0)
+        if value > 0 and self.groups == 1:
+            raise BadRequest(f"{self.id} has one group of latents; lower_temperature is for a hierarchical run")
+        return value
 
     def label(self, body: dict[str, Any]) -> Tensor | None:
         """The class asked for (a conditional model needs one; default 0)."""
@@ -175,8 +187,14 @@ class RunView:
         coords[: len(values)] = torch.tensor(values)
         return (self.mean + (coords * self.spreads) @ self.directions)[None]
 
-    def decode(self, z: Tensor, y: Tensor | None) -> Tensor:
-        return self.model.decode(z, None if y is None else y.expand(len(z)))
+    def decode(self, z: Tensor, y: Tensor | None, lower_temperature: float = 0.0, seed: int = 0) -> Tensor:
+        """Images for codes z; a hierarchy's lower groups at their prior mean, or drawn at `lower_temperature`
+        with noise from `seed` (so one request always gives the same images)."""
+        y = None if y is None else y.expand(len(z))
+        if lower_temperature == 0:
+            return self.model.decode(z, y)
+        return self.model.decode(z, y, lower_temperature=lower_temperature,
+                                 generator=torch.Generator().manual_seed(seed))
 
     def to_pad(self, z: Tensor) -> list[float]:
         return [round(float(v), 3) for v in ((z - self.mean) @ self.directions[:2].T / self.spreads[:2])[0]]

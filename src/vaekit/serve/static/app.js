@@ -37,6 +37,7 @@ function image(src, caption) {
 function common(run) {
   const body = { run: run.id };
   if (run.conditional) body.label = Number($("label").value || 0);
+  if (run.groups > 1) body.lower_temperature = Number($("lower-t").value || 0);
   return body;
 }
 
@@ -278,6 +279,7 @@ function chooseRun(id) {
     return label;
   }));
   for (const id of ["draw-section"]) $(id).hidden = !run.has_encoder;
+  $("lower-t-label").hidden = !(run.groups > 1);
   state.drawn = null;
   drawPad();
   decodePoint();
@@ -294,6 +296,7 @@ async function start() {
   $("poem-interpolate").addEventListener("click", interpolatePoems);
   $("run").addEventListener("change", (e) => chooseRun(e.target.value));
   $("label").addEventListener("change", decodePoint);
+  $("lower-t").addEventListener("change", decodePoint);
   $("compare").addEventListener("change", decodePoint);
   try {
     const [{ runs }, { forms, themed, themes, tunes, sampling }] = await Promise.all([api("/api/runs"),
