@@ -28,7 +28,7 @@ from vaekit.runs import RUN_FORMAT
 from vaekit.seeds import check_seed
 
 __all__ = ["ConfigError", "TrainConfig", "DataConfig", "OptimConfig", "PoemConfig", "RunConfig", "FLAT_KEYS",
-           "flat_fields", "SCHEDULES", "DEVICES", "TRAIN_PRECISIONS", "load_config_file"]
+           "flat_fields", "SCHEDULES", "DEVICES", "TRAIN_PRECISIONS", "load_config_file", "shown"]
 
 SCHEDULES = ("cosine", "constant")
 TASKS = ("images", "poem")
@@ -73,11 +73,11 @@ _EXAMPLES = {"list[str]": ("a list of strings", '["a", "b"]'),
              "tuple[int, int, int]": ("three integers", "[1, 28, 28]")}
 
 
-def _shown(value: Any) -> str:
-    """A value for a message, cut short: a sentence never echoes a whole file."""
+def shown(value: Any, width: int = 60) -> str:
+    """A value for a message, cut to `width` characters: a sentence never echoes a whole file or request."""
     text = repr(value)
-    return text if len(text) <= 60 else f"{text[:57]}... ({len(value):,} items)" if isinstance(value, list) \
-        else text[:57] + "..."
+    return text if len(text) <= width else f"{text[:width - 3]}... ({len(value):,} items)" \
+        if isinstance(value, list) else text[:width - 3] + "..."
 
 
 def _is_int(value: Any) -> bool:
@@ -412,7 +412,7 @@ def _validate(s: dict[str, Any]) -> None:
                "prior": PRIORS if s.get("task") == "poem" else IMAGE_PRIORS}
     for name, allowed in choices.items():
         if name in s and s[name] not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(s[name])}")
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {shown(s[name])}")
     positive_ints = ("image_size", "latent_dim", "width", "k", "epochs", "batch_size", "keep_checkpoints",
                      "min_count", "embedding_dim", "encoder_layers", "decoder_layers")
     for name in positive_ints:
@@ -420,29 +420,29 @@ def _validate(s: dict[str, Any]) -> None:
             continue
         value = s[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer; got {_shown(value)}")
+            raise ConfigError(f"{name} must be a positive integer; got {shown(value)}")
         if value > LIMITS[name]:
             raise ConfigError(f"{name} must be at most {LIMITS[name]:,}; got {value:,}")
     dilations = s.get("encoder_dilations")
     if dilations is not None and (len(dilations) != s.get("encoder_layers", 2)
                                   or any(not 1 <= v <= MAX_ENCODER_DILATION for v in dilations)):
         raise ConfigError(f"encoder_dilations must give each of the {s.get('encoder_layers', 2)} encoder layers a "
-                          f"dilation from 1 to {MAX_ENCODER_DILATION}; got {_shown(dilations)}")
+                          f"dilation from 1 to {MAX_ENCODER_DILATION}; got {shown(dilations)}")
     for name in ("train_size", "eval_size"):
         value = s.get(name)
         if value is not None and (not _is_int(value) or value < 1):
-            raise ConfigError(f"{name} must be a positive integer (or unset for all); got {_shown(value)}")
+            raise ConfigError(f"{name} must be a positive integer (or unset for all); got {shown(value)}")
     if s.get("task") != "poem" and s.get("prior") == "vamp":
         if s["model"] not in ("vae", "iwae"):
             raise ConfigError(f"--prior vamp is the prior of an unconditional vae or iwae; got --model {s['model']}")
         if s.get("kl") != "mc":
             raise ConfigError("the VampPrior's KL has no closed form; use --kl mc (the default with --prior vamp)")
         if not 1 <= s.get("pseudo_inputs", 500) <= 10_000:
-            raise ConfigError(f"pseudo_inputs must be from 1 to 10,000; got {_shown(s.get('pseudo_inputs'))}")
+            raise ConfigError(f"pseudo_inputs must be from 1 to 10,000; got {shown(s.get('pseudo_inputs'))}")
     groups = s.get("groups", [2, 2])
     if s.get("model") == "hvae" and (len(groups) != 2 or groups[0] < 1 or groups[1] < 0 or sum(groups) > 32):
         raise ConfigError(f"groups gives the hvae's latent groups at 1/4 and at 1/2 of the image's side, at least one "
-                          f"at 1/4 and 32 in all, e.g. 2,2; got {_shown(groups)}")
+                          f"at 1/4 and 32 in all, e.g. 2,2; got {shown(groups)}")
     if s.get("model") == "iwae" and s.get("k", 1) * s.get("batch_size", 1) > MAX_SAMPLES_A_STEP:
         raise ConfigError(f"k x batch_size = {s['k'] * s['batch_size']:,} samples of z a training step is more than "
                           f"vaekit trains on ({MAX_SAMPLES_A_STEP:,}); lower --k or --batch-size (evaluation's own "
@@ -451,42 +451,42 @@ def _validate(s: dict[str, Any]) -> None:
         for name, fixed in (("image_size", 28), ("channels", 1)):
             if s.get(name, fixed) != fixed:
                 raise ConfigError(f"{name} applies to --dataset folder only: {s['dataset']} is 28x28 grey, so "
-                                  f"{name} must be {fixed} (got {_shown(s[name])}); drop it")
+                                  f"{name} must be {fixed} (got {shown(s[name])}); drop it")
     try:
         check_seed(s.get("seed", 0))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if "channels" in s and s["channels"] not in (1, 3):
-        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {_shown(s['channels'])}")
+        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {shown(s['channels'])}")
     hidden = s["hidden"]
     if (not isinstance(hidden, list) or not hidden or len(hidden) > MAX_HIDDEN_LAYERS
             or any(not _is_int(h) or not 1 <= h <= MAX_HIDDEN_WIDTH for h in hidden)):
         raise ConfigError(f"hidden must be 1 to {MAX_HIDDEN_LAYERS} layer widths between 1 and {MAX_HIDDEN_WIDTH:,}, "
-                          f"e.g. 512,256; got {_shown(hidden)}")
+                          f"e.g. 512,256; got {shown(hidden)}")
     if "image_size" in s and s["image_size"] < 4:
         raise ConfigError(f"image_size must be at least 4 pixels; got {s['image_size']}")
     for name in ("lr", "gaussian_scale"):
         value = s[name]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
-            raise ConfigError(f"{name} must be a positive number; got {_shown(value)}")
+            raise ConfigError(f"{name} must be a positive number; got {shown(value)}")
     for name in ("beta", "weight_decay", "grad_clip", "grad_skip", "kl_warmup"):
         if name not in s:
             continue
         value = s[name]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
-            raise ConfigError(f"{name} must be a number >= 0; got {_shown(value)}")
+            raise ConfigError(f"{name} must be a number >= 0; got {shown(value)}")
     ema = s.get("ema", 0.0)
     if not isinstance(ema, int | float) or isinstance(ema, bool) or not 0 <= ema < 1:
         raise ConfigError(f"ema is the decay of the weights' moving average, in [0, 1) (0: off; 0.999 is usual); "
-                          f"got {_shown(ema)}")
+                          f"got {shown(ema)}")
     if s["model"] == "gan" and s.get("binarization") != "none":
         raise ConfigError("the GAN generates grey levels, so a discriminator would tell them from binarized "
-                          f"images at a glance; use --binarization none (got {_shown(s.get('binarization'))})")
+                          f"images at a glance; use --binarization none (got {shown(s.get('binarization'))})")
     if s["task"] == "poem" and s["model"] not in ("vae", "cvae"):
         raise ConfigError(f"the poem model is a VAE (or a CVAE over themes); model must be vae or cvae for task "
-                          f"poem, got {_shown(s['model'])}")
+                          f"poem, got {shown(s['model'])}")
     if s["max_minutes"] is not None and not 0 < s["max_minutes"] < math.inf:
-        raise ConfigError(f"max_minutes must be positive (or unset); got {_shown(s['max_minutes'])}")
+        raise ConfigError(f"max_minutes must be positive (or unset); got {shown(s['max_minutes'])}")
     for f in fields(PoemConfig):  # the bounds a poem setting declares beside its default
         bounds = f.metadata.get("bounds")
         if bounds is None or f.name not in s:
@@ -494,7 +494,7 @@ def _validate(s: dict[str, Any]) -> None:
         value, (low, high) = s[f.name], bounds
         if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value < high:
             span = f"a number >= {low:g}" if high == math.inf else f"a number from {low:g} up to (not including) {high:g}"
-            raise ConfigError(f"{f.name} must be {span}; got {_shown(value)}")
+            raise ConfigError(f"{f.name} must be {span}; got {shown(value)}")
     if s.get("word_dropout", 0.0) > 0 and s.get("decoder") == "parallel":
         raise ConfigError("word dropout hides the characters an autoregressive decoder reads, and the parallel "
                           "decoder reads none; use --decoder causal or gru, or leave --word-dropout at 0")

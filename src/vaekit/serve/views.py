@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaekit.config import shown
+
 __all__ = ["BadRequest", "Refused", "RunView", "png_data_url", "number", "integer", "flag", "text", "EXTRA_DIRECTIONS"]
 
 EXTRA_DIRECTIONS = 3  # sliders beyond the pad's two axes
@@ -37,8 +39,7 @@ class Refused(Exception):
 
 def _shown(value: Any) -> str:
     """A value for a message, cut short: a message never echoes a whole request."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shown(value, 40)
 
 
 def number(body: dict[str, Any], key: str, low: float, high: float, default: float | None = None) -> float:
