@@ -74,7 +74,7 @@ def ttq_section(data: dict[str, Any]) -> list[str]:
            f"k=5000 protocol; the ceiling table below is){_fewer_images(rows, data['images'])}, {data['protocol']}; "
            f"evaluated in fp32 on {data['eval_device']}.", ""]
     grouped = all("kl_groups" in r for r in rows)
-    extra = " | KL a group, top first (nats) | active units a group |" if grouped else ""
+    extra = " KL a group, top first (nats) | active units a group |" if grouped else ""
     out += [f"| precision | training minutes | epochs | test images | test NLL (nats) | ± SE | test ELBO |{extra}",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" --- | --- |" if grouped else "")]
     for r in rows:

@@ -126,5 +126,11 @@ def test_active_units_are_counted_for_every_group():
     x = digits(64)
     fresh = latent_statistics(small(), x, torch.zeros(64, dtype=torch.long))  # q starts as p: nothing moves with x
     assert fresh["active_units_per_group"] == [0, 0, 0] and fresh["group_dims"] == [98, 98, 392]
-    trained = latent_statistics(_trained(), x, torch.zeros(64, dtype=torch.long))
-    assert trained["active_units_per_group"][0] > 0 and trained["active_units"] == trained["active_units_per_group"][0]
+    model = _trained()
+    trained = latent_statistics(model, x, torch.zeros(64, dtype=torch.long))
+    assert trained["active_units_per_group"][0] > 0 and trained["active_units"] > 0
+    with torch.no_grad():  # group 1 collapsed onto its prior: its prior still moves with x, through group 0
+        model.blocks[1].posterior.weight.zero_()
+        model.blocks[1].posterior.bias.zero_()
+    collapsed = latent_statistics(model, x, torch.zeros(64, dtype=torch.long))
+    assert collapsed["active_units_per_group"][1] == 0 and collapsed["active_units_per_group"][0] > 0

@@ -300,16 +300,18 @@ def latent_statistics(model: torch.nn.Module, images: Tensor, labels: Tensor, ba
     """KL per latent dimension (averaged over images) and active units (Burda et al. 2015), of the top group; for a
     model of several groups, also the active units of each group (`active_units_per_group`, `group_dims`).
 
-    Unit u is active when A_u = Cov_x(E_q[z_u | x]) > 0.01: its posterior mean moves with the input. In a
-    hierarchy a group's posterior mean is taken with the groups above it at their posterior means (as LVAE counts).
+    Unit u is active when A_u = Cov_x(E_q[z_u | x]) > 0.01: its posterior mean moves with the input. In a top-down
+    hierarchy a lower group's prior already moves with the input (through the groups above), so a group's unit is
+    counted on what its posterior mean adds to its prior's, in prior standard deviations (`posterior_shifts`): a
+    group collapsed onto its prior has none active.
     """
     means, kls, group_means = [], [], []
-    grouped = hasattr(model, "posterior_means")
+    grouped = hasattr(model, "posterior_shifts")
     for x, y in batches(images, labels if _uses_labels(model) else None, batch_size, device):
         q = model.posterior(x, y)
         means.append(q.mean.double().cpu())
         if grouped:
-            group_means.append([m.flatten(1).double().cpu() for m in model.posterior_means(x, y)])
+            group_means.append([m.flatten(1).double().cpu() for m in model.posterior_shifts(x, y)])
         base_q, base_p = getattr(q, "base_dist", None), getattr(model.prior(y), "base_dist", None)
         if base_q is not None and base_p is not None and _kind(model) != "ae":
             kls.append(torch.distributions.kl_divergence(base_q, base_p).double().cpu())

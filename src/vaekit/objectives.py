@@ -59,8 +59,9 @@ class LatentModel(torch.nn.Module):
         z = q.rsample(() if samples is None else (samples,))
         return [LatentGroup(q, self.prior(y), z)], self.likelihood(z, y)
 
-    def posterior_means(self, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
-        """Each group's posterior mean, the groups above it at theirs: what active units are counted on."""
+    def posterior_shifts(self, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
+        """What each group's posterior mean says beyond its prior, the groups above at their posterior means: what
+        active units are counted on. A flat model's is its posterior mean (Burda et al.'s criterion as it stands)."""
         return [self.posterior(x, y).mean]
 
 

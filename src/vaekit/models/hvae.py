@@ -183,10 +183,11 @@ class HVAE(LatentModel, Trainable):
         prior_params = block.prior_of(h)
         return block._normal(block.posterior_of(h, features[0], prior_params))
 
-    def posterior_means(self, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
-        """Each group's posterior mean, every group above it at its posterior mean too."""
+    def posterior_shifts(self, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
+        """Each group's posterior mean minus its prior mean, in prior standard deviations, every group above it at
+        its posterior mean: a collapsed group (q = p) shifts nothing, though its prior follows the groups above."""
         groups, _ = self._top_down(self._bottom_up(x), len(x), use_means=True)
-        return [g.z for g in groups]
+        return [(g.q.mean - g.p.mean) / g.p.stddev for g in groups]
 
     def prior(self, y: Tensor | None = None) -> Distribution:
         """p of the top group, which depends on nothing drawn before it."""
