@@ -235,9 +235,13 @@ def test_model_work_runs_off_the_event_loop_behind_a_bounded_queue(runs, monkeyp
         return ["床前明月光疑是地上霜舉頭望明月低頭思故鄉"]
 
     monkeypatch.setattr(vaekit.poetry, "write", slow_write)
+    import time
+
     views, poems = open_runs([runs / "vae"])
     codes: list[int] = []
-    with TestClient(create_app(views, poems, port=8000), base_url="http://127.0.0.1:8000") as client:
+    app = create_app(views, poems, port=8000)
+    worker = app.app.state.worker
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         def ask():
             codes.append(client.post("/api/poem", json={"form": "quatrain", "n": 1}).status_code)
 
@@ -246,17 +250,13 @@ def test_model_work_runs_off_the_event_loop_behind_a_bounded_queue(runs, monkeyp
         assert started.wait(30)
         for t in threads[1:]:
             t.start()
-        while len(codes) < 1 and sum(t.is_alive() for t in threads) < QUEUE + 1:
-            pass
+        deadline = time.monotonic() + 60
+        while worker.pending < QUEUE + 1 and time.monotonic() < deadline:  # every request in, before the probe
+            time.sleep(0.01)
+        assert worker.pending == QUEUE + 1
         # the worker is held: the page's own request is still answered, and one request more than the queue is 503
         assert client.get("/api/runs").status_code == 200
-        import time
-
-        for _ in range(600):  # until every queued request is waiting on the worker
-            over = client.post("/api/poem", json={"form": "quatrain", "n": 1})
-            if over.status_code == 503:
-                break
-            time.sleep(0.05)
+        over = client.post("/api/poem", json={"form": "quatrain", "n": 1})
         assert over.status_code == 503 and "busy" in over.json()["error"]
         assert not release.is_set() and codes == []  # nothing finished while the worker was held
         release.set()

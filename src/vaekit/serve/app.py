@@ -369,4 +369,5 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, exception_handlers={Refused: refused, ValueError: bad_request,
                                                        Exception: internal})
+    app.state.worker = worker  # how many model requests wait (tests watch the queue fill)
     return Guard(app, host, port)
