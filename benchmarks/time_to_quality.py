@@ -89,8 +89,7 @@ def evaluate(args: argparse.Namespace, save_dir: Path, precision: str) -> list[d
                      "eval_seconds": time.perf_counter() - t0, "train_machine": info["train_machine"],
                      "budget_minutes": cfg.optim.max_minutes, "images": len(x),
                      "protocol": protocol_name(cfg.data.binarization)})
-        elbo = metrics["elbo"]
-        print(f"{precision} {snap['minutes']:5.1f} min (epoch {snap['epoch']}): {nll.line()}; elbo {elbo:.2f}")
+        print(f"{precision} {snap['minutes']:5.1f} min (epoch {snap['epoch']}): {nll.line()}; elbo {metrics['elbo']:.2f}")
     return rows
 
 
