@@ -1,7 +1,7 @@
 """Poem metrics of the shipped models: the rules of verse kept by constrained decoding, free decoding, and
 held-out Tang poems measured the same way, by `vaekit.poetry.evaluate.evaluate_poems`.
 
-    python benchmarks/poems.py [--corpus DIR] [-n 1000] [--forms quatrain,quatrain7,couplet,quatrain-themed]
+    python benchmarks/poems.py [--corpus DIR] [-n 1000] [--forms quatrain,quatrain-recall,...]
 
 Needs the corpus (`vaekit poem fetch`). Also refreshes each shipped model's metrics.json; with --forms only
 those forms are measured again and the other forms' rows in results/poems.json stay as they were.
@@ -40,34 +40,40 @@ def generation_speed(model, n: int = 100, repeats: int = 3) -> dict[str, float]:
 
 
 def _name(row: dict) -> str:
-    return f"{row['form']}-themed" if "conditioning" in row else row["form"]
+    variant = "-themed" if "conditioning" in row else "-recall" if row.get("recall") else ""
+    return row["form"] + variant
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default=None)
     parser.add_argument("-n", type=int, default=1000)
-    parser.add_argument("--forms", default="quatrain,quatrain7,couplet,quatrain-themed")
+    parser.add_argument("--forms", default="quatrain,quatrain7,couplet,quatrain-themed,quatrain-recall")
     args = parser.parse_args()
     rows, decoders = [], set()
     for name in args.forms.split(","):
-        form, themed = name.removesuffix("-themed"), name.endswith("-themed")
-        if not (shipped_model_dir(form, themed) / "model.safetensors").is_file():
+        form, _, variant = name.partition("-")
+        themed, recall = variant == "themed", variant == "recall"
+        if not (shipped_model_dir(form, themed, recall) / "model.safetensors").is_file():
             continue
-        model = vaekit.load(f"{form}-themed" if themed else form)
+        model = vaekit.load(name)
         start = time.perf_counter()
         result = evaluate_poems(model, args.corpus, n=args.n)
         result["seconds"] = time.perf_counter() - start
-        result["generation"] = generation_speed(model)
+        if recall:  # it tells poems back (`poem reconstruct`, `poem interpolate`); the form's model writes them
+            result["recall"] = True
+        else:
+            result["generation"] = generation_speed(model)
         result["model"] = "shipped"
         result["decoder"] = model.run_config.poem.decoder
-        decoders.add(model.run_config.poem.decoder)
+        if not recall:  # the writing models' decoder names the table
+            decoders.add(model.run_config.poem.decoder)
         if themed:
             result["conditioning"] = model.run_config.model.conditioning
             meta = json.loads((classifier_dir() / "classifier.json").read_text(encoding="utf-8"))
             result["themes"]["classifier_held_out"] = meta["held_out"]
         rows.append(result)
-        atomic_write_text(shipped_model_dir(form, themed) / "metrics.json",
+        atomic_write_text(shipped_model_dir(form, themed, recall) / "metrics.json",
                           json.dumps(result, indent=2, ensure_ascii=False))
         print(json.dumps({"form": name, **result["constrained"], **result["fit"]}, ensure_ascii=False))
     rows = keep_other_rows("poems", rows, _name)

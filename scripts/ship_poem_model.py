@@ -1,7 +1,7 @@
 """Copy a trained poem run into the package as a shipped model, with TRAINED.json saying how it was trained.
 
     python scripts/ship_poem_model.py runs/ship-quatrain quatrain --command "vaekit poem train ..." \
-        --device "CPU, 2 threads" [--themed] [--notes "..."] [--wall-seconds 1500]
+        --device "CPU, 2 threads" [--themed | --recall] [--notes "..."] [--wall-seconds 1500]
 
 Only what loading needs is copied (config, weights, vocabulary, training-line hashes); checkpoints, metrics
 and TensorBoard logs stay in the run. Weights are stored in float16 (loading casts them back to float32), which
@@ -28,12 +28,13 @@ if __name__ == "__main__":
     parser.add_argument("run")
     parser.add_argument("form")
     parser.add_argument("--themed", action="store_true")
+    parser.add_argument("--recall", action="store_true", help="the model that tells the form's poems back")
     parser.add_argument("--command", required=True)
     parser.add_argument("--device", required=True)
     parser.add_argument("--notes", default="")
     parser.add_argument("--wall-seconds", type=float, default=None, help="the whole command, start-up included")
     args = parser.parse_args()
-    run, out = Path(args.run), shipped_model_dir(args.form, args.themed)
+    run, out = Path(args.run), shipped_model_dir(args.form, args.themed, args.recall)
     lines_before = (out / LINES_FILE).read_bytes() if (out / LINES_FILE).is_file() else None
     config = TrainConfig.from_dict(read_run_config(run))
     config.run.run_dir = f"shipped/{out.name}"
@@ -42,12 +43,13 @@ if __name__ == "__main__":
     out.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copyfile(run / name, out / name)
-    # the themed CVAE and its form's model train on the same stanzas: their training-line hashes ship once, beside
-    # the form's model, and the themed one reads them there (vaekit.load)
+    # the themed CVAE, the recall model and their form's model train on the same stanzas: their training-line hashes
+    # ship once, beside the form's model, and the others read them there (vaekit.load)
     plain, themed = shipped_model_dir(args.form) / LINES_FILE, shipped_model_dir(args.form, True) / LINES_FILE
-    if args.themed and plain.is_file() and filecmp.cmp(plain, out / LINES_FILE, shallow=False):
+    variant = args.themed or args.recall
+    if variant and plain.is_file() and filecmp.cmp(plain, out / LINES_FILE, shallow=False):
         (out / LINES_FILE).unlink()
-    elif not args.themed and themed.parent.is_dir() and not themed.is_file() and lines_before is not None \
+    elif not variant and themed.parent.is_dir() and not themed.is_file() and lines_before is not None \
             and lines_before != plain.read_bytes():
         themed.write_bytes(lines_before)  # the themed model's lines differ from the new ones: it keeps its own
     weights = load_file(str(run / "model.safetensors"))

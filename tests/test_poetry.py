@@ -189,6 +189,10 @@ def test_poem_commands_end_to_end(tmp_path, capsys):
     assert metrics["constrained"]["template_fit"] == 1.0 and metrics["constrained"]["doubled_character"] == 0.0
     assert metrics["constrained"]["character_thrice"] == 0.0  # no character more than twice, by default
     assert metrics["acrostic_heads_placed"] == 1.0 and 0 <= metrics["fit"]["reconstruction_accuracy"] <= 1
+    trip = metrics["round_trip"]  # `poem interpolate` between held-out pairs: every poem on the paths keeps the rules
+    assert trip["rules_kept"] == 1.0 and len(trip["share_of_a"]) == len(trip["share_of_b"]) == trip["steps"]
+    assert trip["ends_kept"] == pytest.approx((trip["share_of_a"][0] + trip["share_of_b"][-1]) / 2)
+    assert "told back with the rules kept" in out
 
 
 def test_image_commands_refuse_poem_runs_and_back(tmp_path, capsys):
@@ -238,7 +242,7 @@ def test_all_shipped_poem_weights_together_stay_within_60_mb():
     assert {"quatrain", "quatrain7", "couplet", "quatrain-themed", "regulated", "regulated7", "ci"} <= set(models)
     assert sum(f.stat().st_size for f in weights) <= 60 * 10**6
     lines = {f.parent.name: f for f in shipped if f.name == LINES_FILE}
-    assert set(lines) == {m for m in models if not m.endswith("-themed")}  # a themed model shares its form's
+    assert set(lines) == {m for m in models if "-" not in m}  # a themed or recall model shares its form's
     assert all(f.stat().st_size < 8 * 800_000 + 1000 for f in lines.values())
     assert sum(f.stat().st_size for f in package.glob("weights/*.safetensors")) < 2 * 10**6  # image classifiers
 

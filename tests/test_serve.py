@@ -82,6 +82,8 @@ def test_samples_and_interpolations(client):
 
 
 def test_poems_keep_their_shape_and_rules(client):
+    import vaekit
+    from vaekit.poetry import VerseRules, kept_in_place, reconstruct
     from vaekit.poetry.verse import check
 
     assert "quatrain" in client.get("/api/poems").json()["forms"]
@@ -98,6 +100,10 @@ def test_poems_keep_their_shape_and_rules(client):
     assert answer["kept"] == [sum(x == y for x, y in zip(given, "".join(p), strict=True)) / 10
                               for given, p in zip(ends, (path[0], path[-1]), strict=True)]
     assert all(check("".join(p), "couplet").fits for p in path)  # the page keeps the rules along the line too
+    a, b = "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。", "紅豆生南國，春來發幾枝。願君多采擷，此物最相思。"
+    answer = client.post("/api/poem/interpolate", json={"form": "quatrain", "a": a, "b": b, "steps": 3}).json()
+    told = reconstruct(vaekit.load("quatrain-recall"), a, rules=VerseRules("quatrain"))  # the model that tells back
+    assert "".join(answer["poems"][0]) == told and answer["kept"][0] == kept_in_place(a, told)
 
 
 def test_the_page_the_command_line_and_the_library_share_one_sampling_default(client):

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def load(path_or_name: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The trained model of a run directory (`vaekit train` or `vaekit poem train`), or of a model shipped in the
-    package by name ("quatrain", "quatrain7", "couplet", "quatrain-themed"), in eval mode."""
+    package by name ("quatrain", "quatrain7", "couplet", "quatrain-themed", "quatrain-recall"), in eval mode."""
     from vaekit.tasks import load as load_run
 
     return load_run(path_or_name, device)

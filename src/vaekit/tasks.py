@@ -114,41 +114,41 @@ def read_settings(run_dir: str | Path) -> TrainConfig:
 
 
 def shipped_names() -> list[str]:
-    """The names of the models shipped in the package: each poem form with a model, and FORM-themed."""
+    """The names of the models shipped in the package: each poem form with a model, FORM-themed and FORM-recall."""
     from vaekit.data.poetry import FORMS
-    from vaekit.poetry import shipped_model_dir
+    from vaekit.poetry import VARIANTS, shipped_model_dir
 
-    return [f"{form}{suffix}" for form in FORMS for suffix, themed in (("", False), ("-themed", True))
-            if (shipped_model_dir(form, themed) / "config.json").is_file()]
+    return [f"{form}{'-' + variant if variant else ''}" for form in FORMS for variant in ("", *VARIANTS)
+            if (shipped_model_dir(form, variant == "themed", variant == "recall") / "config.json").is_file()]
 
 
 def _where(path_or_name: str | Path) -> tuple[Path, Path]:
     """The run directory a path or a shipped model's name means, and where its training lines' hashes are (a
-    shipped themed model shares its form's)."""
+    shipped themed or recall model shares its form's)."""
     from vaekit.data.poetry import FORMS
-    from vaekit.poetry import shipped_model_dir
+    from vaekit.poetry import VARIANTS, shipped_model_dir
     from vaekit.poetry.decode import LINES_FILE
 
     path = Path(path_or_name)
-    name = str(path_or_name)
-    form, themed = (name.removesuffix("-themed"), name.endswith("-themed"))
-    if path.exists() or form not in FORMS:  # a run directory (read_settings says plainly what is wrong with it)
-        return path, path / LINES_FILE
-    run = shipped_model_dir(form, themed)
+    form, _, variant = str(path_or_name).partition("-")
+    if path.exists() or form not in FORMS or variant not in ("", *VARIANTS):  # a run directory (read_settings says
+        return path, path / LINES_FILE  # plainly what is wrong with it)
+    run = shipped_model_dir(form, variant == "themed", variant == "recall")
     if not (run / "config.json").is_file():
-        what, flag = ("themed ", " --themed") if themed else ("", "")
-        raise DataError(f"vaekit ships no {what}{form} model; train one with `vaekit poem train --form {form}{flag}` "
-                        "and pass --run DIR")
+        what = {"themed": "themed ", "recall": "recall "}.get(variant, "")
+        raise DataError(f"vaekit ships no {what}{form} model; train one with `vaekit poem train --form {form}"
+                        f"{' --' + variant if variant else ''}` and pass --run DIR")
     lines = run / LINES_FILE
-    if themed and not lines.is_file():  # the themed CVAE trained on its form's stanzas: no second copy of the hashes
+    if variant and not lines.is_file():  # trained on its form's stanzas: no second copy of the hashes
         lines = shipped_model_dir(form) / LINES_FILE
     return run, lines
 
 
 def load(path_or_name: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The trained model of a run directory, or of a model shipped in the package by name ("quatrain",
-    "quatrain-themed", ...), in eval mode: the one loader, and the contract outside code relies on. A poem model
-    carries its vocabulary (`.vocab`), settings (`.run_config`) and its training lines' hashes (`.corpus_lines`)."""
+    "quatrain-themed", "quatrain-recall", ...), in eval mode: the one loader, and the contract outside code relies on.
+    A poem model carries its vocabulary (`.vocab`), settings (`.run_config`) and its training lines' hashes
+    (`.corpus_lines`)."""
     from vaekit.poetry.decode import LineSet
     from vaekit.runs import load_weights
 

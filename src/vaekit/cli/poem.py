@@ -35,7 +35,10 @@ def cmd_poem_train(args: argparse.Namespace) -> None:
         if args.quatrains_only:
             given.update(regulated_halves=False, long_stanzas=False)
         form = given["form"] or PoemConfig.form
-        settings = recipe_settings(given["decoder"], form, {**given, "form": form})
+        if args.recall and (args.themed or form == "ci"):
+            raise ValueError("--recall trains the model that tells a verse form's poems back; it takes no theme or "
+                             "tune (drop --themed, or choose a verse --form)")
+        settings = recipe_settings(given["decoder"], form, {**given, "form": form}, recall=args.recall)
         config = TrainConfig.from_flat(
             "command line", task="poem", model="cvae" if args.themed or form == "ci" else "vae", run_dir=args.run_dir,
             seed=args.seed, device=args.device or "auto", precision=args.precision or "auto",
@@ -78,12 +81,16 @@ def _form(args: argparse.Namespace) -> str | None:
     return "ci" if args.tune is not None and args.form is None and args.run is None else args.form
 
 
-def _poem_model(form: str | None, run: str | None, themed: bool = False) -> Any:
-    """The poem model a command names: a run directory, else the model shipped for the form (or its themed one)."""
+def _poem_model(form: str | None, run: str | None, themed: bool = False, recall: bool = False) -> Any:
+    """The poem model a command names: a run directory, else the model shipped for the form (its themed one, or with
+    `recall` the one that tells poems back where the form has one)."""
     import vaekit
     from vaekit.data import DataError
+    from vaekit.poetry import recall_model_name
 
-    model = vaekit.load(run if run is not None else f"{form or 'quatrain'}{'-themed' if themed else ''}")
+    form = form or "quatrain"
+    shipped = recall_model_name(form) if recall else f"{form}{'-themed' if themed else ''}"
+    model = vaekit.load(run if run is not None else shipped)
     if not hasattr(model, "vocab"):
         raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
     return model
@@ -139,7 +146,7 @@ def cmd_poem_interpolate(args: argparse.Namespace) -> None:
     from vaekit.poetry.ci import interpolate_ci, is_ci_model
     from vaekit.poetry.tunes import find_tune
 
-    model = _poem_model(_form(args), args.run)
+    model = _poem_model(_form(args), args.run, recall=True)
     if is_ci_model(model):
         if args.tune is None:
             raise ValueError("ci of several tunes share a length: name the tune of both ci with --tune")
@@ -178,7 +185,7 @@ def _evaluate_ci(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 def cmd_poem_reconstruct(args: argparse.Namespace) -> None:
     from vaekit.poetry import VerseRules, format_poem, kept_in_place, reconstruct
 
-    model = _poem_model(args.form, args.run)
+    model = _poem_model(args.form, args.run, recall=True)
     rules = None if args.free else VerseRules(form=model.run_config.poem.form)
     told = reconstruct(model, args.poem, rules=rules, seed=args.seed)
     print(format_poem(told))
@@ -189,7 +196,9 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
     from vaekit.poetry.ci import is_ci_model
     from vaekit.poetry.evaluate import evaluate_poems
 
-    model = _poem_model(args.form, args.run, themed=args.themed)
+    if args.themed and args.recall:
+        raise ValueError("--themed and --recall name two different shipped models; give one")
+    model = _poem_model(args.form, args.run, themed=args.themed, recall=args.recall)
     if is_ci_model(model):
         r = _evaluate_ci(args, model)
         _save_metrics(args, r)
@@ -225,6 +234,12 @@ def cmd_poem_evaluate(args: argparse.Namespace) -> None:
         i = r["interpolation"]
         print(f"  interpolation ({i['pairs']} pairs): {i['nearer_end_share']:.1%} of inner poems share more "
               "characters with the nearer end")
+    if "round_trip" in r:
+        t = r["round_trip"]
+        steps = " ".join(f"{a:.0%}/{b:.0%}" for a, b in zip(t["share_of_a"], t["share_of_b"], strict=True))
+        print(f"  told back with the rules kept ({t['pairs']} pairs, `poem interpolate A B`): the ends keep "
+              f"{t['ends_kept']:.1%} of their poems' characters in place; A/B in place along the path: {steps} "
+              f"({'monotone' if t['monotone'] else 'not monotone'}); rules kept by {t['rules_kept']:.1%} of its poems")
     if "themes" in r:
         t = r["themes"]
         cells = ", ".join(f"{k} {v:.0%}" for k, v in t["written"].items() if k != "accuracy")
@@ -352,6 +367,10 @@ def add_poem_commands(sub: Any) -> None:
                    help="themed (and ci, whose label is the tune): the label enters encoder, decoder and the prior's "
                         "mean (both, the default), encoder and decoder only (input, ci's default), or only the "
                         "prior's mean (prior)")
+    p.add_argument("--recall", action="store_true",
+                   help="train the model that tells poems back and walks between them (shipped as FORM-recall): every "
+                        "character from z alone, at a high KL floor, so z carries the poem (recipe: "
+                        "vaekit.poetry.recipe.RECALL)")
     p.add_argument("--quatrains-only", action="store_true",
                    help="quatrain forms: only true quatrains (the same as --no-regulated-halves --no-long-stanzas)")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N poems only (quick runs)")
@@ -391,7 +410,9 @@ def add_poem_commands(sub: Any) -> None:
                            ("evaluate", cmd_poem_evaluate, "rules of verse, repetition, copying, diversity and fit")):
         p = psub.add_parser(name, help=text, description=text, epilog=f"example: {examples[name]}",
                             formatter_class=HelpFormatter)
-        p.add_argument("--form", choices=FORMS, default=None, help="use the shipped model of this form (default quatrain)")
+        shipped = ("the shipped model of this form that tells poems back, where it has one (default quatrain)"
+                   if name in ("interpolate", "reconstruct") else "use the shipped model of this form (default quatrain)")
+        p.add_argument("--form", choices=FORMS, default=None, help=shipped)
         p.add_argument("--run", help="a run directory from `vaekit poem train` (instead of a shipped model)")
         p.add_argument("--seed", type=seed, default=None if name == "write" else 0,
                        help="seed for the random draws (same seed, same poems)")
@@ -455,3 +476,6 @@ def add_poem_commands(sub: Any) -> None:
             p.add_argument("--corpus", help="folder or clone of the corpus")
             p.add_argument("--out", help="where to write the metrics JSON")
             p.add_argument("--themed", action="store_true", help="score the shipped themed model of the form")
+            p.add_argument("--recall", action="store_true",
+                           help="score the shipped model that tells the form's poems back (as reconstruct and "
+                                "interpolate use)")

@@ -32,14 +32,27 @@ from vaekit.poetry.decode import (
 from vaekit.poetry.verse import lines_of_text
 from vaekit.seeds import check_seed
 
-__all__ = ["shipped_model_dir", "write", "interpolate", "reconstruct", "kept_in_place", "format_poem", "encode_poem",
-           "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P",
-           "DEFAULT_REPEAT_PENALTY", "SAMPLING", "Sampling"]
+__all__ = ["shipped_model_dir", "recall_model_name", "VARIANTS", "write", "interpolate", "reconstruct", "kept_in_place",
+           "format_poem", "encode_poem", "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE",
+           "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "DEFAULT_REPEAT_PENALTY", "SAMPLING", "Sampling"]
 
 
-def shipped_model_dir(form: str, themed: bool = False) -> Path:
-    """Where the model trained for `form` (its themed CVAE with `themed`) and shipped in the package lives."""
-    return Path(str(resources.files("vaekit.poetry") / "shipped" / (f"{form}-themed" if themed else form)))
+VARIANTS = ("themed", "recall")  # shipped beside a form's model: its themed CVAE, and one that tells poems back
+
+
+def shipped_model_dir(form: str, themed: bool = False, recall: bool = False) -> Path:
+    """Where the model trained for `form` and shipped in the package lives: the one that writes, its themed CVAE
+    (`themed`), or the one whose latent carries a poem, which tells poems back and walks between them (`recall`)."""
+    if themed and recall:
+        raise ValueError("a shipped model is themed or recalls poems, not both")
+    name = f"{form}-themed" if themed else f"{form}-recall" if recall else form
+    return Path(str(resources.files("vaekit.poetry") / "shipped" / name))
+
+
+def recall_model_name(form: str) -> str:
+    """The shipped model that `reconstruct` and `interpolate` use for `form`: FORM-recall where one is shipped
+    (a latent that carries the poem), else the form's own model."""
+    return f"{form}-recall" if (shipped_model_dir(form, recall=True) / "config.json").is_file() else form
 
 
 def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = SAMPLING.temperature,
@@ -128,11 +141,13 @@ def encode_poem(model: torch.nn.Module, text: str) -> torch.Tensor:
 def interpolate(model: torch.nn.Module, a: str, b: str, steps: int = 6, theme: str | int | None = None,
                 rules: VerseRules | None = None, seed: int = 0) -> list[str]:
     """Decode points on the straight line between the posterior means of two poems (of one theme, for a
-    themed model: the catch-all unless given), each by its most likely characters.
+    themed model: the catch-all unless given), each by its most likely characters: the first and last are the two
+    poems told back (`reconstruct`).
 
-    With `rules` every point keeps them (the constrained decoder at temperature 0), all under one plan (the
-    same template, drawn with `seed`), so the poems along the line differ only by where they stand on it;
-    without, each position takes its most likely character freely, as the fit metrics decode.
+    With `rules` every point keeps them (the constrained decoder at temperature 0), each under the template its own
+    free decoding breaks least and in that decoding's rhyme group (ties drawn with `seed`), so the ends keep their
+    poems' shapes; the no-copy rule is off, as the path is made of the given poems' lines. Without, each position
+    takes its most likely character freely, as the fit metrics decode.
     """
     y = _theme_of_model(model, theme)
     za, zb = _posterior_mean(model, a, y), _posterior_mean(model, b, y)
@@ -146,19 +161,21 @@ def _posterior_mean(model: torch.nn.Module, text: str, y: int | None) -> torch.T
 
 def _decode_codes(model: torch.nn.Module, z: torch.Tensor, y: int | None, rules: VerseRules | None,
                   seed: int) -> list[str]:
-    """Each code's most likely poem: under `rules` all under one plan drawn with `seed`, else freely."""
-    if rules is not None:
-        return decode(model, len(z), rules, temperature=0.0, generator=torch.Generator().manual_seed(check_seed(seed)),
-                      lines=getattr(model, "corpus_lines", None), theme=y, z=z, one_plan=True)
+    """Each code's most likely poem: under `rules`, each guided by its free decoding (see `interpolate`); else freely."""
     ids = model.generate(len(z), z=z, forbid=[0], **({} if y is None else {"y": torch.full((len(z),), y)}))
-    return model.vocab.decode(ids.cpu())
+    free = model.vocab.decode(ids.cpu())
+    if rules is None:
+        return free
+    return decode(model, len(z), rules, temperature=0.0, generator=torch.Generator().manual_seed(check_seed(seed)),
+                  theme=y, z=z, guides=free)
 
 
 @torch.no_grad()
 def reconstruct(model: torch.nn.Module, text: str, rules: VerseRules | None = None, theme: str | int | None = None,
                 seed: int = 0) -> str:
-    """The poem told back: decoded at its posterior mean by the most likely characters, keeping `rules` (a plan
-    drawn with `seed`) or, without, each position freely. It is the end of `interpolate`'s path at that poem."""
+    """The poem told back: decoded at its posterior mean by the most likely characters, keeping `rules` (under the
+    template and rhyme its free decoding fits, see `interpolate`) or, without, each position freely. It is the end
+    of `interpolate`'s path at that poem."""
     y = _theme_of_model(model, theme)
     return _decode_codes(model, _posterior_mean(model, text, y)[None], y, rules, seed)[0]
 

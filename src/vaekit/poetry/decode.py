@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +40,10 @@ from vaekit.poetry.verse import (
     OBLIQUE,
     TEMPLATE_COUNTS,
     Template,
+    check,
     fixed_positions,
     pingshui,
+    rhyme_groups,
     templates,
     tones,
 )
@@ -397,7 +399,9 @@ def _candidate_templates(rules: VerseRules) -> list[Template]:
     return chosen
 
 
-def _plan(rules: VerseRules, vocab: Vocabulary, generator: torch.Generator) -> _Plan:
+def _plan(rules: VerseRules, vocab: Vocabulary, generator: torch.Generator, guide: str | None = None) -> _Plan:
+    """The rules laid out for one poem. With a `guide` (a poem of the form's length) the template is one the guide
+    breaks least and the rhyme keeps the guide's group where it can, so that a poem told back keeps its own shape."""
     chars, n_lines = FORM_CHARS[rules.form], FORM_LINES[rules.form]
     fixed: dict[int, int] = {}
     if rules.acrostic is not None:
@@ -421,10 +425,15 @@ def _plan(rules: VerseRules, vocab: Vocabulary, generator: torch.Generator) -> _
         text = "".join(vocab.chars[fixed[i]] for i in range(chars))
         fewest = min(_line_breaks(text, t.lines[0]) for t in candidates)
         candidates = [t for t in candidates if _line_breaks(text, t.lines[0]) == fewest]
+    if guide is not None and rules.template is not None:
+        candidates = _fitting_templates(guide, candidates, rules.form)
     template = _draw_template(candidates, rules.form, generator) if rules.template is not None else None
     rhyme_lines = template.rhyme_lines if template is not None else tuple(range(1, n_lines, 2))
     rhyme_positions = tuple(i * chars + chars - 1 for i in rhyme_lines)
     groups = _resolve_groups(rules, vocab, len(rhyme_positions))
+    if guide is not None and groups is not None:  # the guide's own rhyme group, where the rules allow it
+        guided = groups.intersection(*(rhyme_groups(guide[q]) for q in rhyme_positions))
+        groups = guided or groups
     plan = _Plan(template, fixed, rhyme_positions if groups is not None else (), groups)
     _fit_fixed_rhymes(plan, rules, vocab)
     _place_keywords(plan, rules, vocab, generator)
@@ -449,6 +458,14 @@ def _fit_fixed_rhymes(plan: _Plan, rules: VerseRules, vocab: Vocabulary) -> None
                                   "template whose first line does not rhyme (…首句不入韵), another --rhyme, or "
                                   "--rhyme none")
         plan.groups = narrowed
+
+
+def _fitting_templates(guide: str, candidates: list[Template], form: str) -> list[Template]:
+    """The candidates under which the guide poem breaks the fewest rules (tone, rhyme, ...), as `verse.check` judges."""
+    if len(guide) != form_length(form):
+        raise ValueError(f"a guide for a {form} has {form_length(form)} characters; got {len(guide)}")
+    breaks = [len(check(guide, form, template=t.name).breaks) for t in candidates]
+    return [t for t, b in zip(candidates, breaks, strict=True) if b == min(breaks)]
 
 
 def _line_breaks(line: str, pattern: str) -> int:
@@ -636,13 +653,13 @@ def _beam_one(model: torch.nn.Module, z: Tensor, plan: _Plan, masker: _Masker, w
 @torch.no_grad()
 def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float = SAMPLING.temperature,
            top_p: float = SAMPLING.top_p, beam: int = SAMPLING.beam, generator: torch.Generator | None = None,
-           lines: LineSet | None = None, theme: int | None = None, z: Tensor | None = None, one_plan: bool = False,
-           repeat_penalty: float = SAMPLING.repeat_penalty) -> list[str]:
+           lines: LineSet | None = None, theme: int | None = None, z: Tensor | None = None,
+           guides: Sequence[str] | None = None, repeat_penalty: float = SAMPLING.repeat_penalty) -> list[str]:
     """n poems that keep `rules`: sampled (temperature, top-p; 0 is argmax) or by beam search (beam > 1),
     each character the poem already holds `repeat_penalty` nats less likely (before the temperature);
     a themed model writes to `theme` (an index into its themes). With `z` (n, latent) the poems are written
-    from those codes instead of draws from the prior; with `one_plan` all of them under one drawn plan (the
-    same template and rhyme choices), as an interpolation wants."""
+    from those codes instead of draws from the prior; with `guides` (one poem text each) every poem's plan takes
+    the template its guide breaks least and the guide's rhyme group, as telling a poem back wants."""
     vocab: Vocabulary = model.vocab
     if model.length != form_length(rules.form):
         raise ConstraintError(f"this model writes {model.length}-character poems, not a {rules.form}")
@@ -656,12 +673,12 @@ def decode(model: torch.nn.Module, n: int, rules: VerseRules, temperature: float
     check_parallel(rules.parallel)
     if z is not None and len(z) != n:
         raise ValueError(f"decode was asked for {n} poems but given {len(z)} codes")
-    shared = _plan(rules, vocab, generator) if one_plan else None
+    if guides is not None and len(guides) != n:
+        raise ValueError(f"decode was asked for {n} poems but given {len(guides)} guides")
     out: list[list[int]] = []
     for start in range(0, n, DECODE_BATCH):
         count = min(DECODE_BATCH, n - start)  # a plan's rhyme groups narrow as its poem is written: one each
-        plans = [_plan(rules, vocab, generator) if shared is None else replace(shared, fixed=dict(shared.fixed))
-                 for _ in range(count)]
+        plans = [_plan(rules, vocab, generator, None if guides is None else guides[start + i]) for i in range(count)]
         zs = ([_fit_z(model, plan, generator, y) for plan in plans] if z is None
               else list(z[start:start + count].cpu().split(1)))
         if beam > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -9,13 +10,15 @@ from typing import Any
 
 import torch
 
-from vaekit.poetry import VerseRules, write
+from vaekit.poetry import VerseRules, interpolate, kept_in_place, write
 from vaekit.poetry.decode import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, LineSet
 from vaekit.poetry.metrics import fit, interpolation_overlap, verse_metrics
 from vaekit.poetry.task import item_lines, split_items
-from vaekit.poetry.verse import lines_of_text
+from vaekit.poetry.verse import check, lines_of_text
 
-__all__ = ["evaluate_poems", "evaluate_ci", "acrostic_share", "theme_scores"]
+__all__ = ["evaluate_poems", "evaluate_ci", "acrostic_share", "theme_scores", "round_trip"]
+
+ROUND_TRIP_PAIRS = 100  # pairs of held-out poems walked with the rules kept: each end's share then reads within ~2 points
 
 
 def acrostic_share(model: torch.nn.Module, n: int, seed: int, temperature: float) -> float:
@@ -31,6 +34,29 @@ def acrostic_share(model: torch.nn.Module, n: int, seed: int, temperature: float
         placed += sum(line[0] == h for line, h in zip(lines_of_text(text), heads, strict=True))
         total += n_lines
     return placed / total
+
+
+def round_trip(model: torch.nn.Module, poems: list[str], steps: int = 6, seed: int = 0) -> dict[str, Any]:
+    """`vaekit poem interpolate A B` with the rules kept, over consecutive pairs of `poems` (the first with the second,
+    the third with the fourth, ...): the share of A's and of B's characters in place at each step of the path (its
+    ends are A and B told back), the share of the path's poems that keep the rules, and whether, on average over the
+    pairs, A's share never rises from a step to the next and falls overall while B's never falls and rises overall
+    (a share already at 0 cannot fall further)."""
+    pairs = list(zip(poems[::2], poems[1::2], strict=False))
+    if not pairs:
+        raise ValueError("a round trip needs at least two poems")
+    rules = VerseRules(form=model.run_config.poem.form)
+    share_a, share_b, kept = [0.0] * steps, [0.0] * steps, 0
+    for i, (a, b) in enumerate(pairs):
+        path = interpolate(model, a, b, steps=steps, rules=rules, seed=seed + i)
+        for k, text in enumerate(path):
+            share_a[k] += kept_in_place(a, text) / len(pairs)
+            share_b[k] += kept_in_place(b, text) / len(pairs)
+        kept += sum(check(text).fits for text in path)
+    return {"pairs": len(pairs), "steps": steps, "share_of_a": share_a, "share_of_b": share_b,
+            "ends_kept": (share_a[0] + share_b[-1]) / 2, "rules_kept": kept / (len(pairs) * steps),
+            "monotone": all(x >= y for x, y in itertools.pairwise(share_a)) and share_a[0] > share_a[-1]
+            and all(x <= y for x, y in itertools.pairwise(share_b)) and share_b[0] < share_b[-1]}
 
 
 def theme_scores(model: torch.nn.Module, n: int, seed: int, temperature: float, top_p: float) -> dict[str, Any]:
@@ -89,6 +115,8 @@ def evaluate_poems(model: torch.nn.Module, corpus_dir: str | Path | None = None,
     elif len(held) >= 2:
         say("interpolating between held-out poems")
         extra["interpolation"] = interpolation_overlap(model, held, seed=seed)
+        say("walking the path between pairs of held-out poems with the rules kept")
+        extra["round_trip"] = round_trip(model, [t for t, _ in fitted[:2 * ROUND_TRIP_PAIRS]], seed=seed)
     say("placing acrostic heads")
     acrostics = acrostic_share(model, min(n, 100), seed, temperature)
     say(f"fitting {len(held):,} held-out poems (of {len(held_texts):,})")

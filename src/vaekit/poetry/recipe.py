@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RECIPE", "COMMON", "FORM_RECIPE", "POEM_EPOCHS", "PARALLEL_EPOCHS", "recipe_settings", "recipe_default"]
+__all__ = ["RECIPE", "RECALL", "COMMON", "FORM_RECIPE", "POEM_EPOCHS", "PARALLEL_EPOCHS", "recipe_settings",
+           "recipe_default"]
 
 POEM_EPOCHS = {"couplet": 5, "quatrain": 12, "regulated": 8, "quatrain7": 12, "regulated7": 6, "ci": 12}
 PARALLEL_EPOCHS = {"couplet": 12, "quatrain": 40, "regulated": 40, "quatrain7": 40, "regulated7": 40,
@@ -30,12 +31,23 @@ COMMON = {"decoder": "causal", "long_stanzas": True, "latent_dim": 64, "batch_si
 FORM_RECIPE = {"ci": {"conditioning": "input", "batch_size": 32}}
 
 
-def recipe_settings(decoder: str | None, form: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The recipe's settings for a decoder (the recipe's own when None) and form, every setting given (not None)
-    winning over it."""
-    decoder = decoder or COMMON["decoder"]
-    settings = {**COMMON, **FORM_RECIPE.get(form, {}), "decoder": decoder, **RECIPE[decoder],
-                "epochs": (PARALLEL_EPOCHS if decoder == "parallel" else POEM_EPOCHS)[form]}
+# the model that tells poems back (shipped as FORM-recall; `vaekit poem train --recall`): every character from z alone,
+# so z must carry the poem, with BN-VAE's floor high enough that it does (docs/history.md, 2026-12-07: the first
+# measurement and the choice of the floor)
+RECALL = {"decoder": "parallel", "embedding_dim": 128, "encoder_layers": 3, "decoder_layers": 3, "latent_dim": 128,
+          "posterior_bn": 1.2, "encoder_pooling": "flatten", "kl_warmup": 0.0, "lr": 1e-3, "dropout": 0.0,
+          "epochs": 10}
+
+
+def recipe_settings(decoder: str | None, form: str, given: dict[str, Any], recall: bool = False) -> dict[str, Any]:
+    """The recipe's settings for a decoder (the recipe's own when None) and form, or with `recall` those of the
+    model that tells poems back; every setting given (not None) wins over them."""
+    if recall:
+        settings = {**COMMON, **FORM_RECIPE.get(form, {}), **RECALL}
+    else:
+        decoder = decoder or COMMON["decoder"]
+        settings = {**COMMON, **FORM_RECIPE.get(form, {}), "decoder": decoder, **RECIPE[decoder],
+                    "epochs": (PARALLEL_EPOCHS if decoder == "parallel" else POEM_EPOCHS)[form]}
     return {**settings, **{k: v for k, v in given.items() if v is not None}}
 
 

@@ -87,17 +87,24 @@ class Served:
         return [f for f in self.poem_forms()
                 if f not in self.poem_runs and (shipped_model_dir(f, themed=True) / "model.safetensors").is_file()]
 
-    def poem_model(self, form: Any, themed: bool = False) -> torch.nn.Module:
+    def poem_model(self, form: Any, themed: bool = False, recall: bool = False) -> torch.nn.Module:
+        """The model for `form`: a poem run given on the command line, else the shipped one (its themed CVAE with
+        `themed`; with `recall` the one that tells poems back, where the form has one)."""
         import vaekit
+        from vaekit.poetry import recall_model_name
 
         if not isinstance(form, str) or form not in self.poem_forms():
             shown = form if isinstance(form, str | None) else type(form).__name__
             raise BadRequest(f"form must be one of {', '.join(self.poem_forms())}; got {str(shown)[:40]!r}")
         if themed and form not in self.themed_forms():
             raise BadRequest(f"no themed {form} model is served; write without a theme")
-        key = f"{form}-themed" if themed else form
+        if not themed and form in self.poem_runs:
+            key, source = form, self.poem_runs[form]
+        else:
+            key = f"{form}-themed" if themed else recall_model_name(form) if recall else form
+            source = key
         if key not in self._poem_models:
-            self._poem_models[key] = vaekit.load(key if themed or form not in self.poem_runs else self.poem_runs[form])
+            self._poem_models[key] = vaekit.load(source)
         return self._poem_models[key]
 
 
@@ -341,7 +348,7 @@ def create_app(runs: list[RunView], poem_runs: dict[str, Path] | None = None, ho
 
         if body.get("form") == "ci":
             raise BadRequest("interpolation walks between two poems of a verse form; ci are written by tune only")
-        model = served.poem_model(body.get("form"))
+        model = served.poem_model(body.get("form"), recall=True)
         a, b = text(body, "a", 80), text(body, "b", 80)
         if a is None or b is None:
             raise BadRequest("a and b must both be poems")
