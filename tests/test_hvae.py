@@ -134,3 +134,15 @@ def test_active_units_are_counted_for_every_group():
         model.blocks[1].posterior.bias.zero_()
     collapsed = latent_statistics(model, x, torch.zeros(64, dtype=torch.long))
     assert collapsed["active_units_per_group"][1] == 0 and collapsed["active_units_per_group"][0] > 0
+
+
+def test_the_reconstruction_error_decodes_every_group_at_its_posterior_mean_not_the_top_one_alone():
+    from vaekit.evaluate import reconstruction_error
+
+    model, x = _trained(), digits(8)  # trained a little, so that the lower groups' posteriors leave their priors
+    with torch.no_grad():
+        got = reconstruction_error(model, x, torch.zeros(len(x), dtype=torch.long))["neg_log_likelihood_at_mean"]
+        _, params = model._top_down(model._bottom_up(x), len(x), use_means=True)
+        every = float(-model.head(params).log_prob(x).sum()) / len(x)
+        top_only = float(-model.likelihood(model.posterior(x).mean).log_prob(x).sum()) / len(x)
+    assert got == pytest.approx(every, rel=1e-5) and abs(top_only - every) > 1e-3

@@ -331,11 +331,11 @@ def latent_statistics(model: torch.nn.Module, images: Tensor, labels: Tensor, ba
 @torch.no_grad()
 def reconstruction_error(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500,
                          device: torch.device | str = "cpu") -> dict[str, float]:
-    """Squared error per image (summed over pixels) of decoding the posterior mean, and -log p(x|z) there."""
+    """Squared error per image (summed over pixels) of decoding the posterior mean (every group's, for a
+    hierarchy), and -log p(x|z) there."""
     sq, nll = 0.0, 0.0
     for x, y in batches(images, labels if _uses_labels(model) else None, batch_size, device):
-        z = model.posterior(x, y).mean
-        px = model.likelihood(z, y)
+        px = model.likelihood_at_means(x, y)
         sq += float((px.mean - x).pow(2).flatten(1).sum(1).sum())
         nll += float(-px.log_prob(x).sum())
     return {"squared_error": sq / len(images), "neg_log_likelihood_at_mean": nll / len(images)}

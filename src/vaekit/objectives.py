@@ -64,6 +64,10 @@ class LatentModel(torch.nn.Module):
         active units are counted on. A flat model's is its posterior mean (Burda et al.'s criterion as it stands)."""
         return [self.posterior(x, y).mean]
 
+    def likelihood_at_means(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        """p(x | z) with every group at its posterior mean: what a reconstruction decodes."""
+        return self.likelihood(self.posterior(x, y).mean, y)
+
 
 
 

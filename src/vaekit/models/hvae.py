@@ -224,10 +224,14 @@ class HVAE(LatentModel, Trainable):
         return self.likelihood(z, y, lower_temperature, generator).mean.clamp(0.0, 1.0)
 
     @torch.no_grad()
+    def likelihood_at_means(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        """p(x | z) with every group, not the top one alone, at its posterior mean."""
+        _, params = self._top_down(self._bottom_up(x), len(x), use_means=True)
+        return self.head(params)
+
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Every group at its posterior mean, decoded."""
-        _, params = self._top_down(self._bottom_up(x), len(x), use_means=True)
-        return self.head(params).mean.clamp(0.0, 1.0)
+        return self.likelihood_at_means(x, y).mean.clamp(0.0, 1.0)
 
 
 def _unflatten(d: Independent, lead: tuple[int, int]) -> Independent:
