@@ -478,7 +478,8 @@ def test_a_hierarchical_run_in_a_real_browser(runs, tmp_path):
     assert main(["train", "--run-dir", str(hvae), "--model", "hvae", "--width", "16", "--latent-dim", "2",
                  "--groups", "1,1", *SMALL]) == 0
     with _page([hvae, runs / "vae"]) as (driver, wait):
-        assert "hvae" in driver.find_element(By.ID, "run-info").text
+        info = driver.find_element(By.ID, "run-info").text
+        assert "hvae · 2 latent groups" in info and "conv" not in info  # a group at each of its two scales
         decoded = driver.find_element(By.ID, "decoded")
         wait.until(lambda d: (decoded.get_attribute("src") or "").startswith("data:image/png"))
         lower = driver.find_element(By.ID, "lower-t")

@@ -260,7 +260,8 @@ async function interpolatePoems() {
 function chooseRun(id) {
   state.run = state.runs.find((r) => r.id === id);
   const run = state.run;
-  $("run-info").textContent = `${run.model} · ${run.arch} · ${run.dataset} · latent ${run.latent_dim}`;
+  const shape = run.groups > 1 ? `${run.groups} latent groups` : run.arch;  // a hierarchy has no flat arch
+  $("run-info").textContent = `${run.model} · ${shape} · ${run.dataset} · latent ${run.latent_dim}`;
   $("label-wrap").hidden = !run.conditional;
   $("label").replaceChildren(...run.classes.map((name, i) => new Option(name, i)));
   $("legend").replaceChildren(...run.classes.map((name, i) => {
