@@ -333,6 +333,7 @@ def _add_poem_settings(p: argparse.ArgumentParser) -> None:
 
 def add_poem_commands(sub: Any) -> None:
     """The `poem` subcommand group."""
+    from vaekit.config import TRAIN_PRECISIONS
     from vaekit.data.poetry import FORMS, VERSE_FORMS
     from vaekit.models.config import CONDITIONINGS
     from vaekit.poetry.decode import MAX_BEAM, MAX_CANDIDATES, PARALLEL_BONUS, SAMPLING
@@ -378,7 +379,7 @@ def add_poem_commands(sub: Any) -> None:
     p.add_argument("--seed", type=seed, default=0,
                    help="seed for the split, shuffling and initialisation")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,  # vaekit.config.TRAIN_PRECISIONS
+    p.add_argument("--precision", choices=TRAIN_PRECISIONS, default=None,
                    help="of a training step's products: bf16 autocast (losses stay fp32), fp32, or auto: bf16 where "
                         "the device multiplies it in hardware, fp32 elsewhere")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
