@@ -124,7 +124,9 @@ def _bf16_eval_lines(bf16: dict[str, Any] | None) -> list[str]:
 
 
 def family_section(data: dict[str, Any]) -> list[str]:
-    out = [f"### The family side by side: {data['dataset']}", "",
+    subset = ", ".join(r["model"] for r in data["rows"]) if len(data["rows"]) < 4 else None
+    out = [f"### The family side by side: {data['dataset']}, {data['minutes']:g} minutes each"
+           + (f" ({subset})" if subset else ""), "",
            f"Machine: {_machine(data['machine'])}. Each model trained for {data['minutes']:g} minutes of CPU time "
            f"on {data['device']} in {' and '.join(sorted({_precision(r, data['device']) for r in data['rows']}))} "
            f"(same data, same budget); NLL with k={data['k']} on the first {data['images']:,} test "
@@ -593,8 +595,8 @@ def main(out: Path | None = None) -> None:
              ""]
     sections = [("throughput-cpu", throughput_section), ("throughput-cuda", throughput_section),
                 ("time-to-quality-cpu", ttq_section), ("time-to-quality-hvae-cpu", ttq_section), ("quality-ceiling-cuda", ceiling_section),
-                ("family-mnist", family_section), ("family-fashion-mnist", family_section),
-                ("likelihoods-cpu", likelihood_section), ("own-images-cpu", own_images_section), ("cvae-cpu", cvae_section), ("eval-memory-cpu", eval_memory_section), ("peers-cpu", peers_section), ("poems", poem_section),
+                ("family-mnist", family_section), ("family-mnist-10min", family_section),
+                ("family-fashion-mnist", family_section), ("likelihoods-cpu", likelihood_section), ("own-images-cpu", own_images_section), ("cvae-cpu", cvae_section), ("eval-memory-cpu", eval_memory_section), ("peers-cpu", peers_section), ("poems", poem_section),
                 ("poem_repeats", repeats_section), ("poem_ablation", ablation_section), ("poem_width", width_section),
                 ("poem_posterior", posterior_section), ("poem_precision", poem_precision_section),
                 ("poems-parallel", poem_section), ("parallelism", parallelism_section), ("ci", ci_section),
@@ -610,7 +612,7 @@ def main(out: Path | None = None) -> None:
     doc.write_text("\n".join(parts))
     print(f"wrote {doc}")
     family = [(Path(__file__).parent / "FAMILY.md").read_text().strip(), ""]
-    for name in ("family-mnist", "family-fashion-mnist"):
+    for name in ("family-mnist", "family-mnist-10min", "family-fashion-mnist"):
         data = _load(name)
         if data is not None:
             family += family_section(data)
