@@ -17,7 +17,7 @@ import torch
 
 import vaekit
 from common import RESULTS, keep_other_rows, write_result
-from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, shipped_model_dir, write
+from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, shipped_dir, write
 from vaekit.poetry.evaluate import evaluate_poems
 from vaekit.poetry.themes import classifier_dir
 from vaekit.runs import atomic_write_text
@@ -52,28 +52,25 @@ def main() -> None:
     args = parser.parse_args()
     rows, decoders = [], set()
     for name in args.forms.split(","):
-        form, _, variant = name.partition("-")
-        themed, recall = variant == "themed", variant == "recall"
-        if not (shipped_model_dir(form, themed, recall) / "model.safetensors").is_file():
+        if not (shipped_dir(name) / "model.safetensors").is_file():
             continue
         model = vaekit.load(name)
         start = time.perf_counter()
         result = evaluate_poems(model, args.corpus, n=args.n)
         result["seconds"] = time.perf_counter() - start
-        if recall:  # it tells poems back (`poem reconstruct`, `poem interpolate`); the form's model writes them
-            result["recall"] = True
-        else:
-            result["generation"] = generation_speed(model)
         result["model"] = "shipped"
         result["decoder"] = model.run_config.poem.decoder
-        if not recall:  # the writing models' decoder names the table
+        if name.endswith("-recall"):  # it tells poems back (`poem reconstruct`, `interpolate`); the form's writes them
+            result["recall"] = True
+        else:  # a writing model: its speed, and its decoder names the table
+            result["generation"] = generation_speed(model)
             decoders.add(model.run_config.poem.decoder)
-        if themed:
+        if name.endswith("-themed"):
             result["conditioning"] = model.run_config.model.conditioning
             meta = json.loads((classifier_dir() / "classifier.json").read_text(encoding="utf-8"))
             result["themes"]["classifier_held_out"] = meta["held_out"]
         rows.append(result)
-        atomic_write_text(shipped_model_dir(form, themed, recall) / "metrics.json",
+        atomic_write_text(shipped_dir(name) / "metrics.json",
                           json.dumps(result, indent=2, ensure_ascii=False))
         print(json.dumps({"form": name, **result["constrained"], **result["fit"]}, ensure_ascii=False))
     rows = keep_other_rows("poems", rows, _name)

@@ -180,7 +180,8 @@ def poem_section(data: dict[str, Any]) -> list[str]:
             "at the ends of `vaekit poem interpolate A B` (rules kept) between pairs of held-out poems, whose path "
             "is monotone when, on average, A's share never rises and B's never falls from a step to the next (and "
             "each moves). Interpolation: the share of inner poems on the line between two held-out poems' posterior "
-            "means that share more characters with the nearer end. The recall model (`quatrain (recall)`) is the one `poem reconstruct` and `poem interpolate` use.", "",
+            "means that share more characters with the nearer end. The recall model (`quatrain (recall)`) is the one "
+            "`poem reconstruct` and `poem interpolate` use.", "",
             "| model | vocabulary | acrostic heads | told back | told back, rules kept (path monotone) | KL nats/poem "
             "| active units | perplexity bound | IWAE perplexity (bound, same poems) | interpolation |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -235,8 +236,8 @@ def _poem_label(row: dict[str, Any]) -> str:
 
 
 def _poem_targets(rows: list[dict[str, Any]]) -> list[str]:
-    """The quatrain models against the poem targets: the recall model's round trip, the writer's poems from the prior
-    at the default sampling (beside held-out Tang verse), the themed model's theme accuracy, the weights' size."""
+    """The quatrain models against the poem targets: the recall model's round trip, and the writing model's poems
+    from the prior at the default sampling beside held-out Tang verse."""
     writer = next((r for r in rows if r["form"] == "quatrain" and "themes" not in r and not r.get("recall")), None)
     recall = next((r for r in rows if r["form"] == "quatrain" and r.get("recall")), None)
     checks = []

@@ -42,11 +42,11 @@ def cases() -> list[dict]:
 
 def run_case(case: dict) -> list[str]:
     """The poems one recorded call writes, through the library as the command line calls it."""
-    from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, interpolate, recall_model_name, write
+    from vaekit.poetry import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, VerseRules, interpolate, shipped_name, write
     from vaekit.poetry.decode import rules_from_options
 
     if "interpolate" in case:  # the model `poem interpolate` walks with: the form's recall model where it has one
-        model = vaekit.load(recall_model_name(case["form"]))
+        model = vaekit.load(shipped_name(case["form"], recall=True))
     else:
         model = vaekit.load(case["form"] + ("-themed" if "theme" in case else ""))
     if "tune" in case:

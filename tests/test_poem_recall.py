@@ -7,7 +7,7 @@ import pytest
 import vaekit
 from vaekit.cli import main
 from vaekit.data import DataError
-from vaekit.poetry import VerseRules, format_poem, interpolate, kept_in_place, recall_model_name, reconstruct
+from vaekit.poetry import VerseRules, format_poem, interpolate, kept_in_place, reconstruct, shipped_name
 from vaekit.poetry.evaluate import round_trip
 from vaekit.poetry.verse import check
 from vaekit.tasks import shipped_names
@@ -27,7 +27,7 @@ def recall():
 
 def test_the_recall_model_is_shipped_named_and_used_for_the_forms_that_have_one(recall):
     assert "quatrain-recall" in shipped_names()
-    assert recall_model_name("quatrain") == "quatrain-recall" and recall_model_name("couplet") == "couplet"
+    assert shipped_name("quatrain", recall=True) == "quatrain-recall" and shipped_name("couplet", recall=True) == "couplet"
     assert recall.parallel and recall.corpus_lines is not None  # every character from z; the form's line hashes
     with pytest.raises(DataError, match=r"no recall couplet model; train one with `vaekit poem train --form couplet "
                                         r"--recall`"):

@@ -116,31 +116,31 @@ def read_settings(run_dir: str | Path) -> TrainConfig:
 def shipped_names() -> list[str]:
     """The names of the models shipped in the package: each poem form with a model, FORM-themed and FORM-recall."""
     from vaekit.data.poetry import FORMS
-    from vaekit.poetry import VARIANTS, shipped_model_dir
+    from vaekit.poetry import VARIANTS, shipped_dir
 
-    return [f"{form}{'-' + variant if variant else ''}" for form in FORMS for variant in ("", *VARIANTS)
-            if (shipped_model_dir(form, variant == "themed", variant == "recall") / "config.json").is_file()]
+    names = [f"{form}{'-' + variant if variant else ''}" for form in FORMS for variant in ("", *VARIANTS)]
+    return [name for name in names if (shipped_dir(name) / "config.json").is_file()]
 
 
 def _where(path_or_name: str | Path) -> tuple[Path, Path]:
     """The run directory a path or a shipped model's name means, and where its training lines' hashes are (a
     shipped themed or recall model shares its form's)."""
     from vaekit.data.poetry import FORMS
-    from vaekit.poetry import VARIANTS, shipped_model_dir
+    from vaekit.poetry import VARIANTS, shipped_dir
     from vaekit.poetry.decode import LINES_FILE
 
     path = Path(path_or_name)
     form, _, variant = str(path_or_name).partition("-")
     if path.exists() or form not in FORMS or variant not in ("", *VARIANTS):  # a run directory (read_settings says
         return path, path / LINES_FILE  # plainly what is wrong with it)
-    run = shipped_model_dir(form, variant == "themed", variant == "recall")
+    run = shipped_dir(str(path_or_name))
     if not (run / "config.json").is_file():
         what = {"themed": "themed ", "recall": "recall "}.get(variant, "")
         raise DataError(f"vaekit ships no {what}{form} model; train one with `vaekit poem train --form {form}"
                         f"{' --' + variant if variant else ''}` and pass --run DIR")
     lines = run / LINES_FILE
     if variant and not lines.is_file():  # trained on its form's stanzas: no second copy of the hashes
-        lines = shipped_model_dir(form) / LINES_FILE
+        lines = shipped_dir(form) / LINES_FILE
     return run, lines
 
 

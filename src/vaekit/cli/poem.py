@@ -86,11 +86,9 @@ def _poem_model(form: str | None, run: str | None, themed: bool = False, recall:
     `recall` the one that tells poems back where the form has one)."""
     import vaekit
     from vaekit.data import DataError
-    from vaekit.poetry import recall_model_name
+    from vaekit.poetry import shipped_name
 
-    form = form or "quatrain"
-    shipped = recall_model_name(form) if recall else f"{form}{'-themed' if themed else ''}"
-    model = vaekit.load(run if run is not None else shipped)
+    model = vaekit.load(run if run is not None else shipped_name(form or "quatrain", themed, recall))
     if not hasattr(model, "vocab"):
         raise DataError(f"{run}: not a poem run (it was trained with `vaekit train`); pass a `vaekit poem train` run")
     return model

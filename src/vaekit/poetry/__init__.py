@@ -32,12 +32,17 @@ from vaekit.poetry.decode import (
 from vaekit.poetry.verse import lines_of_text
 from vaekit.seeds import check_seed
 
-__all__ = ["shipped_model_dir", "recall_model_name", "VARIANTS", "write", "interpolate", "reconstruct", "kept_in_place",
-           "format_poem", "encode_poem", "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE",
+__all__ = ["shipped_dir", "shipped_model_dir", "shipped_name", "VARIANTS", "write", "interpolate", "reconstruct",
+           "kept_in_place", "format_poem", "encode_poem", "poem_scores", "VerseRules", "ConstraintError", "LINES_FILE",
            "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "DEFAULT_REPEAT_PENALTY", "SAMPLING", "Sampling"]
 
 
 VARIANTS = ("themed", "recall")  # shipped beside a form's model: its themed CVAE, and one that tells poems back
+
+
+def shipped_dir(name: str) -> Path:
+    """Where the model shipped in the package under `name` (FORM, or FORM-VARIANT of `VARIANTS`) lives."""
+    return Path(str(resources.files("vaekit.poetry") / "shipped" / name))
 
 
 def shipped_model_dir(form: str, themed: bool = False, recall: bool = False) -> Path:
@@ -45,14 +50,15 @@ def shipped_model_dir(form: str, themed: bool = False, recall: bool = False) -> 
     (`themed`), or the one whose latent carries a poem, which tells poems back and walks between them (`recall`)."""
     if themed and recall:
         raise ValueError("a shipped model is themed or recalls poems, not both")
-    name = f"{form}-themed" if themed else f"{form}-recall" if recall else form
-    return Path(str(resources.files("vaekit.poetry") / "shipped" / name))
+    return shipped_dir(f"{form}-themed" if themed else f"{form}-recall" if recall else form)
 
 
-def recall_model_name(form: str) -> str:
-    """The shipped model that `reconstruct` and `interpolate` use for `form`: FORM-recall where one is shipped
-    (a latent that carries the poem), else the form's own model."""
-    return f"{form}-recall" if (shipped_model_dir(form, recall=True) / "config.json").is_file() else form
+def shipped_name(form: str, themed: bool = False, recall: bool = False) -> str:
+    """The shipped model a command means for `form`: FORM, FORM-themed, or with `recall` (what `reconstruct` and
+    `interpolate` use) FORM-recall where one is shipped, else the form's own model."""
+    if themed:
+        return f"{form}-themed"
+    return f"{form}-recall" if recall and (shipped_model_dir(form, recall=True) / "config.json").is_file() else form
 
 
 def write(model: torch.nn.Module, n: int = 5, seed: int | None = None, temperature: float = SAMPLING.temperature,

@@ -91,7 +91,7 @@ class Served:
         """The model for `form`: a poem run given on the command line, else the shipped one (its themed CVAE with
         `themed`; with `recall` the one that tells poems back, where the form has one)."""
         import vaekit
-        from vaekit.poetry import recall_model_name
+        from vaekit.poetry import shipped_name
 
         if not isinstance(form, str) or form not in self.poem_forms():
             shown = form if isinstance(form, str | None) else type(form).__name__
@@ -101,8 +101,7 @@ class Served:
         if not themed and form in self.poem_runs:
             key, source = form, self.poem_runs[form]
         else:
-            key = f"{form}-themed" if themed else recall_model_name(form) if recall else form
-            source = key
+            key = source = shipped_name(form, themed, recall)
         if key not in self._poem_models:
             self._poem_models[key] = vaekit.load(source)
         return self._poem_models[key]
