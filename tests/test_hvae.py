@@ -7,6 +7,7 @@ import torch
 from steps import adam_steps
 from vaekit.cli import main
 from vaekit.models import HVAE, ModelConfig, build_model
+from vaekit.models.trainable import EpochTally, StepContext, StepResult
 from vaekit.objectives import elbo, iwae_bound
 
 
@@ -62,6 +63,25 @@ def test_each_groups_analytic_and_monte_carlo_kl_agree_and_the_elbo_is_the_one_s
         assert float(iwae_bound(model, x, k=200, chunk_size=50).mean()) > float(one.mean())
 
 
+def test_a_step_reports_its_gradient_norm_before_clipping():
+    model = small()
+    ctx = StepContext.standalone([torch.optim.SGD(model.parameters(), lr=0.0)], forward=model, grad_clip=1e-3)
+    result = model.training_step(digits(8), None, ctx)
+    clipped = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters() if p.grad is not None))
+    assert result.grad_norm is not None and result.grad_norm > 1.0  # this loss's gradient, nats over an image
+    assert float(clipped) == pytest.approx(1e-3, rel=1e-3)  # what the optimizer saw was clipped to the threshold
+
+
+def test_an_epoch_logs_the_gradient_norm_a_skip_threshold_must_clear():
+    tally = EpochTally()
+    for norm, skipped in ((3.0, False), (1.0, False), (50.0, True)):
+        tally.add(StepResult(loss=2.0, bound=-4.0, skipped=skipped, grad_norm=norm), images=2)
+    metrics = tally.metrics(seconds=2.0, world_size=1, grad_skip=10.0)
+    assert metrics["grad_norm_median"] == 3.0 and metrics["grad_norm_max"] == 50.0 and metrics["skipped_steps"] == 1
+    assert metrics["train_loss"] == 2.0 and metrics["train_bound"] == -2.0 and metrics["images_per_s"] == 3.0
+    assert "skipped_steps" not in EpochTally().metrics(1.0, 1, grad_skip=0.0)
+
+
 def test_the_commands_serve_a_hierarchical_run(tmp_path, capsys):
     run = tmp_path / "hvae"
     assert main(["train", "--model", "hvae", "--width", "16", "--latent-dim", "2", "--groups", "1,1", "--train-size",
@@ -70,6 +90,7 @@ def test_the_commands_serve_a_hierarchical_run(tmp_path, capsys):
     metrics = (run / "metrics.jsonl").read_text()
     assert '"valid_kl_group0"' in metrics and '"valid_kl_group1"' in metrics  # each group's KL is reported
     assert '"skipped_steps": 0' in metrics  # an epoch says how many steps the outlier guard skipped
+    assert "skipped 0 steps (gradient norm median" in capsys.readouterr().out  # and the norms the guard must clear
     assert main(["evaluate", str(run), "--k", "20", "--limit", "20", "--samples", "100"]) == 0
     assert "nll:" in capsys.readouterr().out
     for command in ("sample", "reconstruct", "interpolate", "manifold", "latent"):

@@ -93,7 +93,10 @@ class ProgressLine(Callback):
             if budget is not None:  # the time budget ends the run first
                 seconds = min(seconds, 60.0 * budget - elapsed)
             left = f"  about {duration(seconds)} left" if seconds >= 1 else ""
-        trainer.log(f"epoch {trainer.epoch}/{epochs}  loss {metrics['train_loss']:.2f}  {summary}"
+        skips = (f"  skipped {metrics['skipped_steps']} steps (gradient norm median {metrics['grad_norm_median']:.3g}, "
+                 f"max {metrics['grad_norm_max']:.3g})" if "skipped_steps" in metrics and "grad_norm_median" in metrics
+                 else "")
+        trainer.log(f"epoch {trainer.epoch}/{epochs}  loss {metrics['train_loss']:.2f}  {summary}{skips}"
                     f"  {metrics['images_per_s']:,.0f} img/s{left}")
 
     def on_fit_end(self, trainer: Trainer) -> None:

@@ -26,7 +26,7 @@ from vaekit.callbacks import Callback, EpochHook, MLflow, ProgressLine, TensorBo
 from vaekit.config import ConfigError, TrainConfig
 from vaekit.data import BatchLoader
 from vaekit.devices import DistEnv, init_distributed, select_device, training_precision
-from vaekit.models.trainable import StepContext, StepResult
+from vaekit.models.trainable import EpochTally, StepContext, StepResult
 from vaekit.optim import LRSchedule, weight_average
 from vaekit.runs import (
     RunError,
@@ -300,25 +300,18 @@ class Trainer:
         self.loader.images = self.task.prepare(self.train_images, self.epoch)
         self.loader.set_epoch(self.epoch)
         self._call("on_epoch_start")
-        total_loss, total_bound, seen, skipped, start = 0.0, 0.0, 0, 0, time.perf_counter()
-        timed_out = False
+        tally, start, timed_out = EpochTally(), time.perf_counter(), False
         for x, y in self.loader:
             result = self.train_step(x, y if cfg.uses_labels else None)
             self.step += 1
             for sched in self.schedulers:
                 sched.step()
             self._call("on_step_end", result)
-            total_loss += result.loss * len(x)
-            total_bound += result.bound
-            skipped += result.skipped
-            seen += len(x)
+            tally.add(result, len(x))
             if deadline is not None and time.perf_counter() > deadline:
                 timed_out = True
                 break
-        seconds = time.perf_counter() - start
-        return {"train_loss": total_loss / max(seen, 1), "train_bound": total_bound / max(seen, 1),
-                "images_per_s": seen * self.dist.world_size / max(seconds, 1e-9), "epoch_seconds": seconds,
-                **({"skipped_steps": skipped} if cfg.optim.grad_skip > 0 else {})}, timed_out
+        return tally.metrics(time.perf_counter() - start, self.dist.world_size, cfg.optim.grad_skip), timed_out
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> StepResult:
         """One optimizer step of the model's own training step, at the KL weight and precision of this point."""

@@ -7,8 +7,9 @@ training step, validation metrics and health check; the autoencoder its metrics;
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor
 from vaekit.objectives import bound_metrics
 from vaekit.optim import Optimizer, adamw
 
-__all__ = ["Trainable", "StepContext", "StepResult"]
+__all__ = ["Trainable", "StepContext", "StepResult", "EpochTally"]
 
 
 @dataclass
@@ -56,6 +57,36 @@ class StepResult:
     kl: Tensor | None = None
     parts: dict[str, float] | None = None  # the losses a step is made of, where it has several (the GAN's two)
     skipped: bool = False  # the gradient norm passed the skip threshold: the weights did not move
+    grad_norm: float | None = None  # the gradient norm before clipping, where the step measured it
+
+
+@dataclass
+class EpochTally:
+    """An epoch's steps summed for its log line: mean loss and bound a image, steps skipped, and the gradient norm's
+    median and maximum (what a --grad-skip threshold must sit above, in this loss's units)."""
+
+    loss: float = 0.0
+    bound: float = 0.0
+    seen: int = 0
+    skipped: int = 0
+    norms: list[float] = field(default_factory=list)
+
+    def add(self, result: StepResult, images: int) -> None:
+        self.loss += result.loss * images
+        self.bound += result.bound
+        self.seen += images
+        self.skipped += result.skipped
+        if result.grad_norm is not None:
+            self.norms.append(result.grad_norm)
+
+    def metrics(self, seconds: float, world_size: int, grad_skip: float) -> dict[str, float]:
+        out = {"train_loss": self.loss / max(self.seen, 1), "train_bound": self.bound / max(self.seen, 1),
+               "images_per_s": self.seen * world_size / max(seconds, 1e-9), "epoch_seconds": seconds}
+        if self.norms:
+            out.update(grad_norm_median=statistics.median(self.norms), grad_norm_max=max(self.norms))
+        if grad_skip > 0:
+            out["skipped_steps"] = self.skipped
+        return out
 
 
 class Trainable:
@@ -88,7 +119,8 @@ class Trainable:
                                                   ctx.grad_clip if ctx.grad_clip > 0 else math.inf)
             if not torch.isfinite(norm):
                 raise ctx.diverged("the gradient norm", float(norm))
-            if 0 < ctx.grad_skip < float(norm):
+            result.grad_norm = float(norm)
+            if 0 < ctx.grad_skip < result.grad_norm:
                 result.skipped = True
                 return result
         optimizer.step()
