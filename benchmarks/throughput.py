@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import shutil
 import statistics
 import tempfile
@@ -20,7 +21,16 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from common import linear_gemm_rate, timed, training_flops_per_image, training_precisions, write_result
+from common import (
+    RESULTS,
+    keep_other_rows,
+    linear_gemm_rate,
+    machine,
+    timed,
+    training_flops_per_image,
+    training_precisions,
+    write_result,
+)
 from vaekit import kernels
 from vaekit.config import TrainConfig
 from vaekit.optim import FusedAdamW
@@ -134,7 +144,12 @@ def main() -> None:
             print(f"{name} {precision}: {row['images_per_s']:,.0f} img/s, "
                   f"{row['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s")
             rows.append(row)
-    write_result(f"throughput-{args.device}", {"square_gemm_flops_per_s": peaks.get("fp32"),
+    name, path = f"throughput-{args.device}", RESULTS / f"throughput-{args.device}.json"
+    old = json.loads(path.read_text()) if path.is_file() else None
+    if old is not None and old["machine"]["cpu"] == machine()["cpu"]:  # a rerun of one precision on this machine
+        peaks = {**old["square_gemm_flops_per_s_by_precision"], **peaks}  # keeps the other's rows and ceiling
+        rows = keep_other_rows(name, rows, key=lambda r: (r["recipe"], r["precision"]))
+    write_result(name, {"square_gemm_flops_per_s": peaks.get("fp32"),
                                                "square_gemm_flops_per_s_by_precision": peaks,
                                                "device": args.device, "train_size": args.train_size, "rows": rows})
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, machine, training_precisions, write_result
+from common import RESULTS, keep_other_rows, machine, training_precisions, write_result
 from vaekit.config import TrainConfig
 from vaekit.data import load_dataset
 from vaekit.evaluate import elbo_metrics, estimate_nll, eval_images, latent_statistics, protocol_name
@@ -123,6 +123,7 @@ def main() -> None:
     if args.train_only:
         return
     rows = [row for p in precisions for row in evaluate(args, Path(args.save_dir) / p, p)]
+    rows = keep_other_rows(args.name, rows, key=lambda r: r["precision"])  # a rerun in one precision keeps the others
     write_result(args.name, {"recipe": RECIPES[args.recipe], "recipe_name": args.recipe,
                              "train_machine": rows[0]["train_machine"],
                              "eval_device": args.eval_device, "k": args.k, "images": rows[-1]["images"],
