@@ -1,8 +1,8 @@
 """The default poem recipe trained in fp32 and in bf16 for the same minutes: does bf16 autocast cost verse quality?
 
-`--precision auto` trains in bf16 where the device multiplies it in hardware (a CPU with AMX, a GPU from Ampere
-on). This trains `vaekit poem train --form quatrain` (the default recipe, both threads of the machine) once in each
-precision for the same budget, one after the other, and measures each on the held-out poems by
+`--precision auto` trains in bf16 where the device multiplies it in hardware (a CPU with AMX or AVX-512 BF16, a GPU
+from Ampere on). This trains `vaekit poem train --form quatrain` (the default recipe, both threads of the machine)
+once in each precision for the same budget, one after the other, and measures each on the held-out poems by
 `vaekit.poetry.metrics.fit` (fp32): the bound, KL, reconstruction, and the epochs the budget bought.
 
     python benchmarks/poem_precision.py [--minutes 8] [--measure-only]

@@ -5,8 +5,8 @@ test images, timed against the FLOP-bound time of that evaluation.
 
 The FLOP-bound time is (decoder + prior/posterior FLOPs per sample) x k x images / the device's measured
 dense matrix-multiply rate (fp32, TF32 allowed on CUDA as PyTorch does for convolutions by default). Where the
-device multiplies bf16 in hardware (`vaekit.kernels.native_bf16`: sm80+ GPUs, CPUs with AMX) the same evaluation
-runs again with `precision="bf16"` (the decoder's products in bf16, every density and the logsumexp in fp32) on
+device multiplies bf16 in hardware (`vaekit.kernels.native_bf16`: sm80+ GPUs, CPUs with AMX or AVX-512 BF16) the same
+evaluation runs again with `precision="bf16"` (the decoder's products in bf16, every density and the logsumexp in fp32) on
 the same z, timed against the bf16 matmul rate, and its NLL minus the fp32 one is reported as its bias.
 """
 

@@ -66,6 +66,17 @@ def test_training_lowers_the_loss_and_writes_tensorboard(tmp_path):
     assert any((run / "tensorboard").iterdir())
 
 
+@pytest.mark.parametrize(("amx", "avx512_bf16", "native"), [(True, False, True), (False, True, True),
+                                                            (False, False, False)])
+def test_a_cpu_with_amx_or_avx512_bf16_multiplies_bf16_natively(monkeypatch, amx, avx512_bf16, native):
+    from vaekit import kernels
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    assert kernels.native_bf16(torch.device("cpu")) is native
+    assert kernels.native_bf16(torch.device("cpu"), tiles_only=True) is amx  # evaluation's suggestion: AMX alone
+
+
 def test_training_precision_follows_the_hardware_unless_named(monkeypatch):
     from vaekit import kernels
     from vaekit.config import ConfigError

@@ -60,8 +60,8 @@ def training_precision(setting: str, device: torch.device) -> tuple[str, str]:
 
     bf16 autocasts the convolutions and matrix products to bfloat16; the model's heads cast what they return to
     fp32, so every log-density, KL and loss is fp32. "auto" takes bf16 where the device multiplies it in hardware
-    (a GPU from Ampere on, a CPU with AMX; docs/benchmarks.md measures the gain) and fp32 elsewhere, where bf16 is
-    emulated and no faster. Validation and evaluation always run in fp32.
+    (a GPU from Ampere on, a CPU with AMX or AVX-512 BF16; docs/benchmarks.md measures the gain) and fp32
+    elsewhere, where bf16 is emulated and no faster. Validation and evaluation always run in fp32.
     """
     if setting == "bf16" and device.type not in ("cpu", "cuda"):
         raise ConfigError(f"precision bf16 runs on a CPU or a CUDA GPU, not on {device.type}; use --precision fp32")

@@ -49,13 +49,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-def native_bf16(device: torch.device) -> bool:
+def native_bf16(device: torch.device, tiles_only: bool = False) -> bool:
     """Whether this device multiplies bfloat16 matrices in hardware: a CUDA GPU from Ampere on, or a CPU with AMX
-    tiles (Intel Sapphire Rapids and later; docs/benchmarks.md gives the measured rates). Elsewhere bf16 is
-    emulated and no faster, so it is only suggested here."""
+    tiles (Intel Sapphire Rapids and later) or AVX-512 BF16 dot products (Intel Cooper Lake, AMD Zen 4 and later);
+    docs/benchmarks.md gives the measured rates. Elsewhere bf16 is emulated and no faster, so it is only suggested.
+    `tiles_only` counts AMX alone on a CPU: AVX-512 BF16 trains the image models faster but evaluated the NLL no
+    faster than fp32 (docs/history.md, 2026-12-07), so evaluation suggests bf16 on AMX only."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu":
         return False
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: a torch without it gets no suggestion
-    return bool(check()) if callable(check) else False
+    names = ("_is_amx_tile_supported",) if tiles_only else ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    checks = [getattr(torch.cpu, name, None) for name in names]
+    return any(bool(check()) for check in checks if callable(check))  # private: a torch without them suggests none

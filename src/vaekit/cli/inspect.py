@@ -134,7 +134,7 @@ def _estimate_nll_with_progress(args: argparse.Namespace, model: Any, x: Any, y:
         if first or elapsed - state["said"] > 30 or state["done"] == total:
             state["said"] = elapsed
             faster = ("--limit, --precision bf16 (this device multiplies bf16 in hardware)"
-                      if args.precision == "fp32" and native_bf16(torch.device(device)) else "--limit")
+                      if args.precision == "fp32" and native_bf16(torch.device(device), tiles_only=True) else "--limit")
             hint = f"; use {faster} or a GPU to go faster" if first and left > 600 else ""
             print(f"nll: {state['done']:,}/{total:,} samples, {rate:,.0f} samples/s, about {left / 60:.1f} minutes "
                   f"left{hint}", file=sys.stderr)

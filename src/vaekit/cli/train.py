@@ -65,7 +65,7 @@ TRAIN_HELP = {
     "device": ("run", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps"),
     "precision": ("run", "of a training step's products: bf16 (bfloat16 autocast; losses and densities stay fp32), "
                          "fp32, or auto: bf16 where the device multiplies it in hardware (a GPU from Ampere on, a CPU "
-                         "with AMX), fp32 elsewhere"),
+                         "with AMX or AVX-512 BF16), fp32 elsewhere"),
     "tensorboard": ("run", "also write TensorBoard logs to RUN/tensorboard (if tensorboard is installed)"),
     "mlflow": ("run", "also log parameters and per-epoch metrics to MLflow (if mlflow is installed)"),
     "keep_checkpoints": ("run", "how many epoch checkpoints to keep"),
