@@ -56,14 +56,17 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def keep_other_rows(name: str, rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]
-                    ) -> list[dict[str, Any]]:
+def keep_other_rows(name: str, rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any],
+                    same_cpu: bool = False) -> list[dict[str, Any]]:
     """The rows just measured in place of results/NAME.json's rows with the same key (a form, a size); rows of
-    other keys stay, each dated from its file where it has no date of its own, so a rerun for one form keeps the rest."""
+    other keys stay, each dated from its file where it has no date of its own, so a rerun for one form keeps the rest.
+    `same_cpu`: keep them only from a file measured on this CPU (for tables that name one machine)."""
     path = RESULTS / f"{name}.json"
     if not path.is_file():
         return rows
     old = json.loads(path.read_text(encoding="utf-8"))
+    if same_cpu and old["machine"]["cpu"] != machine()["cpu"]:
+        return rows
     fresh = {key(r) for r in rows}
     out: list[dict[str, Any]] = []
     placed: set[Any] = set()

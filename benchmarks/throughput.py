@@ -25,7 +25,6 @@ from common import (
     RESULTS,
     keep_other_rows,
     linear_gemm_rate,
-    machine,
     timed,
     training_flops_per_image,
     training_precisions,
@@ -144,14 +143,13 @@ def main() -> None:
             print(f"{name} {precision}: {row['images_per_s']:,.0f} img/s, "
                   f"{row['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s")
             rows.append(row)
-    name, path = f"throughput-{args.device}", RESULTS / f"throughput-{args.device}.json"
-    old = json.loads(path.read_text()) if path.is_file() else None
-    if old is not None and old["machine"]["cpu"] == machine()["cpu"]:  # a rerun of one precision on this machine
-        peaks = {**old["square_gemm_flops_per_s_by_precision"], **peaks}  # keeps the other's rows and ceiling
-        rows = keep_other_rows(name, rows, key=lambda r: (r["recipe"], r["precision"]))
+    name = f"throughput-{args.device}"
+    rows = keep_other_rows(name, rows, key=lambda r: (r["recipe"], r["precision"]), same_cpu=True)  # a rerun of one
+    for kept in {r["precision"] for r in rows} - set(peaks):  # precision keeps the other's rows, and their ceiling
+        peaks[kept] = json.loads((RESULTS / f"{name}.json").read_text())["square_gemm_flops_per_s_by_precision"][kept]
     write_result(name, {"square_gemm_flops_per_s": peaks.get("fp32"),
-                                               "square_gemm_flops_per_s_by_precision": peaks,
-                                               "device": args.device, "train_size": args.train_size, "rows": rows})
+                        "square_gemm_flops_per_s_by_precision": peaks,
+                        "device": args.device, "train_size": args.train_size, "rows": rows})
 
 
 if __name__ == "__main__":

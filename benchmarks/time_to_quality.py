@@ -123,7 +123,7 @@ def main() -> None:
     if args.train_only:
         return
     rows = [row for p in precisions for row in evaluate(args, Path(args.save_dir) / p, p)]
-    rows = keep_other_rows(args.name, rows, key=lambda r: r["precision"])  # a rerun in one precision keeps the others
+    rows = keep_other_rows(args.name, rows, key=lambda r: r["precision"], same_cpu=True)  # a rerun keeps other precisions
     write_result(args.name, {"recipe": RECIPES[args.recipe], "recipe_name": args.recipe,
                              "train_machine": rows[0]["train_machine"],
                              "eval_device": args.eval_device, "k": args.k, "images": rows[-1]["images"],
