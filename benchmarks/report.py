@@ -66,6 +66,7 @@ def ttq_section(data: dict[str, Any]) -> list[str]:
     rows = data["rows"]
     several = len({_precision(r, "cpu") for r in rows}) > 1
     title = "Time to quality" + (f": {data['recipe_name']}" if data.get("recipe_name", "conv-vae") != "conv-vae" else "")
+    title += f" with {', '.join(data['overrides'])}" if data.get("overrides") else ""  # time_to_quality.py --set
     out = [f"### {title}", "",
            f"Training: {_machine(data['train_machine'])}, one run of {data['budget_minutes']:g} minutes "
            f"{'per training precision ' if several else ''}with the "
@@ -595,7 +596,8 @@ def main(out: Path | None = None) -> None:
              "CPU measurements first. Every table names its machine, date and settings. No number here is typed by hand.",
              ""]
     sections = [("throughput-cpu", throughput_section), ("throughput-cuda", throughput_section),
-                ("time-to-quality-cpu", ttq_section), ("time-to-quality-hvae-cpu", ttq_section), ("quality-ceiling-cuda", ceiling_section),
+                ("time-to-quality-cpu", ttq_section), ("time-to-quality-hvae-cpu", ttq_section),
+                ("time-to-quality-hvae-warmup-cpu", ttq_section), ("quality-ceiling-cuda", ceiling_section),
                 ("family-mnist", family_section), ("family-mnist-10min", family_section),
                 ("family-fashion-mnist", family_section), ("likelihoods-cpu", likelihood_section), ("own-images-cpu", own_images_section), ("cvae-cpu", cvae_section), ("eval-memory-cpu", eval_memory_section), ("peers-cpu", peers_section), ("poems", poem_section),
                 ("poem_repeats", repeats_section), ("poem_ablation", ablation_section), ("poem_width", width_section),

@@ -2,7 +2,7 @@
 (or another: --recipe hvae).
 
     python benchmarks/time_to_quality.py [--recipe conv-vae] [--minutes 10] [--snapshots 2,5] [--k 1000] \
-        [--images 2000] [--precisions fp32,bf16]
+        [--images 2000] [--precisions fp32,bf16] [--set kl_warmup=20 --set ema=0.999]
 
 One run of --minutes with the learning rate annealed over that budget; the weights at the first epoch end
 after each snapshot time are saved (--save-dir) and evaluated after training stops, so evaluation never
@@ -11,6 +11,8 @@ scores saved snapshots on a GPU (a conv decoder's k=1000 NLL took ~2.5 min a sna
 NLL uses k importance samples on the first N test images (k=1000 on 2,000 images by
 default: the table says so), binarized once with seed 0, always in fp32. Each training precision is its own run
 of --minutes (by default fp32, and bf16 too where the device multiplies bf16 in hardware), one after the other.
+`--set KEY=VALUE` changes one setting of the recipe (a JSON value); the result records the recipe it ran. Under
+`ema` the snapshots hold the weight average, and the last raw weights are kept beside it (final-raw.safetensors).
 """
 
 from __future__ import annotations
@@ -39,12 +41,26 @@ RECIPES = {"conv-vae": BEST_RECIPE,  # the flat flagship; the hierarchical VAE b
                     "binarization": "dynamic", "kl_warmup": 1.0}}
 
 
+def recipe(args: argparse.Namespace) -> dict:
+    """The named recipe with the --set overrides applied."""
+    chosen = dict(RECIPES[args.recipe])
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item}: write KEY=VALUE, e.g. --set kl_warmup=20")
+        try:
+            chosen[key] = json.loads(value)
+        except json.JSONDecodeError:
+            chosen[key] = value
+    return chosen
+
+
 def train(args: argparse.Namespace, save_dir: Path, precision: str) -> None:
     marks = sorted(float(m) for m in args.snapshots.split(",") if m)
     run_dir = tempfile.mkdtemp(prefix="vaekit-ttq-")
     shutil.rmtree(run_dir)
     cfg = TrainConfig.from_flat(run_dir=run_dir, device=args.device, epochs=1000, max_minutes=args.minutes,
-                                tensorboard=False, precision=precision, **RECIPES[args.recipe])
+                                tensorboard=False, precision=precision, **recipe(args))
     trainer = Trainer(cfg, log=print)
     taken: list[dict] = []
 
@@ -52,11 +68,13 @@ def train(args: argparse.Namespace, save_dir: Path, precision: str) -> None:
         minutes = metrics["train_seconds"] / 60
         if len(taken) < len(marks) and minutes >= marks[len(taken)]:
             name = f"snapshot-{len(taken)}.safetensors"
-            atomic_save_weights(t.model, save_dir / name)
+            atomic_save_weights(t.evaluated_model, save_dir / name)
             taken.append({"minutes": minutes, "epoch": metrics["epoch"], "file": name})
 
     last = trainer.fit(on_epoch_end=keep)
-    atomic_save_weights(trainer.model, save_dir / "final.safetensors")
+    atomic_save_weights(trainer.evaluated_model, save_dir / "final.safetensors")
+    if trainer.evaluated_model is not trainer.model:  # under --set ema: the raw weights, to measure the average alone
+        atomic_save_weights(trainer.model, save_dir / "final-raw.safetensors")
     taken.append({"minutes": last["train_seconds"] / 60, "epoch": last["epoch"], "file": "final.safetensors"})
     (save_dir / "snapshots.json").write_text(json.dumps({"config": cfg.to_dict(), "snapshots": taken,
                                                          "train_machine": machine()}, indent=2))
@@ -100,6 +118,8 @@ def main() -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="conv-vae",
                         help="what to train: e.g. --recipe hvae --minutes 120 --snapshots 10,30,60 "
                              "--name time-to-quality-hvae-cpu for the hierarchical VAE's curve")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one setting of the recipe, e.g. --set kl_warmup=20 (repeatable)")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--snapshot-images", type=int, default=None,
@@ -124,7 +144,7 @@ def main() -> None:
         return
     rows = [row for p in precisions for row in evaluate(args, Path(args.save_dir) / p, p)]
     rows = keep_other_rows(args.name, rows, key=lambda r: r["precision"], same_cpu=True)  # a rerun keeps other precisions
-    write_result(args.name, {"recipe": RECIPES[args.recipe], "recipe_name": args.recipe,
+    write_result(args.name, {"recipe": recipe(args), "recipe_name": args.recipe, "overrides": args.set,
                              "train_machine": rows[0]["train_machine"],
                              "eval_device": args.eval_device, "k": args.k, "images": rows[-1]["images"],
                              "budget_minutes": rows[0]["budget_minutes"], "protocol": rows[0]["protocol"],
