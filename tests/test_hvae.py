@@ -8,7 +8,7 @@ from steps import adam_steps
 from vaekit.cli import main
 from vaekit.models import HVAE, ModelConfig, build_model
 from vaekit.models.trainable import EpochTally, StepContext, StepResult
-from vaekit.objectives import elbo, iwae_bound
+from vaekit.objectives import balanced_kl, elbo, iwae_bound
 
 
 def small(groups=(2, 1), seed=0) -> HVAE:
@@ -167,3 +167,38 @@ def test_the_reconstruction_error_decodes_every_group_at_its_posterior_mean_not_
         every = float(-model.head(params).log_prob(x).sum()) / len(x)
         top_only = float(-model.likelihood(model.posterior(x).mean).log_prob(x).sum()) / len(x)
     assert got == pytest.approx(every, rel=1e-5) and abs(top_only - every) > 1e-3
+
+
+def test_kl_balancing_charges_a_group_by_what_it_carries_for_its_size():
+    kls = [torch.tensor([4.0, 6.0], requires_grad=True), torch.tensor([0.5, 0.5], requires_grad=True)]
+    charge, weights = balanced_kl(kls, dims=[10, 40])
+    share = torch.tensor([5.01 / 10, 0.51 / 40])  # batch-mean KL (+ 0.01 nats) a latent variable
+    assert torch.allclose(weights, share / share.mean())
+    assert float(weights.mean()) == pytest.approx(1.0) and float(weights[1]) < 0.1 * float(weights[0])
+    charge.backward()  # the weights are held constant: each group's pull is its weight, spread over its batch
+    assert torch.allclose(kls[0].grad, weights[0] / 2) and torch.allclose(kls[1].grad, weights[1] / 2)
+
+
+def test_kl_balancing_changes_the_warm_up_loss_only_never_the_reported_bound():
+    model, x = _trained(), digits(8)
+    model.config.kl_balance = True
+
+    def terms(beta: float, balance: bool):
+        model.config.kl_balance = balance
+        torch.manual_seed(3)
+        return model(x, beta=beta)
+
+    warm, plain = terms(0.3, True), terms(0.3, False)
+    assert torch.equal(warm.elbo, plain.elbo) and torch.equal(warm.kl, plain.kl)
+    groups = torch.stack([k.mean() for k in plain.kl_groups]).detach()
+    weights = balanced_kl(list(plain.kl_groups), [98, 98, 392])[1]
+    charged = float((warm.loss.detach() + plain.log_likelihood.mean().detach()) / 0.3)  # the KL the loss charges
+    assert charged == pytest.approx(float((weights * groups).sum()), rel=1e-4)
+    assert float((weights - 1).abs().max()) > 0.2  # the groups carry unequal KL a variable: not the plain sum
+    assert float(terms(1.0, True).loss.detach()) == pytest.approx(float(terms(1.0, False).loss.detach()), rel=1e-6)
+
+
+def test_kl_balance_is_refused_for_a_model_with_one_group(tmp_path, capsys):
+    assert main(["train", "--model", "vae", "--kl-balance", "--run-dir", str(tmp_path / "run")]) != 0
+    err = capsys.readouterr().err
+    assert "--kl-balance" in err and "Traceback" not in err and not (tmp_path / "run").exists()

@@ -443,6 +443,9 @@ def _validate(s: dict[str, Any]) -> None:
     if s.get("model") == "hvae" and (len(groups) != 2 or groups[0] < 1 or groups[1] < 0 or sum(groups) > 32):
         raise ConfigError(f"groups gives the hvae's latent groups at 1/4 and at 1/2 of the image's side, at least one "
                           f"at 1/4 and 32 in all, e.g. 2,2; got {shown(groups)}")
+    if s.get("kl_balance") and s.get("model") != "hvae":
+        raise ConfigError(f"--kl-balance balances the KL of an hvae's latent groups; a {s.get('model')} has one group, "
+                          "so leave it off or use --model hvae")
     if s.get("model") == "iwae" and s.get("k", 1) * s.get("batch_size", 1) > MAX_SAMPLES_A_STEP:
         raise ConfigError(f"k x batch_size = {s['k'] * s['batch_size']:,} samples of z a training step is more than "
                           f"vaekit trains on ({MAX_SAMPLES_A_STEP:,}); lower --k or --batch-size (evaluation's own "

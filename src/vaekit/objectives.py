@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.distributions import Distribution, kl_divergence
 
 __all__ = ["LatentModel", "LatentGroup", "ELBOTerms", "elbo", "iwae_bound", "reconstruction_loss", "group_kls",
-           "bound_metrics", "batches"]
+           "bound_metrics", "batches", "balanced_kl"]
 
 
 @dataclass
@@ -109,8 +109,20 @@ def _free_bits_charge(groups: list[LatentGroup], free_bits: float) -> Tensor:
     return charged[0] if len(charged) == 1 else torch.stack(charged).sum()
 
 
+def balanced_kl(kls: list[Tensor], dims: list[int]) -> tuple[Tensor, Tensor]:
+    """NVAE's KL balancing (Vahdat & Kautz 2020): the groups' batch-mean KLs summed with weights proportional to
+    each group's KL a latent variable (plus 0.01 nats), normalised to average 1, held constant in the gradient.
+    A group that carries little for its size is charged less, so the warm-up does not push it onto its prior
+    while the others grow. Returns the charge and the weights."""
+    per_group = torch.stack([term.mean() for term in kls])
+    size = torch.tensor(dims, dtype=per_group.dtype, device=per_group.device)
+    share = (per_group.detach().abs() + 0.01) / size
+    weights = share / share.mean()
+    return (weights * per_group).sum(), weights
+
+
 def elbo(model: LatentModel, x: Tensor, y: Tensor | None = None, kl: str = "analytic",
-         beta: float = 1.0, free_bits: float = 0.0) -> ELBOTerms:
+         beta: float = 1.0, free_bits: float = 0.0, kl_balance: bool = False) -> ELBOTerms:
     """ELBO = E_q[log p(x|z)] - sum over groups of KL(q(z_l | z_<l, x) || p(z_l | z_<l)), one reparameterized
     sample per example.
 
@@ -118,14 +130,19 @@ def elbo(model: LatentModel, x: Tensor, y: Tensor | None = None, kl: str = "anal
     works for any prior and posterior. Both are unbiased for the same quantity. `free_bits` > 0 (Kingma et al.
     2016) charges each latent dimension of each group at least that many nats of KL, averaged over the batch, in
     the training loss only: a dimension below the floor feels no pull towards the prior, which keeps an
-    autoregressive decoder from ignoring z. The reported `kl` and `elbo` stay true.
+    autoregressive decoder from ignoring z. `kl_balance` charges several groups by `balanced_kl` while beta < 1
+    (the KL warm-up), as NVAE does; from beta = 1 on the charge is the plain sum. The reported `kl` and `elbo` stay
+    true either way.
     """
     groups, px = model.latent_groups(x, y)
     log_likelihood = px.log_prob(x)
     kls = [term.expand_as(log_likelihood) for term in group_kls(groups, kl)]
     kl_term = kls[0] if len(kls) == 1 else torch.stack(kls).sum(0)
     bound = log_likelihood - kl_term
-    charged = kl_term.mean() if free_bits <= 0 else _free_bits_charge(groups, free_bits)
+    if kl_balance and beta < 1 and len(kls) > 1:
+        charged = balanced_kl(kls, [g.z.shape[-1] for g in groups])[0]
+    else:
+        charged = kl_term.mean() if free_bits <= 0 else _free_bits_charge(groups, free_bits)
     loss = -log_likelihood.mean() + beta * charged
     return ELBOTerms(log_likelihood=log_likelihood, kl=kl_term, elbo=bound, loss=loss, z=groups[-1].z,
                      kl_groups=tuple(kls))

@@ -49,6 +49,8 @@ TRAIN_HELP = {
     "kl": ("objective", "analytic (closed form) or mc (Monte Carlo on the sample)"),
     "k": ("objective", "importance samples for --model iwae"),
     "kl_warmup": ("objective", "epochs over which the KL weight ramps from 0 to --beta"),
+    "kl_balance": ("objective", "hvae: during the KL warm-up, charge each group's KL in proportion to what it carries "
+                                "for its size (NVAE's KL balancing), so no group is pushed onto its prior early"),
     "epochs": ("optimisation", "passes over the training set"),
     "batch_size": ("optimisation", "global batch size (split over processes under torchrun)"),
     "lr": ("optimisation", "AdamW learning rate (default 1e-3; 2e-4 for gan)"),

@@ -202,9 +202,10 @@ class HVAE(LatentModel, Trainable):
         return self.head(params.reshape(*lead, *params.shape[1:]))
 
     def forward(self, x: Tensor, y: Tensor | None = None, beta: float | None = None) -> ELBOTerms:
-        """The ELBO's training terms: the likelihood and one KL a group (weighted by beta while it warms up)."""
+        """The ELBO's training terms: the likelihood and one KL a group (weighted by beta while it warms up, and
+        balanced across the groups then under `kl_balance`)."""
         cfg = self.config
-        return elbo(self, x, y, kl=cfg.kl, beta=cfg.beta if beta is None else beta)
+        return elbo(self, x, y, kl=cfg.kl, beta=cfg.beta if beta is None else beta, kl_balance=cfg.kl_balance)
 
     # ------------------------------------------------------------------ figures
 
