@@ -433,8 +433,9 @@ def _validate(s: dict[str, Any]) -> None:
         if value is not None and (not _is_int(value) or value < 1):
             raise ConfigError(f"{name} must be a positive integer (or unset for all); got {shown(value)}")
     if s.get("task") != "poem" and s.get("prior") == "vamp":
-        if s["model"] not in ("vae", "iwae"):
-            raise ConfigError(f"--prior vamp is the prior of an unconditional vae or iwae; got --model {s['model']}")
+        if s["model"] not in ("vae", "iwae", "hvae"):
+            raise ConfigError(f"--prior vamp is the prior of an unconditional vae or iwae, or of an hvae's top group; "
+                              f"got --model {s['model']}")
         if s.get("kl") != "mc":
             raise ConfigError("the VampPrior's KL has no closed form; use --kl mc (the default with --prior vamp)")
         if not 1 <= s.get("pseudo_inputs", 500) <= 10_000:

@@ -16,6 +16,7 @@ from torch.distributions import (
     ContinuousBernoulli,
     Distribution,
     Independent,
+    MixtureSameFamily,
     MultivariateNormal,
     Normal,
     constraints,
@@ -24,6 +25,7 @@ from torch.distributions.kl import register_kl
 
 __all__ = [
     "diagonal_gaussian",
+    "draw_at_temperature",
     "standard_normal",
     "bernoulli_likelihood",
     "gaussian_likelihood",
@@ -46,6 +48,26 @@ def standard_normal(latent_dim: int, device: torch.device | str | None = None,
     """p(z) = N(0, I) over `latent_dim` coordinates; broadcasts against any batch of z."""
     zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
     return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+
+
+def draw_at_temperature(prior: Distribution, n: int, temperature: float,
+                        generator: torch.Generator | None = None) -> Tensor:
+    """n draws of z from `prior` (one a row of a prior already batched n), its spread scaled by `temperature`
+    (0: the mean; a mixture's: a component each, then a draw from that component at the temperature); the noise
+    from `generator` if given."""
+    if temperature == 1.0 and generator is None:
+        return prior.sample() if prior.batch_shape == torch.Size([n]) else prior.sample((n,))
+    if isinstance(prior, MixtureSameFamily):
+        weights = prior.mixture_distribution.probs
+        pick = torch.multinomial(weights.cpu(), n, replacement=True, generator=generator).to(weights.device)
+        mean, std = prior.component_distribution.mean[pick], prior.component_distribution.stddev[pick]
+    else:
+        mean, std = prior.mean.expand(n, -1), prior.stddev.expand(n, -1)
+    if temperature == 0:
+        return mean
+    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device) if generator is not None \
+        else torch.randn_like(mean)
+    return mean + temperature * std * noise
 
 
 def full_gaussian(loc: Tensor, scale_tril: Tensor) -> MultivariateNormal:

@@ -29,7 +29,7 @@ TRAIN_HELP = {
     "width": ("model", "channels of the resnet arch, and of the hvae's residual cells"),
     "groups": ("model", "hvae: latent groups at 1/4 and at 1/2 of the image's side, e.g. 2,2"),
     "prior": ("model", "standard (N(0, I)) or vamp (the VampPrior: a mixture of the encoder's posteriors at learned "
-                       "pseudo-inputs; vae and iwae, with the Monte Carlo KL)"),
+                       "pseudo-inputs; vae, iwae, and the top group of an hvae, with the Monte Carlo KL)"),
     "pseudo_inputs": ("model", "the VampPrior's number of pseudo-inputs"),
     "norm": ("model", "conv arch: none or batch (batch norm after each hidden convolution); default: none for MNIST, "
                       "batch for grey levels and colour"),

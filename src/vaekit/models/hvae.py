@@ -9,6 +9,10 @@ the image, where the likelihood head of the flat models turns it into p(x | z).
 The objectives read the groups through `latent_groups`: the ELBO sums one KL a group, the importance weight sums
 log p - log q over the groups. The figures and the page move through the top group (`posterior`, `prior`,
 `decode`), the lower groups drawn at their prior mean; `reconstruct` uses every group's posterior mean.
+
+With `prior="vamp"` the top group's prior is the VampPrior (Tomczak & Welling 2018): the mixture of the top
+group's posteriors at K learned pseudo-inputs, in place of a learned diagonal Gaussian; its KL has no closed form,
+so such a run takes the Monte Carlo KL for every group. Each pass reads the K pseudo-inputs up the bottom-up path.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
+from vaekit.distributions import draw_at_temperature
 from vaekit.models.config import ModelConfig
 from vaekit.models.likelihoods import ImageLikelihood
 from vaekit.models.trainable import Trainable
@@ -97,6 +102,8 @@ class HVAE(LatentModel, Trainable):
         self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale, config.scale_per,
                                     (c, h, w))
         self.latent_dim = latent * self.shapes[0][0] * self.shapes[0][1]  # the top group's size
+        if config.prior == "vamp":  # pseudo-inputs in logit space, starting near grey, as in the flat VAE
+            self.pseudo_inputs = nn.Parameter(0.01 * torch.randn(config.pseudo_inputs, c, h, w))
 
     @property
     def kl_estimator(self) -> str:  # type: ignore[override]
@@ -141,10 +148,14 @@ class HVAE(LatentModel, Trainable):
             for _ in range(count):
                 block = self.blocks[index]
                 prior_params = block.prior_of(h)
-                p = block._normal(prior_params)
+                p = self._vamp_prior() if index == 0 and self.config.prior == "vamp" else block._normal(prior_params)
                 if features is not None:
                     q = block._normal(block.posterior_of(h, features[scale], prior_params))
                     z = q.mean if use_means else q.rsample()
+                elif isinstance(p, MixtureSameFamily):
+                    q = p
+                    z = given_top if given_top is not None else \
+                        draw_at_temperature(p, n, temperatures[index], generator)
                 else:
                     q, t = p, temperatures[index]
                     noise = torch.randn(p.mean.shape, generator=generator, dtype=p.mean.dtype).to(p.mean.device) \
@@ -172,7 +183,8 @@ class HVAE(LatentModel, Trainable):
         if samples is None:
             return groups, px
         lead = (samples, len(x))
-        reshaped = [LatentGroup(_unflatten(g.q, lead), _unflatten(g.p, lead), g.z.reshape(*lead, -1)) for g in groups]
+        reshaped = [LatentGroup(_unflatten(g.q, lead), _unflatten(g.p, lead) if isinstance(g.p, Independent) else g.p,
+                                g.z.reshape(*lead, -1)) for g in groups]  # a VampPrior broadcasts as it is
         return reshaped, _unflatten_image(px, self.head, params, lead)
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
@@ -191,7 +203,14 @@ class HVAE(LatentModel, Trainable):
 
     def prior(self, y: Tensor | None = None) -> Distribution:
         """p of the top group, which depends on nothing drawn before it."""
+        if self.config.prior == "vamp":
+            return self._vamp_prior()
         return self.blocks[0]._normal(self.blocks[0].prior_of(self.start))
+
+    def _vamp_prior(self) -> MixtureSameFamily:
+        """The top group's VampPrior: (1/K) sum_k q(z_top | u_k) over the K learned pseudo-inputs u_k."""
+        q = self.posterior(torch.sigmoid(self.pseudo_inputs))
+        return MixtureSameFamily(Categorical(logits=torch.zeros(len(self.pseudo_inputs), device=q.mean.device)), q)
 
     def likelihood(self, z: Tensor, y: Tensor | None = None, lower_temperature: float = 0.0,
                    generator: torch.Generator | None = None) -> Distribution:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, MixtureSameFamily
 
-from vaekit.distributions import diagonal_gaussian, standard_normal
+from vaekit.distributions import diagonal_gaussian, draw_at_temperature, standard_normal
 from vaekit.models.config import ModelConfig
 from vaekit.models.likelihoods import ImageLikelihood
 from vaekit.models.nets import build_decoder, build_encoder
@@ -114,7 +114,7 @@ class VAE(LatentModel, Trainable):
                 y = torch.arange(n, device=device) % self.config.num_classes
             else:
                 y = torch.full((n,), label, dtype=torch.long, device=device)
-        return self.decode(_draw(self.prior(y), n, temperature), y)
+        return self.decode(draw_at_temperature(self.prior(y), n, temperature), y)
 
     @torch.no_grad()
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -125,16 +125,3 @@ class VAE(LatentModel, Trainable):
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Decode the posterior mean of each input."""
         return self.decode(self.posterior(x, y).mean, y)
-
-
-def _draw(prior: Distribution, n: int, temperature: float) -> Tensor:
-    """n draws of z from `prior` (one a row of a prior already batched n), its spread scaled by `temperature`."""
-    batched = prior.batch_shape == torch.Size([n])
-    if temperature == 1.0:
-        return prior.sample() if batched else prior.sample((n,))
-    if isinstance(prior, MixtureSameFamily):  # a component each, then a draw from it at the temperature
-        pick = prior.mixture_distribution.sample((n,))
-        mean, std = prior.component_distribution.mean[pick], prior.component_distribution.stddev[pick]
-    else:
-        mean, std = prior.mean.expand(n, -1), prior.stddev.expand(n, -1)
-    return mean + temperature * std * torch.randn_like(mean)
