@@ -202,3 +202,29 @@ def test_kl_balance_is_refused_for_a_model_with_one_group(tmp_path, capsys):
     assert main(["train", "--model", "vae", "--kl-balance", "--run-dir", str(tmp_path / "run")]) != 0
     err = capsys.readouterr().err
     assert "--kl-balance" in err and "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("groups, shape, sides", [((1, 1, 1), (1, 32, 32), [4, 8, 16]), ((2,), (1, 28, 28), [14, 14]),
+                                                   ((1, 0, 2), (3, 16, 16), [2, 8, 8])])
+def test_the_groups_stand_at_as_many_resolutions_as_counts_given_coarsest_first(groups, shape, sides):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(model="hvae", width=8, latent_dim=2, groups=list(groups), image_shape=shape,
+                                    likelihood="bernoulli"))
+    x = torch.rand(3, *shape, generator=torch.Generator().manual_seed(0)).round()
+    drawn, px = model.latent_groups(x)
+    assert [g.z.shape[-1] for g in drawn] == [2 * side * side for side in sides]
+    assert px.log_prob(x).shape == (3,) and model.sample(2).shape == (2, *shape)
+    assert bool(torch.isfinite(iwae_bound(model, x, k=3)).all())
+    assert len(model.down) == len(model.up) == len(groups)
+
+
+def test_the_default_two_resolutions_keep_the_parameter_names_saved_runs_hold():
+    names = {name.split(".")[0] + "." + name.split(".")[1] for name, _ in small((2, 2)).named_parameters()
+             if name.startswith(("down.", "up."))}
+    assert names == {"down.0", "down.1", "up.0", "up.1"}
+
+
+def test_more_resolutions_than_the_image_side_halves_into_is_refused_in_a_sentence(tmp_path, capsys):
+    assert main(["train", "--model", "hvae", "--groups", "1,2,2", "--run-dir", str(tmp_path / "run")]) != 0
+    err = capsys.readouterr().err
+    assert "divide by 8" in err and "Traceback" not in err and not (tmp_path / "run").exists()

@@ -441,9 +441,16 @@ def _validate(s: dict[str, Any]) -> None:
         if not 1 <= s.get("pseudo_inputs", 500) <= 10_000:
             raise ConfigError(f"pseudo_inputs must be from 1 to 10,000; got {shown(s.get('pseudo_inputs'))}")
     groups = s.get("groups", [2, 2])
-    if s.get("model") == "hvae" and (len(groups) != 2 or groups[0] < 1 or groups[1] < 0 or sum(groups) > 32):
-        raise ConfigError(f"groups gives the hvae's latent groups at 1/4 and at 1/2 of the image's side, at least one "
-                          f"at 1/4 and 32 in all, e.g. 2,2; got {shown(groups)}")
+    if s.get("model") == "hvae" and (not 1 <= len(groups) <= 5 or groups[0] < 1 or min(groups) < 0
+                                     or sum(groups) > 32):
+        raise ConfigError(f"groups gives the hvae's latent groups at each resolution, coarsest first (2,2: two at 1/4 "
+                          f"of the image's side, two at 1/2; 1,2,2 adds one at 1/8), 1 to 5 resolutions, at least one "
+                          f"group at the top and 32 in all; got {shown(groups)}")
+    side = s.get("image_size", 28)
+    if s.get("model") == "hvae" and _is_int(side) and side % 2 ** len(groups):
+        raise ConfigError(f"--groups {','.join(map(str, groups))} halves the image's side {len(groups)} times, so it "
+                          f"must divide by {2 ** len(groups)}; {side} does not: give fewer resolutions (e.g. 2,2) or "
+                          f"another --image-size")
     if s.get("kl_balance") and s.get("model") != "hvae":
         raise ConfigError(f"--kl-balance balances the KL of an hvae's latent groups; a {s.get('model')} has one group, "
                           "so leave it off or use --model hvae")

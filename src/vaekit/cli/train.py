@@ -27,7 +27,8 @@ TRAIN_HELP = {
     "latent_dim": ("model", "dimensions of z"),
     "hidden": ("model", "MLP layer widths, comma-separated, e.g. 400 or 512,256"),
     "width": ("model", "channels of the resnet arch, and of the hvae's residual cells"),
-    "groups": ("model", "hvae: latent groups at 1/4 and at 1/2 of the image's side, e.g. 2,2"),
+    "groups": ("model", "hvae: latent groups at each resolution, coarsest first: 2,2 puts two at 1/4 of the image's side "
+                        "and two at 1/2; 1,2,2 adds one at 1/8 (sides divisible by 8)"),
     "prior": ("model", "standard (N(0, I)) or vamp (the VampPrior: a mixture of the encoder's posteriors at learned "
                        "pseudo-inputs; vae, iwae, and the top group of an hvae, with the Monte Carlo KL)"),
     "pseudo_inputs": ("model", "the VampPrior's number of pseudo-inputs"),

@@ -46,7 +46,7 @@ class ModelConfig:
     beta: float = 1.0
     kl: str = "analytic"
     k: int = 5
-    groups: list[int] = field(default_factory=lambda: [2, 2])  # hvae: latent groups at 1/4 and 1/2 of the side
+    groups: list[int] = field(default_factory=lambda: [2, 2])  # hvae: groups a resolution, coarsest first (1/4, 1/2)
     kl_balance: bool = False  # hvae: NVAE's KL balancing of the groups during the KL warm-up
     prior: str = "standard"  # standard: N(0, I); vamp: the VampPrior, a mixture of the posteriors of pseudo-inputs
     pseudo_inputs: int = 500  # the VampPrior's K learned pseudo-inputs (Tomczak & Welling 2018)

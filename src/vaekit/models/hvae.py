@@ -1,10 +1,12 @@
-"""A top-down hierarchical VAE (LVAE / NVAE / VDVAE in miniature): groups of latents at two resolutions.
+"""A top-down hierarchical VAE (LVAE / NVAE / VDVAE in miniature): groups of latents at several resolutions.
 
-A bottom-up residual path reads the image at 1/2 and 1/4 of its side. The top-down path starts from a learned
-state at 1/4 and, group by group, computes from the same state the prior p(z_l | z_<l) and the posterior
+`config.groups` gives the number of groups at each resolution, coarsest first: S counts place them at 1/2^S, ...,
+1/4, 1/2 of the image's side ([2, 2], the default: two at 1/4 and two at 1/2). A bottom-up residual path reads the
+image at each of those sides. The top-down path starts from a learned state at the coarsest and, group by group,
+computes from the same state the prior p(z_l | z_<l) and the posterior
 q(z_l | z_<l, x), the posterior as a residual of the prior (NVAE's residual normal: its mean and log-scale are the
-prior's plus what the bottom-up features add); the draw joins the state, and the state goes up to 1/2 and then to
-the image, where the likelihood head of the flat models turns it into p(x | z).
+prior's plus what the bottom-up features add); the draw joins the state, and the state goes up a resolution at a
+time to the image, where the likelihood head of the flat models turns it into p(x | z).
 
 The objectives read the groups through `latent_groups`: the ELBO sums one KL a group, the importance weight sums
 log p - log q over the groups. The figures and the page move through the top group (`posterior`, `prior`,
@@ -78,26 +80,27 @@ class TopDownGroup(nn.Module):
 
 
 class HVAE(LatentModel, Trainable):
-    """Groups of latents at 1/4 and 1/2 of the image's side (`config.groups` of them at each), each with
-    `config.latent_dim` channels; residual cells `config.width` wide."""
+    """Groups of latents at 1/2^S, ..., 1/2 of the image's side (`config.groups`, S counts, coarsest first), each
+    with `config.latent_dim` channels; residual cells `config.width` wide."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         c, h, w = config.image_shape
-        if h % 4 or w % 4:
-            raise ValueError(f"the hierarchical VAE needs image sides divisible by 4, got {h}x{w}; choose "
-                             "--image-size accordingly")
-        width, latent = config.width, config.latent_dim
-        self.shapes = [(h // 4, w // 4), (h // 2, w // 2)]  # the resolutions of the groups, top first
         self.groups_at = list(config.groups)
+        scales = len(self.groups_at)
+        if h % 2**scales or w % 2**scales:
+            raise ValueError(f"{scales} resolutions of groups halve the image's side {scales} times, so its sides must "
+                             f"divide by {2**scales}; got {h}x{w}: give --groups fewer counts or choose --image-size")
+        width, latent = config.width, config.latent_dim
+        self.shapes = [(h >> s, w >> s) for s in range(scales, 0, -1)]  # the resolutions of the groups, top first
         self.stem = nn.Conv2d(c, width, 3, padding=1)
-        self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), ResBlock(width)),
-                                   nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), ResBlock(width))])
+        self.down = nn.ModuleList(nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), ResBlock(width))
+                                  for _ in range(scales))  # down[i]: from 1/2^i of the side to 1/2^(i+1)
         self.start = nn.Parameter(torch.zeros(1, width, *self.shapes[0]))
         self.blocks = nn.ModuleList(TopDownGroup(width, latent) for _ in range(sum(self.groups_at)))
-        self.up = nn.ModuleList([nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
-                                 nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)])
+        self.up = nn.ModuleList(nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
+                                for _ in range(scales))  # up[j]: from the j-th resolution, top first, to the next
         self.out = nn.Sequential(ResBlock(width), nn.GELU(), nn.Conv2d(width, c, 3, padding=1))
         self.head = ImageLikelihood(config.likelihood, config.gaussian_scale, config.learn_scale, config.scale_per,
                                     (c, h, w))
@@ -112,10 +115,13 @@ class HVAE(LatentModel, Trainable):
     # ------------------------------------------------------------------ the two paths
 
     def _bottom_up(self, x: Tensor) -> list[Tensor]:
-        """Features at 1/2 and 1/4 of the side, top (1/4) first."""
+        """Features at each resolution of the groups, top (coarsest) first."""
         h = self.stem(x * 2.0 - 1.0)
-        half = self.down[0](h)
-        return [self.down[1](half), half]
+        features = []
+        for down in self.down:
+            h = down(h)
+            features.append(h)
+        return features[::-1]
 
     @property
     def latent_group_count(self) -> int:
@@ -143,8 +149,8 @@ class HVAE(LatentModel, Trainable):
         groups: list[LatentGroup] = []
         index = 0
         for scale, count in enumerate(self.groups_at):
-            if scale == 1:  # from 1/4 of the side to 1/2, whether or not groups stand there
-                h = self.up[0](h)
+            if scale > 0:  # up a resolution, whether or not groups stand there
+                h = self.up[scale - 1](h)
             for _ in range(count):
                 block = self.blocks[index]
                 prior_params = block.prior_of(h)
@@ -166,7 +172,7 @@ class HVAE(LatentModel, Trainable):
                 groups.append(LatentGroup(q, p, z))
                 h = block.absorb(h, z, h.shape)
                 index += 1
-        h = self.up[1](h)
+        h = self.up[-1](h)
         return groups, self.out(h)
 
     # ------------------------------------------------------------------ the interface the objectives read
