@@ -196,3 +196,17 @@ def test_batch_loader_covers_every_example_once_and_shards_evenly():
     with pytest.raises(ValueError, match="divide evenly"):
         BatchLoader(images, labels, 33, world_size=2)
 
+
+
+def test_train_on_valid_trains_on_the_validation_images_too_and_says_so():
+    from vaekit.config import TrainConfig
+    from vaekit.tasks import ImageTask
+
+    plain = ImageTask(TrainConfig.from_flat())
+    both = ImageTask(TrainConfig.from_flat(train_on_valid=True))
+    images, labels = both.train
+    assert len(images) == len(plain.train[0]) + len(plain.data.valid) == 60_000  # MNIST's full training set
+    assert torch.equal(images[-len(plain.data.valid):], plain.data.valid.images)
+    assert torch.equal(labels[:len(plain.train[1])], plain.train[1])
+    assert "not held out" in both.describe()[0] and "not held out" not in plain.describe()[0]
+    assert len(ImageTask(TrainConfig.from_flat(train_on_valid=True, train_size=100)).train[0]) == 100

@@ -115,6 +115,7 @@ class DataConfig:
     binarization: str = "dynamic"  # follows the data unless given: see `_data_defaults`
     train_size: int | None = None
     eval_size: int | None = None
+    train_on_valid: bool = False  # train on the validation images too (the 60,000-image MNIST protocol)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from vaekit.callbacks import Callback
 from vaekit.config import TrainConfig
-from vaekit.data import DataError, binarize, load_dataset
+from vaekit.data import DataError, Split, binarize, load_dataset
 from vaekit.evaluate import eval_images
 from vaekit.models import build_model
 
@@ -55,7 +55,10 @@ class ImageTask:
         elif tuple(config.model.image_shape) != data.shape:
             raise ValueError(f"the run was trained on images of shape {tuple(config.model.image_shape)}, but the "
                              f"data now has {data.shape}; use the same dataset and --image-size")
-        train = data.train.head(config.data.train_size)
+        train = data.train
+        if d.train_on_valid:  # the protocol of IWAE and NVAE: all 60,000 MNIST training images
+            train = Split(torch.cat([train.images, data.valid.images]), torch.cat([train.labels, data.valid.labels]))
+        train = train.head(d.train_size)
         self.train = (train.images, train.labels)
         self.valid = eval_images(data.valid, config.data.binarization, config.data.eval_size)
 
@@ -74,8 +77,9 @@ class ImageTask:
         """Where the data came from (a wrong folder must not pass unnoticed), what was chosen from it, and a
         warning for a likelihood that cannot keep colour."""
         config, data = self.config, self.data
+        seen = ", which it also trains on: validation figures are not held out" if config.data.train_on_valid else ""
         lines = [f"data: {data.name} from {data.source} ({len(self.train[0]):,} training images, "
-                 f"{len(self.valid[0]):,} validation)"]
+                 f"{len(self.valid[0]):,} validation{seen})"]
         lines += [f"chose {key} = {config.flat()[key]}: {why}" for key, why in (config.chosen or {}).items()]
         if config.model.likelihood == "bernoulli" and data.shape[0] == 3:
             lines.append("warning: a Bernoulli likelihood on colour images treats each channel as on/off and "

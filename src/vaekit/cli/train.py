@@ -21,6 +21,8 @@ TRAIN_HELP = {
                              "dynamic for MNIST, none for Fashion-MNIST, folders and the GAN"),
     "train_size": ("data", "train on the first N training images only (quick runs)"),
     "eval_size": ("data", "evaluate each epoch on the first N validation images (default all)"),
+    "train_on_valid": ("data", "train on the validation images too, as IWAE and NVAE train on all 60,000 MNIST "
+                               "training images; validation figures are then not held out (the test set stays so)"),
     "model": ("model", "ae, vae (beta-VAE with --beta), iwae (trains on iwae_bound with --k), cvae, gan (DCGAN), "
                        "hvae (top-down hierarchical VAE: --groups, --width, --latent-dim channels a group)"),
     "arch": ("model", "mlp, conv (two stride-2 convs), resnet (deeper residual conv net)"),
