@@ -47,6 +47,26 @@ def training_precisions(device: str, given: str | None) -> list[str]:
     return (given or ("fp32,bf16" if kernels.native_bf16(torch.device(device)) else "fp32")).split(",")
 
 
+def with_overrides(recipe: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """A recipe with `--set KEY=VALUE` items applied (VALUE read as JSON where it parses, else as a string)."""
+    chosen = dict(recipe)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item}: write KEY=VALUE, e.g. --set kl_warmup=20")
+        try:
+            chosen[key] = json.loads(value)
+        except json.JSONDecodeError:
+            chosen[key] = value
+    return chosen
+
+
+def add_set_option(parser: Any) -> None:
+    """The `--set KEY=VALUE` option of the benchmarks that train a recipe."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one setting of the recipe, e.g. --set kl_warmup=20 (repeatable)")
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write results/NAME.json with the machine description attached."""
     RESULTS.mkdir(parents=True, exist_ok=True)

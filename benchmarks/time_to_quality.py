@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, keep_other_rows, machine, training_precisions, write_result
+from common import RESULTS, add_set_option, keep_other_rows, machine, training_precisions, with_overrides, write_result
 from vaekit.config import TrainConfig
 from vaekit.data import load_dataset
 from vaekit.evaluate import elbo_metrics, estimate_nll, eval_images, latent_statistics, protocol_name
@@ -43,16 +43,7 @@ RECIPES = {"conv-vae": BEST_RECIPE,  # the flat flagship; the hierarchical VAE b
 
 def recipe(args: argparse.Namespace) -> dict:
     """The named recipe with the --set overrides applied."""
-    chosen = dict(RECIPES[args.recipe])
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item}: write KEY=VALUE, e.g. --set kl_warmup=20")
-        try:
-            chosen[key] = json.loads(value)
-        except json.JSONDecodeError:
-            chosen[key] = value
-    return chosen
+    return with_overrides(RECIPES[args.recipe], args.set)
 
 
 def train(args: argparse.Namespace, save_dir: Path, precision: str) -> None:
@@ -118,8 +109,7 @@ def main() -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="conv-vae",
                         help="what to train: e.g. --recipe hvae --minutes 120 --snapshots 10,30,60 "
                              "--name time-to-quality-hvae-cpu for the hierarchical VAE's curve")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="change one setting of the recipe, e.g. --set kl_warmup=20 (repeatable)")
+    add_set_option(parser)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--snapshot-images", type=int, default=None,
