@@ -116,7 +116,8 @@ def balanced_kl(kls: list[Tensor], dims: list[int]) -> tuple[Tensor, Tensor]:
     while the others grow. Returns the charge and the weights."""
     per_group = torch.stack([term.mean() for term in kls])
     size = torch.tensor(dims, dtype=per_group.dtype, device=per_group.device)
-    share = (per_group.detach().abs() + 0.01) / size
+    carried = torch.stack([term.detach().abs().mean() for term in kls])  # a Monte Carlo KL may dip below 0
+    share = (carried + 0.01) / size
     weights = share / share.mean()
     return (weights * per_group).sum(), weights
 
