@@ -110,3 +110,12 @@ def test_an_hvaes_pseudo_inputs_learn_and_its_cold_top_group_draws_one_of_them()
     assert len({tuple(image.flatten().tolist()) for image in cold}) <= 3
     again = [model.sample(4, temperature=[0.5, 1.0], generator=torch.Generator().manual_seed(7)) for _ in range(2)]
     assert torch.equal(*again) and len({tuple(image.flatten().tolist()) for image in again[0]}) == 4
+
+
+def test_decoding_a_given_top_draw_does_not_read_the_pseudo_inputs():
+    from unittest import mock
+
+    model = hvae_vamp(k=3)[0].eval()
+    with mock.patch.object(type(model), "_vamp_prior", side_effect=AssertionError("the pseudo-inputs were read")):
+        images = model.decode(torch.zeros(2, model.latent_dim), lower_temperature=0.5)  # the page's latent pad
+    assert images.shape == (2, 1, 28, 28)

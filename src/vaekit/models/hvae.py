@@ -143,7 +143,8 @@ class HVAE(LatentModel, Trainable):
                   generator: torch.Generator | None = None) -> tuple[list[LatentGroup], Tensor]:
         """Walk the groups top to bottom: with `features` (inferring) each group draws from q, else from p at
         its temperature (one for all or one a group; 0: the prior mean), the noise from `generator` if given;
-        `given_top` fixes the top group's draw; `use_means` takes q's mean."""
+        `given_top` fixes the top group's draw (a VampPrior's pseudo-inputs are then not read); `use_means` takes
+        q's mean."""
         temperatures = self.temperatures(temperature)
         h = self.start.expand(n, -1, -1, -1)
         groups: list[LatentGroup] = []
@@ -154,14 +155,15 @@ class HVAE(LatentModel, Trainable):
             for _ in range(count):
                 block = self.blocks[index]
                 prior_params = block.prior_of(h)
-                p = self._vamp_prior() if index == 0 and self.config.prior == "vamp" else block._normal(prior_params)
+                fixed = index == 0 and given_top is not None and features is None  # decoding a given top draw
+                vamp = index == 0 and self.config.prior == "vamp" and not fixed  # (its K pseudo-inputs unread then)
+                p = self._vamp_prior() if vamp else block._normal(prior_params)
                 if features is not None:
                     q = block._normal(block.posterior_of(h, features[scale], prior_params))
                     z = q.mean if use_means else q.rsample()
                 elif isinstance(p, MixtureSameFamily):
                     q = p
-                    z = given_top if given_top is not None else \
-                        draw_at_temperature(p, n, temperatures[index], generator)
+                    z = draw_at_temperature(p, n, temperatures[index], generator)
                 else:
                     q, t = p, temperatures[index]
                     noise = torch.randn(p.mean.shape, generator=generator, dtype=p.mean.dtype).to(p.mean.device) \
